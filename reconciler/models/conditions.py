@@ -50,7 +50,7 @@ class VariableExpression(Model):
 
 
 class WmiExpression(Model):
-    namespace: Text = Field(default="root\\cimv2")
+    namespace: Text | None = Field(default=None, description="WMI namespace, usually root\\cimv2.")
     query: Text
     extra: dict[str, str] = Field(default_factory=dict)
 
@@ -145,15 +145,15 @@ class OsConditionNode(Model):
 
 
 class AndCondition(Model):
-    and_: list[Condition] = Field(alias="and", min_length=1)
+    and_: list[Condition] = Field(alias="and")
 
 
 class OrCondition(Model):
-    or_: list[Condition] = Field(alias="or", min_length=1)
+    or_: list[Condition] = Field(alias="or")
 
 
 class NotCondition(Model):
-    not_: list[Condition] = Field(alias="not", min_length=1)
+    not_: list[Condition] = Field(alias="not")
 
 
 _CONDITION_KEYS = {

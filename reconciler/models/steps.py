@@ -9,12 +9,20 @@ written back unchanged.
 from __future__ import annotations
 
 import difflib
-from typing import Annotated, Any, Union
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import BeforeValidator, Discriminator, Field, Tag, create_model, field_validator, model_validator
+from pydantic import (
+    BeforeValidator,
+    Discriminator,
+    Field,
+    Tag,
+    create_model,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
-from reconciler.models.base import Model, PackageRef, Secret, SecretSource, Text
+from reconciler.models.base import Model, PackageRef, Secret, SecretRef, SecretSource, Text
 from reconciler.models.conditions import Condition, RawElement
 from reconciler.models.steptypes import BY_NAME, BY_XML_TYPE, STEP_TYPES, ListProp, Prop, StepType
 
@@ -80,7 +88,8 @@ _KIND_TYPES: dict[str, Any] = {
     "bool": bool,
     "int": int,
     "codes": list[int],
-    "package": PackageRef,
+    "package": PackageRef | Literal[""],
+    "textsecret": Text | SecretRef,
     "secret": Secret,
     "script": Text,
     "rules": list[DynamicRule],

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-Kind = Literal["str", "bool", "int", "codes", "package", "secret", "script", "rules", "app"]
+Kind = Literal["str", "bool", "int", "codes", "package", "secret", "script", "rules", "app", "textsecret"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,7 +180,8 @@ STEP_TYPES: tuple[StepType, ...] = (
         "SetVariable", "SMS_TaskSequence_SetVariableAction", "Set Task Sequence Variable",
         props=(
             Prop("variableName", "VariableName", "VariableName", hidden=True, required=True),
-            Prop("value", "VariableValue", "VariableValue", hidden=True),
+            Prop("value", "VariableValue", "VariableValue", "textsecret", hidden=True,
+                 doc="The value; with doNotShowValue it is a secret and must be a valueFrom reference."),
             Prop("doNotShowValue", "DoNotShowVariableValue", "DoNotShowVariableValue", "bool", hidden=True,
                  doc="Hide the value in logs; the value then is a secret (valueFrom)."),
         ),
