@@ -149,7 +149,7 @@ def _secret(value: Any) -> Any:
         raise PydanticCustomError(
             "plaintext_secret",
             "holds a plaintext secret; secrets never live in Git: write "
-            "{{valueFrom: {{env: NAME}}}} or {{valueFrom: {{file: PATH}}}}, or leave it empty",
+            "{valueFrom: {env: NAME}} or {valueFrom: {file: PATH}}, or leave it empty",
         )
     return value
 

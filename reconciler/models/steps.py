@@ -244,10 +244,10 @@ class Group(StepOptions):
 def _node_tag(value: Any) -> str:
     if isinstance(value, dict):
         if "group" in value:
-            return "group"
+            return "@group"
         step_type = value.get("type")
     elif isinstance(value, Group):
-        return "group"
+        return "@group"
     else:
         step_type = getattr(value, "type", None)
     if isinstance(step_type, str):
@@ -256,7 +256,7 @@ def _node_tag(value: Any) -> str:
         known = BY_XML_TYPE.get(step_type)
         if known is not None:
             return known.name
-    return "generic"
+    return "@generic"
 
 
 def _normalise_type(value: Any) -> Any:
@@ -272,7 +272,7 @@ Node = Annotated[
     Annotated[
         Union[  # noqa: UP007
             tuple(
-                [Annotated[Group, Tag("group")], Annotated[GenericStep, Tag("generic")]]
+                [Annotated[Group, Tag("@group")], Annotated[GenericStep, Tag("@generic")]]
                 + [Annotated[cls, Tag(name)] for name, cls in TYPED_STEPS.items()]
             )
         ],

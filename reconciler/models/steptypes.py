@@ -131,8 +131,8 @@ _RUN_AS = (
 _PARTITION_ITEMS = (
     Prop("type", "Type", "Type", doc="Primary, Extended, Logical, Recovery, EFI or MSR."),
     Prop("fileSystem", "FileSystem", "FileSystem", doc="NTFS, FAT32 or none."),
-    Prop("bootable", "Bootable", "Bootable", "bool", true_text="True", false_text="False"),
-    Prop("quickFormat", "QuickFormat", "QuickFormat", "bool", true_text="True", false_text="False"),
+    Prop("bootable", "Bootable", "Bootable", "bool"),
+    Prop("quickFormat", "QuickFormat", "QuickFormat", "bool"),
     Prop("volumeName", "VolumeName", "VolumeName"),
     Prop("size", "Size", "Size", "int"),
     Prop("sizeUnits", "SizeUnits", "SizeUnits", doc="MB, GB or Percent of remaining space."),

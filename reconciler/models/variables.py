@@ -40,7 +40,7 @@ class Variable(Model):
             raise PydanticCustomError(
                 "hidden_plaintext",
                 "is hidden but has a plaintext value; secrets never live in Git: use "
-                "valueFrom: {{env: NAME}} or valueFrom: {{file: PATH}}",
+                "valueFrom: {env: NAME} or valueFrom: {file: PATH}",
             )
         if self.value is not None and len(self.value) > VALUE_LIMIT:
             raise PydanticCustomError("too_long", "value is {n} characters; ConfigMgr allows at most 4000",

@@ -179,3 +179,24 @@ def locate(text: str, doc_index: int, path: tuple[str | int, ...]) -> tuple[int,
             break
         node = nxt
     return best.line + 1, best.column + 1
+
+
+# -- writing -----------------------------------------------------------------------------------
+
+
+class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[misc]
+    """Manifests people read: block style for multi-line text (scripts), insertion order kept."""
+
+
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    if "\n" in value:
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|")
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value)
+
+
+_Dumper.add_representer(str, _str)
+
+
+def dump(data: Any, *, explicit_start: bool = False) -> str:
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=110,
+                     explicit_start=explicit_start)

@@ -72,6 +72,8 @@ def _expression(el: Element) -> dict[str, Any]:
             extra[name] = text
     if any(f not in body for f in _REQUIRED.get(key, ())):
         return {"expression": {"type": xml_type, "variables": dict(variables)}}
+    order = list(mapping.values())
+    body = {f: body[f] for f in order if f in body}
     if extra:
         body["extra"] = extra
     return {key: body}
