@@ -301,7 +301,8 @@ def load_texts(items: Iterable[tuple[str, Callable[[], bytes]]], read_text: Call
             continue
         try:
             text = decode(raw, name)
-            for doc in load_documents(text):
+            body = raw[3:] if raw.startswith(b"\xef\xbb\xbf") else raw
+            for doc in load_documents(body):
                 state.documents += 1
                 manifest, findings = validate_document(doc.data, name, doc.line, doc.index, lambda t=text: t)
                 state.findings.extend(findings)

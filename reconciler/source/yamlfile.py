@@ -47,18 +47,20 @@ class _ManifestLoader(_Loader):  # type: ignore[misc, valid-type]
         return super().construct_document(node)
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: dict[Any, yaml.Node] = {}
-        for key_node, _ in node.value:
-            if isinstance(key_node, yaml.ScalarNode):
-                key = key_node.value
-                if key in seen and key != "<<":
-                    first = seen[key].start_mark.line + 1
-                    raise YamlProblem(
-                        f"duplicate key {key!r} (first defined on line {first}); each key may appear once",
-                        key_node.start_mark.line + 1,
-                        key_node.start_mark.column + 1,
-                    )
-                seen[key] = key_node
+        keys = [k.value for k, _ in node.value if isinstance(k, yaml.ScalarNode)]
+        if len(set(keys)) != len(keys):
+            seen: dict[Any, yaml.Node] = {}
+            for key_node, _ in node.value:
+                if isinstance(key_node, yaml.ScalarNode):
+                    key = key_node.value
+                    if key in seen and key != "<<":
+                        first = seen[key].start_mark.line + 1
+                        raise YamlProblem(
+                            f"duplicate key {key!r} (first defined on line {first}); each key may appear once",
+                            key_node.start_mark.line + 1,
+                            key_node.start_mark.column + 1,
+                        )
+                    seen[key] = key_node
         return super().construct_mapping(node, deep=deep)
 
 
@@ -117,10 +119,16 @@ def decode(raw: bytes, file: str) -> str:
         ) from None
 
 
-def load_documents(text: str) -> Iterator[YamlDocument]:
-    """Yield each document of a YAML stream; problems are raised as :class:`YamlProblem`."""
+def load_documents(text: str | bytes) -> Iterator[YamlDocument]:
+    """Yield each document of a YAML stream; problems are raised as :class:`YamlProblem`.
+
+    Bytes (already checked to be UTF-8) are parsed faster by libyaml than str.
+    """
     loader = _ManifestLoader(text)
-    loader.check_aliases = "&" in text and "*" in text
+    if isinstance(text, bytes):
+        loader.check_aliases = b"&" in text and b"*" in text
+    else:
+        loader.check_aliases = "&" in text and "*" in text
     index = 0
     try:
         while loader.check_data():
