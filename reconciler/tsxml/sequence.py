@@ -795,3 +795,15 @@ def write_sequence(spec: dict[str, Any], resolve: PackageResolver = resolve_by_i
             SubElement(gl, "variable", attrs).text = var.get("value", "")
     _Writer(console_style=version != MDT_VERSION, resolve=resolve).nodes(root, steps)
     return serialize(root, indent=indent)
+
+
+def reference_ids(xml: str) -> tuple[str, ...]:
+    """Package IDs and application names in a sequence's <referenceList> (what SetSequence refreshes)."""
+    root = parse(xml)
+    out = []
+    for ref_list in root.iter("referenceList"):
+        for ref in ref_list:
+            value = ref.get("package") or ref.get("application")
+            if value:
+                out.append(value)
+    return tuple(out)

@@ -1,0 +1,328 @@
+"""Apply a plan: journal, re-check, mutate, record.
+
+Every action writes its intent to the journal before it touches the site and its outcome after.
+Before mutating it re-reads the live object, so a repeated or resumed apply never creates a second
+object: an object a killed run created but did not record is found again by its console name
+(task sequences) or its target (deployments) and taken over instead of created twice. A failed
+action skips the actions that depend on it; independent actions go on.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from reconciler.diff.normalize import fingerprint, record_fingerprint, ts_canonical
+from reconciler.errors import ReconcilerError
+from reconciler.plan.actions import Action, ObjectRef, Plan, Verb
+from reconciler.plan.planner import live_variables_fingerprint
+from reconciler.site import Site
+from reconciler.site.records import ContentState, DeploymentRecord, TaskSequenceRecord
+from reconciler.state import StateStore
+
+
+class ApplyRefused(ReconcilerError):
+    """The plan cannot be applied at all (blocked items, secrets missing); nothing was changed."""
+
+
+@dataclass
+class ActionResult:
+    action: Action
+    outcome: str  # applied | failed | skipped
+    message: str = ""
+
+
+@dataclass
+class ApplyResult:
+    plan_id: str
+    results: list[ActionResult] = field(default_factory=list)
+
+    def of(self, outcome: str) -> list[ActionResult]:
+        return [r for r in self.results if r.outcome == outcome]
+
+    @property
+    def ok(self) -> bool:
+        return not self.of("failed") and not self.of("skipped")
+
+
+def resolve_secret(source: dict[str, Any], base: Path) -> str:
+    """Read a valueFrom source at apply time; the value goes to the site and nowhere else."""
+    if source.get("env"):
+        name = source["env"]
+        if name not in os.environ:
+            raise ApplyRefused(f"environment variable {name} is not set; it holds a secret this plan writes")
+        return os.environ[name]
+    path = Path(source["file"])
+    if not path.is_absolute():
+        path = base / path
+    try:
+        return path.read_text(encoding="utf-8").rstrip("\r\n")
+    except OSError as exc:
+        raise ApplyRefused(f"secret file {path} cannot be read: {exc.strerror or exc}") from None
+
+
+class Executor:
+    def __init__(self, plan: Plan, site: Site, state: StateStore, secrets_base: Path,
+                 progress: Callable[[ActionResult, int, int], None] | None = None) -> None:
+        self.plan = plan
+        self.site = site
+        self.state = state
+        self.secrets_base = secrets_base
+        self.progress = progress
+        self.secret_values: dict[tuple[str, str], str] = {}
+
+    def preflight(self) -> None:
+        if self.plan.blocked:
+            raise ApplyRefused(f"the plan has {len(self.plan.blocked)} blocked item(s); nothing was applied")
+        for action in self.plan.actions:
+            if action.verb is not Verb.SET_VARIABLES:
+                continue
+            for var in action.params["variables"]:
+                if var.get("valueFrom"):
+                    self.secret_values[(str(action.ref), var["name"])] = resolve_secret(var["valueFrom"],
+                                                                                       self.secrets_base)
+
+    def run(self) -> ApplyResult:
+        self.preflight()
+        result = ApplyResult(self.plan.plan_id)
+        failed: set[ObjectRef] = set()
+        total = len(self.plan.actions)
+        for index, action in enumerate(self.plan.actions, 1):
+            blockers = [d for d in action.depends_on if d in failed]
+            if action.ref in failed or blockers:
+                failed.add(action.ref)
+                why = f"skipped: {blockers[0] if blockers else action.ref} failed"
+                self.state.outcome(self.plan.plan_id, action.verb.value, str(action.ref), "skipped", why)
+                item = ActionResult(action, "skipped", why)
+            else:
+                self.state.intent(self.plan.plan_id, action.verb.value, str(action.ref),
+                                  {"live_id": action.live_id, "summary": action.summary})
+                try:
+                    message = self.execute(action)
+                except ReconcilerError as exc:
+                    failed.add(action.ref)
+                    self.state.outcome(self.plan.plan_id, action.verb.value, str(action.ref), "failed", str(exc))
+                    item = ActionResult(action, "failed", str(exc))
+                else:
+                    self.state.outcome(self.plan.plan_id, action.verb.value, str(action.ref), "applied", None,
+                                       {"result": message})
+                    item = ActionResult(action, "applied", message)
+            result.results.append(item)
+            if self.progress:
+                self.progress(item, index, total)
+        self.record_content_ownership(failed)
+        return result
+
+    # -- handlers --------------------------------------------------------------------------------
+
+    def execute(self, action: Action) -> str:
+        handler = getattr(self, "do_" + action.verb.name.lower())
+        return handler(action)
+
+    def _record_ts(self, action: Action, ts_id: str) -> None:
+        live = self.site.get_task_sequence(ts_id)
+        if live is not None:
+            self.state.record_applied(action.ref.kind, action.ref.name, action.params["desired_fp"],
+                                      record_fingerprint(live))
+
+    def _owned_id(self, ref: ObjectRef) -> str | None:
+        return self.state.owned().get((ref.kind, ref.name))
+
+    def do_adopt(self, action: Action) -> str:
+        assert action.live_id
+        self.state.own(action.ref.kind, action.ref.name, action.live_id)
+        if action.ref.kind == "TaskSequence":
+            self._record_ts(action, action.live_id)
+        return f"now managing {action.live_id}"
+
+    def do_create_task_sequence(self, action: Action) -> str:
+        record: TaskSequenceRecord = action.params["record"]
+        ts_id = self._owned_id(action.ref)
+        if ts_id and self.site.get_task_sequence(ts_id) is not None:
+            return self.do_update_task_sequence(action, ts_id)
+        # A killed run may have created it without recording ownership: find it by console name.
+        owned = {i for (k, _), i in self.state.owned().items() if k == "TaskSequence"}
+        leftovers = [t for t in self.site.find_task_sequences(record.name) if t.id not in owned]
+        if leftovers:
+            ts_id = leftovers[0].id
+            assert ts_id
+            self.state.own(action.ref.kind, action.ref.name, ts_id)
+            return self.do_update_task_sequence(action, ts_id)
+        ts_id = self.site.create_task_sequence(record)
+        self.state.own(action.ref.kind, action.ref.name, ts_id)
+        self._record_ts(action, ts_id)
+        return f"created {ts_id}"
+
+    def do_update_task_sequence(self, action: Action, ts_id: str | None = None) -> str:
+        ts_id = ts_id or self._owned_id(action.ref) or action.live_id
+        record: TaskSequenceRecord = action.params["record"]
+        live = self.site.get_task_sequence(ts_id) if ts_id else None
+        if live is None:
+            raise ReconcilerError(f"task sequence {ts_id} no longer exists; the next plan creates it again")
+        if ts_canonical(live) != ts_canonical(record):
+            self.site.update_task_sequence(ts_id, record)
+            message = f"updated {ts_id}"
+        else:
+            message = f"{ts_id} already up to date"
+        self._record_ts(action, ts_id)
+        return message
+
+    def _patch(self, action: Action, change: Callable[[str], None]) -> str:
+        ts_id = self._owned_id(action.ref) or action.live_id
+        if not ts_id or self.site.get_task_sequence(ts_id) is None:
+            raise ReconcilerError(f"task sequence {ts_id} no longer exists")
+        change(ts_id)
+        self._record_ts(action, ts_id)
+        return ts_id
+
+    def do_enable_task_sequence(self, action: Action) -> str:
+        return f"enabled {self._patch(action, lambda i: self.site.set_task_sequence_enabled(i, True))}"
+
+    def do_disable_task_sequence(self, action: Action) -> str:
+        return f"disabled {self._patch(action, lambda i: self.site.set_task_sequence_enabled(i, False))}"
+
+    def do_move_task_sequence(self, action: Action) -> str:
+        folder = action.params["folder"]
+        return f"moved {self._patch(action, lambda i: self.site.move_task_sequence(i, folder))}"
+
+    def do_delete_task_sequence(self, action: Action) -> str:
+        ts_id = action.live_id
+        if ts_id and self.site.get_task_sequence(ts_id) is not None:
+            self.site.delete_task_sequence(ts_id)
+        self.state.disown(action.ref.kind, action.ref.name)
+        return f"deleted {ts_id}"
+
+    # content
+    def do_distribute_content(self, action: Action) -> str:
+        package = action.params["package"]
+        status = self.site.content_status(package)
+        lacking = [dp for dp in action.params["dps"] if dp not in status
+                   or status[dp].state in (ContentState.REMOVAL_PENDING, ContentState.REMOVAL_RETRYING)]
+        if lacking:
+            self.site.distribute_content(package, lacking)
+        return f"{package} distributed to {len(lacking)} DP(s)"
+
+    def do_redistribute_content(self, action: Action) -> str:
+        package = action.params["package"]
+        for dp in action.params["dps"]:
+            self.site.redistribute_content(package, dp)
+        return f"{package} redistributed on {len(action.params['dps'])} DP(s)"
+
+    def do_remove_content(self, action: Action) -> str:
+        if action.params.get("package"):
+            self.site.remove_content(action.params["package"], action.params["dps"])
+        self.state.disown(action.ref.kind, action.ref.name)
+        return "content removed"
+
+    def record_content_ownership(self, failed: set[ObjectRef]) -> None:
+        for name, pairs in self.plan.content_pairs.items():
+            if ObjectRef("ContentDistribution", name) in failed:
+                continue
+            self.state.own("ContentDistribution", name, "content")
+            self.state.record_applied("ContentDistribution", name, "", "", extra={"pairs": pairs})
+
+    # deployments
+    def _deployment_record(self, action: Action) -> DeploymentRecord:
+        record: DeploymentRecord = action.params["record"]
+        ts_id = self.state.owned().get(("TaskSequence", action.params["task_sequence"]))
+        if not ts_id:
+            raise ReconcilerError(f"TaskSequence/{action.params['task_sequence']} is not on the site yet")
+        if record.package_id != ts_id:
+            from dataclasses import replace
+
+            record = replace(record, package_id=ts_id)
+        return record
+
+    def _record_deployment(self, action: Action, dep_id: str) -> None:
+        live = self.site.get_deployment(dep_id)
+        if live is not None:
+            self.state.record_applied(action.ref.kind, action.ref.name, action.params["desired_fp"],
+                                      record_fingerprint(live))
+
+    def do_create_deployment(self, action: Action) -> str:
+        record = self._deployment_record(action)
+        dep_id = self._owned_id(action.ref)
+        if dep_id and self.site.get_deployment(dep_id) is not None:
+            self.site.update_deployment(dep_id, record)
+        else:
+            owned = {i for (k, _), i in self.state.owned().items() if k == "TaskSequenceDeployment"}
+            leftovers = [d for d in self.site.find_deployments(record.package_id, record.collection_id)
+                         if d.id not in owned]
+            if leftovers and leftovers[0].id:
+                dep_id = leftovers[0].id
+                self.site.update_deployment(dep_id, record)
+            else:
+                dep_id = self.site.create_deployment(record)
+            self.state.own(action.ref.kind, action.ref.name, dep_id)
+        self._record_deployment(action, dep_id)
+        return f"deployment {dep_id}"
+
+    def do_update_deployment(self, action: Action) -> str:
+        record = self._deployment_record(action)
+        dep_id = self._owned_id(action.ref) or action.live_id
+        if not dep_id or self.site.get_deployment(dep_id) is None:
+            raise ReconcilerError(f"deployment {dep_id} no longer exists; the next plan creates it again")
+        self.site.update_deployment(dep_id, record)
+        self._record_deployment(action, dep_id)
+        return f"updated {dep_id}"
+
+    def do_replace_deployment(self, action: Action) -> str:
+        old = action.live_id
+        if old and self.site.get_deployment(old) is not None:
+            self.site.delete_deployment(old)
+        self.state.disown(action.ref.kind, action.ref.name)
+        return f"deleted {old}; " + self.do_create_deployment(action)
+
+    def do_delete_deployment(self, action: Action) -> str:
+        if action.live_id and self.site.get_deployment(action.live_id) is not None:
+            self.site.delete_deployment(action.live_id)
+        self.state.disown(action.ref.kind, action.ref.name)
+        return f"deleted {action.live_id}"
+
+    # variables
+    def do_set_variables(self, action: Action) -> str:
+        params = action.params
+        values: list[tuple[str, str, bool]] = []
+        hashes: dict[str, dict[str, str]] = {}
+        for var in params["variables"]:
+            if var.get("valueFrom"):
+                value = self.secret_values[(str(action.ref), var["name"])]
+                source = var["valueFrom"]
+                ref_text = f"env:{source['env']}" if source.get("env") else f"file:{source['file']}"
+                hashes[var["name"].casefold()] = {"ref": ref_text, "hash": self.state.secret_hash(value)}
+                values.append((var["name"], value, bool(var.get("hidden", True))))
+            else:
+                values.append((var["name"], var["value"], bool(var.get("hidden", False))))
+        if params["scope"] == "collection":
+            self.site.set_collection_variables(params["target"], params["priority"], values)
+            live = self.site.get_collection_settings(params["target"])
+            live_fp = live_variables_fingerprint(live.variables if live else (), live.precedence if live else None)
+        else:
+            self.site.set_computer_variables(params["target"], values)
+            machine = self.site.get_machine_settings(params["target"])
+            live_fp = live_variables_fingerprint(machine.variables if machine else (), None)
+        for name in [action.ref.name, *params.get("also", [])]:
+            self.state.own(action.ref.kind, name, str(params["target"]))
+            self.state.record_applied(action.ref.kind, name, params["desired_fp"], live_fp, hashes)
+        return f"{len(values)} variable(s) set"
+
+    def do_remove_variables(self, action: Action) -> str:
+        params = action.params
+        if params["scope"] == "collection":
+            self.site.set_collection_variables(params["target"], 9, [])
+        else:
+            self.site.set_computer_variables(params["target"], [])
+        self.state.disown(action.ref.kind, action.ref.name)
+        return "variables removed"
+
+
+def apply_plan(plan: Plan, site: Site, state: StateStore, secrets_base: Path = Path("."),
+               progress: Callable[[ActionResult, int, int], None] | None = None) -> ApplyResult:
+    """Apply every action of the plan (refused whole when anything is blocked)."""
+    return Executor(plan, site, state, secrets_base, progress).run()
+
+
+__all__ = ["ApplyRefused", "ApplyResult", "apply_plan", "fingerprint"]

@@ -1,0 +1,1 @@
+"""Normalising desired and live state into one form, and comparing them."""

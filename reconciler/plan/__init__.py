@@ -1,0 +1,1 @@
+"""Plans: typed actions ordered by dependency, and the planner that makes them."""

@@ -1,0 +1,513 @@
+"""From desired state, live state and the state store to a Plan.
+
+Reads only: the planner never touches the site. Objects whose fingerprints match what was last
+applied on both sides are in sync without further work, so a plan with nothing to do costs little
+more than reading the manifests.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import Any
+
+from reconciler.diff.compare import field_changes
+from reconciler.diff.normalize import (
+    Resolver,
+    Unresolved,
+    deployment_canonical,
+    deployment_record,
+    fingerprint,
+    record_fingerprint,
+    ts_canonical,
+    ts_record,
+    ts_references,
+)
+from reconciler.errors import Source
+from reconciler.models import TaskSequence
+from reconciler.plan.actions import Action, Blocked, FieldChange, ObjectRef, Plan, Reason, Verb
+from reconciler.site.records import ContentState, LiveState, LiveVariable, TaskSequenceRecord
+from reconciler.source.loader import DesiredState, LoadedObject, format_path
+from reconciler.state import Applied, StateStore
+from reconciler.validate import deploys_os
+
+MANAGED_KINDS = ("TaskSequence", "TaskSequenceDeployment", "ContentDistribution", "CollectionVariables",
+                 "ComputerVariables")
+
+#: Order of actions: creations and updates by kind, then deletions in reverse.
+_PHASE = {
+    Verb.ADOPT: 0, Verb.CREATE_TASK_SEQUENCE: 1, Verb.UPDATE_TASK_SEQUENCE: 1, Verb.ENABLE_TASK_SEQUENCE: 1,
+    Verb.DISABLE_TASK_SEQUENCE: 1, Verb.MOVE_TASK_SEQUENCE: 1,
+    Verb.DISTRIBUTE_CONTENT: 2, Verb.REDISTRIBUTE_CONTENT: 2,
+    Verb.CREATE_DEPLOYMENT: 3, Verb.UPDATE_DEPLOYMENT: 3, Verb.REPLACE_DEPLOYMENT: 3,
+    Verb.SET_VARIABLES: 4,
+    Verb.REMOVE_VARIABLES: 5, Verb.DELETE_DEPLOYMENT: 6, Verb.REMOVE_CONTENT: 7, Verb.DELETE_TASK_SEQUENCE: 8,
+}
+_KIND_ORDER = {k: i for i, k in enumerate(MANAGED_KINDS)}
+_IN_VERB_ORDER = {v: i for i, v in enumerate(Verb)}
+_FAILED_STATES = {ContentState.INSTALL_FAILED, ContentState.REMOVAL_FAILED}
+
+
+def spec_fingerprint(obj: LoadedObject) -> str:
+    return fingerprint(obj.manifest.spec.model_dump_json(by_alias=True))
+
+
+def live_variables_fingerprint(variables: Iterable[LiveVariable], precedence: int | None = None) -> str:
+    return fingerprint([precedence, [(v.name, v.value, v.masked) for v in variables]])
+
+
+class _Planner:
+    def __init__(self, desired: DesiredState, live: LiveState, state: StateStore, adopt: bool, prune: bool,
+                 targets: tuple[str, ...]) -> None:
+        self.desired = desired
+        self.live = live
+        self.state = state
+        self.resolver = Resolver(live)
+        self.owned = state.owned()
+        self.applied = state.applied()
+        self.plan = Plan(plan_id=uuid.uuid4().hex[:12], site_code=live.site_code, adopt=adopt, prune=prune,
+                         targets=targets)
+        self.targets = set(targets)
+        self.ts_records: dict[str, TaskSequenceRecord] = {}
+        self.ts_ids: dict[str, str | None] = {}  # metadata.name -> live id (None while being created)
+        self.ts_blocked: set[str] = set()
+        self.owned_live_ids = {(k, i) for (k, _), i in self.owned.items()}
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    def wanted(self, obj: LoadedObject) -> bool:
+        return not self.targets or obj.key in self.targets
+
+    def block(self, obj: LoadedObject, path: tuple[str | int, ...], message: str, rule: str) -> None:
+        self.plan.blocked.append(Blocked(ObjectRef(obj.kind, obj.name), message, self.desired.locate(obj, path),
+                                         format_path(path), rule))
+
+    def add(self, action: Action) -> None:
+        self.plan.actions.append(action)
+
+    def reason(self, kind: str, name: str, desired_fp: str) -> Reason:
+        last = self.applied.get((kind, name))
+        return Reason.CHANGED if last is None or last.desired_fp != desired_fp else Reason.DRIFT
+
+    def in_sync(self, kind: str, name: str, desired_fp: str, live_fp: str) -> bool:
+        last: Applied | None = self.applied.get((kind, name))
+        return last is not None and last.desired_fp == desired_fp and last.live_fp == live_fp
+
+    # -- task sequences -------------------------------------------------------------------------
+
+    def task_sequences(self) -> None:
+        by_console_name: dict[str, list[str]] = defaultdict(list)
+        for ts_id, rec in self.live.task_sequences.items():
+            by_console_name[rec.name].append(ts_id)
+        for obj in self.desired.of_kind("TaskSequence"):
+            ts: TaskSequence = obj.manifest  # type: ignore[assignment]
+            ref = ObjectRef(obj.kind, obj.name)
+            desired_fp = spec_fingerprint(obj)
+            owned_id = self.owned.get((obj.kind, obj.name))
+            live = self.live.task_sequences.get(owned_id) if owned_id else None
+            if live is not None:
+                self.ts_ids[obj.name] = owned_id
+                if self.in_sync(obj.kind, obj.name, desired_fp, record_fingerprint(live)):
+                    self.ts_records[obj.name] = live
+                    continue
+            try:
+                record = ts_record(ts, self.resolver, {o.manifest.spec.name: i for o in self.desired.of_kind(  # type: ignore[union-attr]
+                    "TaskSequence") if (i := self.owned.get((o.kind, o.name)))})
+            except Unresolved as exc:
+                self.ts_blocked.add(obj.name)
+                self.block(obj, exc.path, exc.message, "reference")
+                continue
+            self.ts_records[obj.name] = record
+            if not self.wanted(obj):
+                continue
+            params = {"record": record, "desired_fp": desired_fp}
+            if live is None:
+                candidates = [i for i in by_console_name.get(record.name, ())
+                              if ("TaskSequence", i) not in self.owned_live_ids]
+                if candidates and not owned_id:
+                    if not self.plan.adopt:
+                        self.ts_blocked.add(obj.name)
+                        self.block(obj, ("spec", "name"),
+                                   f"a task sequence named {record.name!r} already exists ({', '.join(candidates)}) "
+                                   "and is not managed by this tool; rerun with --adopt to take it over, or rename",
+                                   "unowned")
+                        continue
+                    if len(candidates) > 1:
+                        self.ts_blocked.add(obj.name)
+                        self.block(obj, ("spec", "name"), f"{len(candidates)} task sequences are named "
+                                   f"{record.name!r} ({', '.join(candidates)}); adopt needs exactly one", "unowned")
+                        continue
+                    live = self.live.task_sequences[candidates[0]]
+                    self.ts_ids[obj.name] = candidates[0]
+                    self.add(Action(Verb.ADOPT, ref, Reason.ADOPT, candidates[0], source=obj.source,
+                                    params={"desired_fp": desired_fp},
+                                    summary=f"take over {candidates[0]} ({record.name!r})"))
+                else:
+                    self.ts_ids[obj.name] = None
+                    reason = Reason.DRIFT if owned_id else Reason.NEW
+                    changes = _created_fields(ts_canonical(record))
+                    self.add(Action(Verb.CREATE_TASK_SEQUENCE, ref, reason, None, changes, source=obj.source,
+                                    params=params, summary=record.name))
+                    continue
+            self.compare_task_sequence(obj, record, live, desired_fp, params)
+
+    def compare_task_sequence(self, obj: LoadedObject, record: TaskSequenceRecord, live: TaskSequenceRecord,
+                              desired_fp: str, params: dict[str, Any]) -> None:
+        ref = ObjectRef(obj.kind, obj.name)
+        if record.sequence == live.sequence:
+            before, after = _ts_properties(live), _ts_properties(record)
+        else:
+            before, after = ts_canonical(live), ts_canonical(record)
+        if before == after:
+            return
+        reason = Reason.ADOPT if live.id not in {i for (k, _), i in self.owned.items() if k == obj.kind} and \
+            self.plan.adopt else self.reason(obj.kind, obj.name, desired_fp)
+        changes = field_changes(before, after)
+        enable = [c for c in changes if c.path == "enabled"]
+        move = [c for c in changes if c.path == "folder"]
+        rest = tuple(c for c in changes if c.path not in ("enabled", "folder"))
+        if rest:
+            self.add(Action(Verb.UPDATE_TASK_SEQUENCE, ref, reason, live.id, rest, source=obj.source, params=params,
+                            summary=record.name))
+        if move:
+            self.add(Action(Verb.MOVE_TASK_SEQUENCE, ref, reason, live.id, tuple(move), source=obj.source,
+                            params={**params, "folder": record.folder},
+                            summary=f"{live.folder or '(root)'} → {record.folder or '(root)'}"))
+        if enable:
+            verb = Verb.ENABLE_TASK_SEQUENCE if record.enabled else Verb.DISABLE_TASK_SEQUENCE
+            self.add(Action(verb, ref, reason, live.id, tuple(enable), source=obj.source, params=params,
+                            summary=record.name))
+
+    # -- content --------------------------------------------------------------------------------
+
+    def content(self) -> None:
+        for obj in self.desired.of_kind("ContentDistribution"):
+            spec = obj.manifest.spec  # type: ignore[union-attr]
+            ref = ObjectRef(obj.kind, obj.name)
+            ts_ref = ObjectRef("TaskSequence", spec.task_sequence)
+            if spec.task_sequence in self.ts_blocked:
+                self.block(obj, ("spec", "taskSequence"), f"waits for TaskSequence/{spec.task_sequence}, "
+                           "which is blocked", "dependency")
+                continue
+            record = self.ts_records.get(spec.task_sequence)
+            if record is None or not self.wanted(obj):
+                continue
+            dps = self.target_dps(obj)
+            if dps is None:
+                continue
+            pairs = []
+            for package_id in ts_references(record):
+                package = self.live.packages.get(package_id)
+                if package is None:
+                    continue  # a child task sequence being created, or a blocked reference
+                lacking, failed = [], []
+                for dp in dps:
+                    status = self.live.content.get((package_id, dp))
+                    pairs.append([package_id, dp])
+                    if status is None or status.state in (ContentState.REMOVAL_PENDING,
+                                                          ContentState.REMOVAL_RETRYING):
+                        lacking.append(dp)
+                    elif status.state in _FAILED_STATES or status.installed_version < package.source_version:
+                        failed.append(dp)
+                if lacking:
+                    self.add(Action(Verb.DISTRIBUTE_CONTENT, ref, Reason.CONTENT, package_id,
+                                    (FieldChange("distributionPoints", None, lacking),), (ts_ref,), obj.source,
+                                    {"package": package_id, "dps": lacking},
+                                    f"{package_id} ({package.name}) to {len(lacking)} DP(s)"))
+                if failed:
+                    changes = tuple(
+                        FieldChange(f"distributionPoints.{dp}", _status_text(self.live.content[(package_id, dp)]),
+                                    f"installed, version {package.source_version}") for dp in failed)
+                    self.add(Action(Verb.REDISTRIBUTE_CONTENT, ref, Reason.CONTENT, package_id, changes, (ts_ref,),
+                                    obj.source, {"package": package_id, "dps": failed},
+                                    f"{package_id} ({package.name}) on {len(failed)} DP(s)"))
+            self.content_pairs[obj.name] = pairs
+
+    content_pairs: dict[str, list[list[str]]]
+
+    def target_dps(self, obj: LoadedObject) -> list[str] | None:
+        spec = obj.manifest.spec  # type: ignore[union-attr]
+        dps: dict[str, None] = {}
+        known = {d.casefold(): d for d in self.live.distribution_points}
+        ok = True
+        for i, name in enumerate(spec.distribution_points):
+            if name.casefold() not in known:
+                self.block(obj, ("spec", "distributionPoints", i),
+                           f"distribution point {name!r} does not exist in site {self.live.site_code}", "reference")
+                ok = False
+            else:
+                dps[known[name.casefold()]] = None
+        groups = {g.casefold(): g for g in self.live.dp_groups}
+        for i, name in enumerate(spec.distribution_point_groups):
+            group = groups.get(name.casefold())
+            if group is None:
+                self.block(obj, ("spec", "distributionPointGroups", i),
+                           f"distribution point group {name!r} does not exist in site {self.live.site_code}",
+                           "reference")
+                ok = False
+                continue
+            for dp in self.live.dp_groups[group].members:
+                dps[known.get(dp.casefold(), dp)] = None
+        for i, coll_ref in enumerate(spec.collections):
+            try:
+                collection = self.resolver.collection(coll_ref, ("spec", "collections", i))
+            except Unresolved as exc:
+                self.block(obj, exc.path, exc.message, "reference")
+                ok = False
+                continue
+            associated = [g for g in self.live.dp_groups.values() if collection.id in g.collections]
+            if not associated:
+                self.block(obj, ("spec", "collections", i), f"collection {collection.name!r} has no associated "
+                           "distribution point groups", "reference")
+                ok = False
+            for group in associated:
+                for dp in group.members:
+                    dps[known.get(dp.casefold(), dp)] = None
+        return sorted(dps) if ok else None
+
+    # -- deployments ----------------------------------------------------------------------------
+
+    def deployments(self) -> None:
+        sequences = {o.name: o for o in self.desired.of_kind("TaskSequence")}
+        by_target: dict[tuple[str, str], list[str]] = defaultdict(list)
+        for dep_id, rec in self.live.deployments.items():
+            by_target[(rec.package_id, rec.collection_id)].append(dep_id)
+        for obj in self.desired.of_kind("TaskSequenceDeployment"):
+            spec = obj.manifest.spec  # type: ignore[union-attr]
+            ref = ObjectRef(obj.kind, obj.name)
+            ts_ref = ObjectRef("TaskSequence", spec.task_sequence)
+            ts_obj = sequences.get(spec.task_sequence)
+            if ts_obj is None:
+                continue  # reported by validation
+            if spec.task_sequence in self.ts_blocked:
+                self.block(obj, ("spec", "taskSequence"), f"waits for TaskSequence/{spec.task_sequence}, "
+                           "which is blocked", "dependency")
+                continue
+            try:
+                collection = self.resolver.collection(spec.collection, ("spec", "collection"))
+            except Unresolved as exc:
+                self.block(obj, exc.path, exc.message, "reference")
+                continue
+            if not self.wanted(obj):
+                continue
+            desired_fp = spec_fingerprint(obj)
+            ts_id = self.ts_ids.get(spec.task_sequence)
+            ts_name = ts_obj.manifest.spec.name  # type: ignore[union-attr]
+            record = deployment_record(obj.manifest, ts_id or "", ts_name, collection,  # type: ignore[arg-type]
+                                       deploys_os(ts_obj.manifest))  # type: ignore[arg-type]
+            params = {"record": record, "desired_fp": desired_fp, "task_sequence": spec.task_sequence}
+            owned_id = self.owned.get((obj.kind, obj.name))
+            live = self.live.deployments.get(owned_id) if owned_id else None
+            if live is None:
+                candidates = [i for i in by_target.get((ts_id or "", collection.id), ())
+                              if ("TaskSequenceDeployment", i) not in self.owned_live_ids]
+                if candidates and not owned_id:
+                    if not self.plan.adopt:
+                        self.block(obj, ("spec", "collection"),
+                                   f"{ts_name!r} is already deployed to {collection.name!r} ({candidates[0]}) by a "
+                                   "deployment this tool does not manage; rerun with --adopt to take it over",
+                                   "unowned")
+                        continue
+                    live = self.live.deployments[candidates[0]]
+                    self.add(Action(Verb.ADOPT, ref, Reason.ADOPT, live.id, (), (ts_ref,), obj.source,
+                                 {"desired_fp": desired_fp}, f"take over {live.id}"))
+                else:
+                    self.add(Action(Verb.CREATE_DEPLOYMENT, ref, Reason.DRIFT if owned_id else Reason.NEW, None,
+                                    _created_fields(deployment_canonical(record)), (ts_ref,), obj.source, params,
+                                    f"{ts_name} to {collection.name}"))
+                    continue
+            if self.in_sync(obj.kind, obj.name, desired_fp, record_fingerprint(live)):
+                continue
+            if (live.package_id, live.collection_id) != (record.package_id, record.collection_id):
+                changes = (FieldChange("collection", live.collection_id, record.collection_id),) \
+                    if live.collection_id != record.collection_id else ()
+                if live.package_id != record.package_id:
+                    changes += (FieldChange("taskSequence", live.package_id, record.package_id or "(new)"),)
+                self.add(Action(Verb.REPLACE_DEPLOYMENT, ref, self.reason(obj.kind, obj.name, desired_fp), live.id,
+                                changes, (ts_ref,), obj.source, params,
+                                "the task sequence or collection of a deployment cannot change in place"))
+                continue
+            before, after = deployment_canonical(live), deployment_canonical(record)
+            if before != after:
+                self.add(Action(Verb.UPDATE_DEPLOYMENT, ref, self.reason(obj.kind, obj.name, desired_fp), live.id,
+                                field_changes(before, after), (ts_ref,), obj.source, params,
+                                f"{ts_name} to {collection.name}"))
+
+    # -- variables ------------------------------------------------------------------------------
+
+    def variables(self) -> None:
+        for obj in self.desired.of_kind("CollectionVariables"):
+            spec = obj.manifest.spec  # type: ignore[union-attr]
+            try:
+                collection = self.resolver.collection(spec.collection, ("spec", "collection"))
+            except Unresolved as exc:
+                self.block(obj, exc.path, exc.message, "reference")
+                continue
+            if collection.built_in:
+                self.block(obj, ("spec", "collection"), f"{collection.name!r} ({collection.id}) is a built-in "
+                           "collection; built-in collections cannot hold variables", "built-in")
+                continue
+            if not self.wanted(obj):
+                continue
+            live = self.live.collection_settings.get(collection.id)
+            self.variable_set(obj, "collection", collection.id, collection.name, spec.variables, spec.priority,
+                              live.variables if live else (), live.precedence if live else None)
+        by_computer: dict[int, list[LoadedObject]] = defaultdict(list)
+        for obj in self.desired.of_kind("ComputerVariables"):
+            spec = obj.manifest.spec  # type: ignore[union-attr]
+            try:
+                computer = self.resolver.computer(spec.computer, ("spec", "computer"))
+            except Unresolved as exc:
+                self.block(obj, exc.path, exc.message, "reference")
+                continue
+            if self.wanted(obj):
+                by_computer[computer.resource_id].append(obj)
+        for resource_id, objs in by_computer.items():
+            objs.sort(key=lambda o: o.name)
+            variables = [v for o in objs for v in o.manifest.spec.variables]  # type: ignore[union-attr]
+            live = self.live.machine_settings.get(resource_id)
+            self.variable_set(objs[0], "computer", resource_id, self.live.computers[resource_id].name, variables,
+                              None, live.variables if live else (), None, also=[o.name for o in objs[1:]])
+
+    def variable_set(self, obj: LoadedObject, scope: str, target: Any, target_name: str, variables: list[Any],
+                     priority: int | None, live: tuple[LiveVariable, ...], live_priority: int | None,
+                     also: list[str] | None = None) -> None:
+        ref = ObjectRef(obj.kind, obj.name)
+        desired_fp = fingerprint([spec_fingerprint(obj), target, also or []])
+        live_fp = live_variables_fingerprint(live, live_priority)
+        if self.in_sync(obj.kind, obj.name, desired_fp, live_fp):
+            return
+        owned_id = self.owned.get((obj.kind, obj.name))
+        if owned_id is None and live and not self.plan.adopt:
+            self.block(obj, ("spec", scope), f"{scope} {target_name!r} already has {len(live)} variable(s) that this "
+                       "tool does not manage; rerun with --adopt to take them over", "unowned")
+            return
+        last = self.applied.get((obj.kind, obj.name))
+        last_secrets = last.secrets if last else {}
+        live_by_name = {v.name.casefold(): v for v in live}
+        changes: list[FieldChange] = []
+        desired_names = set()
+        for var in variables:
+            key = var.name.casefold()
+            desired_names.add(key)
+            current = live_by_name.get(key)
+            if var.hidden or var.value_from is not None:
+                ref_text = str(var.value_from)
+                if current is None or not current.masked or last_secrets.get(key, {}).get("ref") != ref_text \
+                        or current.name != var.name:
+                    changes.append(FieldChange(f"variables.{var.name}", "(sensitive)" if current else None,
+                                               "(sensitive)", True))
+            elif current is None or current.value != var.value or current.masked or current.name != var.name:
+                changes.append(FieldChange(f"variables.{var.name}",
+                                           None if current is None else ("(sensitive)" if current.masked
+                                                                         else current.value), var.value))
+        for key, current in live_by_name.items():
+            if key not in desired_names:
+                changes.append(FieldChange(f"variables.{current.name}",
+                                           "(sensitive)" if current.masked else current.value, None, current.masked))
+        if priority is not None and live_priority != priority and (live or variables):
+            changes.append(FieldChange("priority", live_priority, priority))
+        if not changes:
+            return
+        reason = Reason.NEW if owned_id is None and not live else (
+            Reason.ADOPT if owned_id is None else self.reason(obj.kind, obj.name, desired_fp))
+        self.add(Action(Verb.SET_VARIABLES, ref, reason, str(target), tuple(changes), source=obj.source,
+                        params={"scope": scope, "target": target, "priority": priority or 9,
+                                "variables": [v.model_dump(by_alias=True, exclude_none=True) for v in variables],
+                                "desired_fp": desired_fp, "also": also or []},
+                        summary=f"{len(variables)} variable(s) on {scope} {target_name!r}"))
+
+    # -- orphans --------------------------------------------------------------------------------
+
+    def orphans(self) -> None:
+        present = {(o.kind, o.name) for o in self.desired.objects}
+        # A computer's variables are owned by every manifest that contributes to them.
+        for (kind, name), live_id in sorted(self.owned.items(), key=lambda i: (_KIND_ORDER.get(i[0][0], 9), i[0][1])):
+            if (kind, name) in present or kind not in MANAGED_KINDS:
+                continue
+            if self.targets and f"{kind}/{name}" not in self.targets:
+                continue
+            ref = ObjectRef(kind, name)
+            if not self.plan.prune:
+                self.plan.orphans.append(ref)
+                continue
+            if kind == "TaskSequence" and live_id in self.live.task_sequences:
+                self.add(Action(Verb.DELETE_TASK_SEQUENCE, ref, Reason.ORPHAN, live_id,
+                                summary=self.live.task_sequences[live_id].name))
+            elif kind == "TaskSequenceDeployment" and live_id in self.live.deployments:
+                self.add(Action(Verb.DELETE_DEPLOYMENT, ref, Reason.ORPHAN, live_id,
+                                summary=self.live.deployments[live_id].name))
+            elif kind == "ContentDistribution":
+                pairs = (self.applied.get((kind, name)) or Applied("", "", {}, {})).extra.get("pairs", [])
+                wanted = {tuple(p) for v in self.content_pairs.values() for p in v}
+                by_package: dict[str, list[str]] = defaultdict(list)
+                for package_id, dp in pairs:
+                    if (package_id, dp) not in wanted and (package_id, dp) in self.live.content:
+                        by_package[package_id].append(dp)
+                for package_id, dps in sorted(by_package.items()):
+                    self.add(Action(Verb.REMOVE_CONTENT, ref, Reason.ORPHAN, package_id,
+                                    (FieldChange("distributionPoints", dps, None),),
+                                    params={"package": package_id, "dps": dps},
+                                    summary=f"{package_id} from {len(dps)} DP(s)"))
+                if not by_package:
+                    self.add(Action(Verb.REMOVE_CONTENT, ref, Reason.ORPHAN, None, params={"package": None, "dps": []},
+                                    summary="nothing left to remove"))
+            elif kind in ("CollectionVariables", "ComputerVariables"):
+                self.add(Action(Verb.REMOVE_VARIABLES, ref, Reason.ORPHAN, live_id,
+                                params={"scope": "collection" if kind == "CollectionVariables" else "computer",
+                                        "target": live_id if kind == "CollectionVariables" else int(live_id)},
+                                summary=f"variables of {live_id}"))
+            else:
+                self.add(Action(Verb.DELETE_DEPLOYMENT if kind == "TaskSequenceDeployment" else
+                                Verb.DELETE_TASK_SEQUENCE, ref, Reason.ORPHAN, live_id,
+                                summary="already gone from the site", params={"gone": True}))
+
+
+def _ts_properties(record: TaskSequenceRecord) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    data = asdict(record)
+    for key in ("id", "sequence", "references"):
+        data.pop(key)
+    return data
+
+
+def _created_fields(canonical: dict[str, Any]) -> tuple[FieldChange, ...]:
+    out = []
+    for key, value in canonical.items():
+        if key == "sequence" and isinstance(value, dict):
+            steps = value.get("steps") or []
+            out.append(FieldChange("steps", None, f"{_count_steps(steps)} step(s) in {len(steps)} top-level item(s)"))
+        elif value not in (None, "", False, [], {}, ()):
+            out.append(FieldChange(key, None, value))
+    return tuple(out)
+
+
+def _count_steps(nodes: list[dict[str, Any]]) -> int:
+    return sum(_count_steps(n.get("steps") or []) if "group" in n else 1 for n in nodes)
+
+
+def _status_text(status: Any) -> str:
+    return f"{status.state.name.lower().replace('_', ' ')}, version {status.installed_version}"
+
+
+def make_plan(desired: DesiredState, live: LiveState, state: StateStore, *, adopt: bool = False,
+              prune: bool = False, targets: Iterable[str] = ()) -> Plan:
+    """Plan what makes the site equal to the manifests. Reads only."""
+    planner = _Planner(desired, live, state, adopt, prune, tuple(targets))
+    planner.content_pairs = {}
+    planner.task_sequences()
+    planner.content()
+    planner.deployments()
+    planner.variables()
+    planner.orphans()
+    plan = planner.plan
+    plan.content_pairs = planner.content_pairs
+    plan.actions.sort(key=lambda a: (_PHASE[a.verb], _KIND_ORDER.get(a.ref.kind, 9), a.ref.name,
+                                     _IN_VERB_ORDER[a.verb], str(a.params.get("package", ""))))
+    plan.blocked.sort(key=lambda b: (b.source.file if b.source else "", b.source.line or 0 if b.source else 0))
+    return plan
+
+
+__all__ = ["Source", "make_plan"]

@@ -1,0 +1,196 @@
+"""The state store: what this tool owns, what it last applied, and a journal of every action.
+
+SQLite, beside the embedded site by default. The site never returns masked values, so the store
+keeps salted hashes of the secrets it wrote (never the secrets). The journal is write-ahead: an
+action's intent is recorded before the site is touched and its outcome after, so a run that was
+killed can be finished by the next one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from reconciler.errors import ReconcilerError
+
+MIGRATIONS = [
+    """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE ownership (kind TEXT NOT NULL, name TEXT NOT NULL, live_id TEXT NOT NULL,
+        PRIMARY KEY (kind, name));
+    CREATE INDEX ownership_live ON ownership (live_id);
+    CREATE TABLE applied (kind TEXT NOT NULL, name TEXT NOT NULL, desired_fp TEXT NOT NULL,
+        live_fp TEXT NOT NULL, secrets TEXT NOT NULL DEFAULT '{}', extra TEXT NOT NULL DEFAULT '{}',
+        applied_at REAL NOT NULL, PRIMARY KEY (kind, name));
+    CREATE TABLE journal (seq INTEGER PRIMARY KEY AUTOINCREMENT, plan_id TEXT NOT NULL, at REAL NOT NULL,
+        phase TEXT NOT NULL, action TEXT NOT NULL, object TEXT NOT NULL, detail TEXT NOT NULL DEFAULT '{}',
+        outcome TEXT, error TEXT);
+    CREATE INDEX journal_plan ON journal (plan_id);
+    CREATE TABLE lease (site TEXT PRIMARY KEY, holder TEXT NOT NULL, expires REAL NOT NULL);
+    """,
+]
+
+
+class StateError(ReconcilerError):
+    """The state store cannot be used (newer schema, corrupt file)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    desired_fp: str
+    live_fp: str
+    secrets: dict[str, str]
+    extra: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class JournalEntry:
+    seq: int
+    plan_id: str
+    at: float
+    phase: str
+    action: str
+    object: str
+    detail: dict[str, Any]
+    outcome: str | None
+    error: str | None
+
+
+class StateStore:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA busy_timeout=30000")
+        self._migrate()
+        self._salt = self._ensure_salt()
+        self._owned: dict[tuple[str, str], str] | None = None
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _migrate(self) -> None:
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version > len(MIGRATIONS):
+            raise StateError(f"{self.path} has state schema version {version}; this tool knows up to "
+                             f"{len(MIGRATIONS)}: upgrade the tool")
+        for number in range(version, len(MIGRATIONS)):
+            with self._tx() as db:
+                for statement in MIGRATIONS[number].split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute(f"PRAGMA user_version = {number + 1}")
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def _ensure_salt(self) -> bytes:
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'salt'").fetchone()
+        if row:
+            return bytes.fromhex(row[0])
+        salt = secrets.token_bytes(16)
+        with self._tx() as db:
+            db.execute("INSERT OR IGNORE INTO meta VALUES ('salt', ?)", (salt.hex(),))
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'salt'").fetchone()
+        return bytes.fromhex(row[0])
+
+    def secret_hash(self, value: str) -> str:
+        """A salted hash: detects that a secret changed without keeping anything that reveals it."""
+        return hashlib.sha256(self._salt + value.encode("utf-8")).hexdigest()
+
+    # -- ownership -----------------------------------------------------------------------------
+
+    def owned(self) -> dict[tuple[str, str], str]:
+        if self._owned is None:
+            self._owned = {(k, n): i for k, n, i in self._db.execute("SELECT kind, name, live_id FROM ownership")}
+        return dict(self._owned)
+
+    def owner_of(self, kind: str, live_id: str) -> str | None:
+        row = self._db.execute("SELECT name FROM ownership WHERE kind = ? AND live_id = ?", (kind, live_id)).fetchone()
+        return row[0] if row else None
+
+    def own(self, kind: str, name: str, live_id: str) -> None:
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO ownership VALUES (?, ?, ?)", (kind, name, live_id))
+        self._owned = None
+
+    def disown(self, kind: str, name: str) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM ownership WHERE kind = ? AND name = ?", (kind, name))
+            db.execute("DELETE FROM applied WHERE kind = ? AND name = ?", (kind, name))
+        self._owned = None
+
+    # -- last applied --------------------------------------------------------------------------
+
+    def applied(self) -> dict[tuple[str, str], Applied]:
+        return {
+            (k, n): Applied(d, lf, json.loads(s), json.loads(e))
+            for k, n, d, lf, s, e in self._db.execute(
+                "SELECT kind, name, desired_fp, live_fp, secrets, extra FROM applied")
+        }
+
+    def record_applied(self, kind: str, name: str, desired_fp: str, live_fp: str,
+                       secret_hashes: dict[str, str] | None = None, extra: dict[str, Any] | None = None) -> None:
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO applied VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       (kind, name, desired_fp, live_fp, json.dumps(secret_hashes or {}, sort_keys=True),
+                        json.dumps(extra or {}, sort_keys=True), time.time()))
+
+    # -- journal -------------------------------------------------------------------------------
+
+    def intent(self, plan_id: str, action: str, obj: str, detail: dict[str, Any] | None = None) -> int:
+        with self._tx() as db:
+            cur = db.execute("INSERT INTO journal (plan_id, at, phase, action, object, detail) VALUES (?, ?, ?, ?, ?, ?)",
+                             (plan_id, time.time(), "intent", action, obj, json.dumps(detail or {}, sort_keys=True)))
+            return int(cur.lastrowid or 0)
+
+    def outcome(self, plan_id: str, action: str, obj: str, outcome: str, error: str | None = None,
+                detail: dict[str, Any] | None = None) -> None:
+        with self._tx() as db:
+            db.execute("INSERT INTO journal (plan_id, at, phase, action, object, detail, outcome, error) "
+                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                       (plan_id, time.time(), "outcome", action, obj, json.dumps(detail or {}, sort_keys=True),
+                        outcome, error))
+
+    def journal(self, plan_id: str | None = None) -> list[JournalEntry]:
+        query = "SELECT seq, plan_id, at, phase, action, object, detail, outcome, error FROM journal"
+        rows = (self._db.execute(query + " WHERE plan_id = ? ORDER BY seq", (plan_id,)) if plan_id
+                else self._db.execute(query + " ORDER BY seq"))
+        return [JournalEntry(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), r[7], r[8]) for r in rows]
+
+    def unfinished(self) -> list[JournalEntry]:
+        """Intents with no outcome: actions a killed run may or may not have carried out."""
+        rows = self._db.execute(
+            "SELECT seq, plan_id, at, phase, action, object, detail, outcome, error FROM journal i "
+            "WHERE phase = 'intent' AND NOT EXISTS (SELECT 1 FROM journal o WHERE o.phase = 'outcome' "
+            "AND o.plan_id = i.plan_id AND o.action = i.action AND o.object = i.object AND o.seq > i.seq)")
+        return [JournalEntry(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), r[7], r[8]) for r in rows]
+
+
+def default_state_path(site_path: Path) -> Path:
+    return site_path.with_name("state.db") if site_path.name != "state.db" else site_path.with_name("state2.db")
+
+
+def who() -> str:
+    try:
+        user = os.getlogin()
+    except OSError:
+        user = os.environ.get("USER") or os.environ.get("USERNAME") or "unknown"
+    return f"{user}@{os.uname().nodename}" if hasattr(os, "uname") else user
