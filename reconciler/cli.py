@@ -2,37 +2,62 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import click
 
+from reconciler.apply.executor import ActionResult, ApplyRefused, apply_plan
 from reconciler.convert import manifest_to_xml, xml_to_manifest
 from reconciler.errors import CodecError, ReconcilerError, UnresolvedReference
+from reconciler.plan.actions import Plan
+from reconciler.plan.planner import make_plan
 from reconciler.render import findings as render_findings
+from reconciler.render import plan as render_plan
+from reconciler.render import site as render_site
+from reconciler.render.plan import plan_document
 from reconciler.source import yamlfile
 from reconciler.source.loader import load
 from reconciler.validate import has_errors, validate
+from reconciler.workspace import DEFAULT_SITE, Workspace, open_workspace
 
-EXIT_OK, EXIT_ERROR = 0, 1
+EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 
 
 def _color(no_color: bool) -> bool:
     return not no_color and "NO_COLOR" not in os.environ and sys.stdout.isatty()
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _DefaultGroup(click.Group):
+    """``reconcile [PATH] [OPTIONS]`` is the main job: anything that is not a sub-command runs ``apply``."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if not args or (args[0] not in self.commands and args[0] not in ("-h", "--help", "--version")):
+            args = ["apply", *args]
+        return super().parse_args(ctx, args)
+
+
+@click.group(cls=_DefaultGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="configmgr-ts-reconciler", prog_name="reconcile")
 def cli() -> None:
     """GitOps for Configuration Manager task sequences: manifests in Git, the site made to match.
 
     \b
     Common commands:
+      reconcile --dry-run                    show what would change (manifests/ against the site)
+      reconcile [PATH]                       show the plan, then apply it after confirmation
       reconcile validate manifests/          check manifests before anything touches a site
+      reconcile site init --demo             create an embedded site with demo inventory
+      reconcile site show                    print the live objects of the site
       reconcile convert export.xml           turn task sequence XML into a manifest
       reconcile convert --to xml ts.yaml     turn a manifest into task sequence XML
       reconcile crds                         regenerate the JSON schemas and CRDs
+
+    Without --site, the embedded site in .reconcile/site.db under the current folder is used
+    (created with the demo inventory on first use).
     """
 
 
@@ -111,6 +136,161 @@ def crds_command(out_dir: Path, check: bool) -> None:
         sys.exit(EXIT_ERROR if paths else EXIT_OK)
     for path in paths:
         click.echo(f"wrote {path}")
+
+
+def _open(site: Path | None, state: Path | None) -> Workspace:
+    try:
+        workspace = open_workspace(site, state)
+    except FileNotFoundError as exc:
+        raise click.UsageError(str(exc)) from None
+    if workspace.created:
+        click.echo(f"created the embedded site {workspace.site.path} (site {workspace.site.site_code}) with the "
+                   "demo inventory; use --site to choose another", err=True)
+    return workspace
+
+
+@cli.command("apply")
+@click.argument("path", default="manifests", type=click.Path(path_type=Path))
+@click.option("--dry-run", is_flag=True, help="Show the plan; change nothing.")
+@click.option("--site", "site_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Embedded site database (default .reconcile/site.db, created with demo inventory).")
+@click.option("--state", "state_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="State store (default: beside the site).")
+@click.option("--target", "targets", multiple=True, metavar="KIND/NAME", help="Only these objects (repeatable).")
+@click.option("--prune", is_flag=True, help="Delete managed objects that no manifest describes any more.")
+@click.option("--adopt", is_flag=True, help="Take over unmanaged live objects with the same console name.")
+@click.option("--output", "-o", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
+@click.option("--detailed-exitcode", is_flag=True, help="Exit 0 with no changes, 2 with changes, 1 on error.")
+@click.option("--yes", "-y", is_flag=True, help="Apply without asking.")
+@click.option("--no-color", is_flag=True, help="No colours (also when NO_COLOR is set).")
+def apply_command(path: Path, dry_run: bool, site_path: Path | None, state_path: Path | None,
+                  targets: tuple[str, ...], prune: bool, adopt: bool, output: str, detailed_exitcode: bool,
+                  yes: bool, no_color: bool) -> None:
+    """Plan the changes that make the site equal to the manifests under PATH, then apply them.
+
+    The plan is printed first. Applying asks for confirmation on a terminal; without a terminal it
+    needs --yes. A plan with blocked items applies nothing.
+    """
+    desired = load(path)
+    findings = validate(desired)
+    if has_errors(findings):
+        render_findings.render_text(desired, [f for f in findings if f.severity.value == "error"], sys.stderr)
+        sys.exit(EXIT_ERROR)
+    for target in targets:
+        if "/" not in target:
+            raise click.BadParameter(f"{target!r}: use KIND/NAME, for example TaskSequence/win11-install",
+                                     param_hint="--target")
+    workspace = _open(site_path, state_path)
+    try:
+        plan = make_plan(desired, workspace.site.read(), workspace.state, adopt=adopt, prune=prune,
+                         targets=targets)
+        color = _color(no_color)
+        if dry_run or not plan.actions or plan.blocked:
+            _print_plan(plan, output, color)
+            if plan.blocked:
+                if not dry_run:
+                    click.echo("the plan has blocked items: nothing was applied", err=True)
+                sys.exit(EXIT_ERROR)
+            sys.exit(EXIT_CHANGES if detailed_exitcode and plan.actions else EXIT_OK)
+        if output == "text":
+            _print_plan(plan, output, color)
+        if not yes:
+            if not sys.stdin.isatty():
+                click.echo("refusing to apply without a terminal to confirm on; pass --yes to apply", err=True)
+                sys.exit(EXIT_ERROR)
+            if not click.confirm("Apply these changes?", default=False):
+                click.echo("nothing applied", err=True)
+                sys.exit(EXIT_ERROR)
+        try:
+            result = apply_plan(plan, workspace.site, workspace.state, secrets_base=path if path.is_dir()
+                                else path.parent, progress=_progress_printer())
+        except ApplyRefused as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(EXIT_ERROR)
+        if output == "json":
+            document = plan_document(plan)
+            document["result"] = [{"verb": r.action.verb.value, "kind": r.action.ref.kind, "name": r.action.ref.name,
+                                   "outcome": r.outcome, "message": r.message} for r in result.results]
+            json.dump(document, sys.stdout, indent=2)
+            sys.stdout.write("\n")
+        elif output == "markdown":
+            render_plan.render_markdown(plan, sys.stdout)
+        applied, failed, skipped = (len(result.of(o)) for o in ("applied", "failed", "skipped"))
+        click.echo(f"Apply complete: {applied} applied, {failed} failed, {skipped} skipped.",
+                   err=output != "text")
+        for item in result.of("failed"):
+            click.echo(f"  failed: {item.action.ref}: {item.action.verb.value}: {item.message}", err=True)
+        sys.exit(EXIT_ERROR if failed or skipped else (EXIT_CHANGES if detailed_exitcode else EXIT_OK))
+    finally:
+        workspace.close()
+
+
+def _print_plan(plan: Plan, output: str, color: bool) -> None:
+    if output == "json":
+        render_plan.render_json(plan, sys.stdout)
+    elif output == "markdown":
+        render_plan.render_markdown(plan, sys.stdout)
+    else:
+        render_plan.render_text(plan, sys.stdout, color=color)
+
+
+def _progress_printer() -> Callable[[ActionResult, int, int], None]:
+    """A progress bar on a terminal, one line per action otherwise (always on stderr)."""
+    if sys.stderr.isatty():
+        bar = click.progressbar(length=1, label="Applying", file=sys.stderr)
+        state = {"started": False}
+
+        def update(item: ActionResult, index: int, total: int) -> None:
+            if not state["started"]:
+                bar.length = total
+                bar.__enter__()
+                state["started"] = True
+            bar.update(1, f"{item.action.ref}")
+            if index == total:
+                bar.__exit__(None, None, None)
+
+        return update
+
+    def line(item: ActionResult, index: int, total: int) -> None:
+        click.echo(f"[{index}/{total}] {item.outcome}: {item.action.ref}: {item.action.verb.value}"
+                   + (f" ({item.message})" if item.message else ""), err=True)
+
+    return line
+
+
+@cli.group("site")
+def site_group() -> None:
+    """The embedded site: create it, look at it."""
+
+
+@site_group.command("init")
+@click.option("--site", "site_path", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_SITE,
+              show_default=True)
+@click.option("--site-code", default="PS1", show_default=True, help="Three letters or digits.")
+@click.option("--demo", is_flag=True, help="Add the inventory the example manifests reference.")
+def site_init(site_path: Path, site_code: str, demo: bool) -> None:
+    """Create an embedded site (a SQLite file that behaves like a ConfigMgr primary site)."""
+    if site_path.exists():
+        raise click.UsageError(f"{site_path} already exists")
+    from reconciler.site.demo import add_demo_inventory
+    from reconciler.site.embedded import EmbeddedSite
+
+    with EmbeddedSite(site_path, site_code) as site:
+        if demo:
+            add_demo_inventory(site)
+        click.echo(f"created site {site.site_code} in {site_path}" + (" with the demo inventory" if demo else ""))
+
+
+@site_group.command("show")
+@click.option("--site", "site_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--output", "-o", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def site_show(site_path: Path | None, output: str) -> None:
+    """Print the live objects of the site (masked variable values are never shown)."""
+    workspace = _open(site_path, None)
+    try:
+        render_site.render(workspace.site.read(), sys.stdout, output)
+    finally:
+        workspace.close()
 
 
 def main() -> None:

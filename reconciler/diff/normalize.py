@@ -226,16 +226,38 @@ def _child_sequence(ref: dict[str, Any], resolver: Resolver, ts_ids: dict[str, s
                      "(a child sequence must exist before its parent refers to it)")
 
 
+def ts_properties(record: TaskSequenceRecord) -> dict[str, Any]:
+    """The package properties, named as in the manifest so a plan reads like the YAML."""
+    return {
+        "name": record.name,
+        "description": record.description,
+        "type": record.ts_type,
+        "folder": record.folder,
+        "enabled": record.enabled,
+        "bootImage": record.boot_image_id,
+        "highImpact": {
+            "enabled": record.high_impact,
+            "notification": {"headline": record.headline,
+                             "body": [record.warning_top, record.warning, record.warning_install]}
+            if record.custom_high_impact else None,
+        },
+        "softwareCenter": {"restartRequired": record.restart_required, "downloadSizeMB": record.download_size_mb,
+                           "estimatedRunTimeMinutes": record.run_time_minutes},
+        "category": record.category,
+        "maxRunTimeMinutes": record.duration,
+    }
+
+
 def ts_canonical(record: TaskSequenceRecord) -> dict[str, Any]:
     """Comparable form: properties plus the step tree read back from the XML."""
-    data = asdict(record)
-    data.pop("id", None)
-    data.pop("references", None)
-    sequence = data.pop("sequence")
+    data = ts_properties(record)
     try:
-        data["sequence"] = read_sequence(sequence).spec
+        sequence = read_sequence(record.sequence).spec
     except ReconcilerError as exc:
-        data["sequence"] = {"unreadable": str(exc)}
+        sequence = {"unreadable": str(exc)}
+    data["steps"] = sequence.pop("steps", [])
+    for key, value in sequence.items():
+        data[key] = value
     return data
 
 
@@ -333,12 +355,47 @@ def deployment_record(dep: TaskSequenceDeployment, ts_id: str, ts_name: str, col
     )
 
 
+_ADVERT_NAMES = {
+    ASAP: "asSoonAsPossible", LOGON: "logon", LOGOFF: "logoff", NO_FALLBACK: "noRemoteFallback",
+    MEDIA_AND_PXE: "mediaAndPxe", INSTALL_OUTSIDE_MW: "installOutsideMaintenanceWindow",
+    RESTART_OUTSIDE_MW: "restartOutsideMaintenanceWindow", WAKE_ON_LAN: "sendWakeUpPackets",
+    SHOW_PROGRESS: "showProgress", MEDIA_PXE_ONLY: "mediaAndPxeOnly", MEDIA_PXE_HIDDEN: "mediaAndPxeHidden",
+    RUN_INDEPENDENTLY << 32: "allowRunIndependently", INTERNET_CLIENTS << 32: "allowOnInternetClients",
+    DEFAULT_BOUNDARY << 32: "allowDefaultSiteBoundaryGroup",
+}
+_REMOTE_NAMES = {
+    RUN_FROM_DP: "runFromDistributionPoint", DOWNLOAD_ALL: "downloadAllBeforeStart",
+    DOWNLOAD_WHEN_NEEDED: "downloadWhenNeeded", REMOTE_DOWNLOAD: "allowRemoteFallback",
+    0x800: "rerunAlways", 0x1000: "rerunNever", 0x2000: "rerunIfFailed", 0x4000: "rerunIfSucceeded",
+    METERED: "allowMeteredDownloadAfterDeadline",
+}
+
+
+def _flag_names(value: int, names: dict[int, str]) -> dict[str, bool]:
+    out = {name: bool(value & bit) for bit, name in names.items()}
+    rest = value & ~sum(names)
+    if rest:
+        out[f"other:0x{rest:x}"] = True
+    return out
+
+
 def deployment_canonical(record: DeploymentRecord) -> dict[str, Any]:
-    data = asdict(record)
-    for key in ("id", "name"):  # AdvertisementName is set once, at creation
-        data.pop(key)
-    data["assigned_schedule"] = [json.loads(t) for t in record.assigned_schedule]
-    return data
+    """Readable and comparable: flag words decoded into the settings they carry."""
+    return {
+        "taskSequence": record.package_id,
+        "collection": record.collection_id,
+        "comment": record.comment,
+        "purpose": "Required" if record.offer_type == 0 else "Available",
+        "options": _flag_names(record.advert_flags, _ADVERT_NAMES),
+        "client": _flag_names(record.remote_client_flags, _REMOTE_NAMES),
+        "availableAt": record.present_time if record.present_time_enabled else None,
+        "expiresAt": record.expiration_time if record.expiration_time_enabled else None,
+        "utc": record.is_gmt,
+        "schedules": [json.loads(t) for t in record.assigned_schedule],
+        "alerts": {"onFailurePercent": record.alert_failure_percent,
+                   "onSuccessBelowPercent": record.alert_success_percent,
+                   "onSuccessCheckAfter": record.alert_success_after},
+    }
 
 
 def ts_references(record: TaskSequenceRecord) -> list[str]:

@@ -21,6 +21,7 @@ from reconciler.diff.normalize import (
     fingerprint,
     record_fingerprint,
     ts_canonical,
+    ts_properties,
     ts_record,
     ts_references,
 )
@@ -156,7 +157,7 @@ class _Planner:
                               desired_fp: str, params: dict[str, Any]) -> None:
         ref = ObjectRef(obj.kind, obj.name)
         if record.sequence == live.sequence:
-            before, after = _ts_properties(live), _ts_properties(record)
+            before, after = ts_properties(live), ts_properties(record)
         else:
             before, after = ts_canonical(live), ts_canonical(record)
         if before == after:
@@ -464,21 +465,14 @@ class _Planner:
                                 summary="already gone from the site", params={"gone": True}))
 
 
-def _ts_properties(record: TaskSequenceRecord) -> dict[str, Any]:
-    from dataclasses import asdict
-
-    data = asdict(record)
-    for key in ("id", "sequence", "references"):
-        data.pop(key)
-    return data
-
-
 def _created_fields(canonical: dict[str, Any]) -> tuple[FieldChange, ...]:
     out = []
     for key, value in canonical.items():
-        if key == "sequence" and isinstance(value, dict):
-            steps = value.get("steps") or []
+        if key == "steps":
+            steps = value or []
             out.append(FieldChange("steps", None, f"{_count_steps(steps)} step(s) in {len(steps)} top-level item(s)"))
+        elif isinstance(value, dict):
+            out.extend(FieldChange(f"{key}.{c.path}", None, c.after) for c in _created_fields(value))
         elif value not in (None, "", False, [], {}, ()):
             out.append(FieldChange(key, None, value))
     return tuple(out)
