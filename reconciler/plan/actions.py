@@ -119,7 +119,8 @@ class Plan:
         return bool(self.actions)
 
     def counts(self) -> dict[str, int]:
-        create = sum(1 for a in self.actions if a.verb in (Verb.CREATE_TASK_SEQUENCE, Verb.CREATE_DEPLOYMENT))
+        create = sum(1 for a in self.actions if a.verb in (Verb.CREATE_TASK_SEQUENCE, Verb.CREATE_DEPLOYMENT)
+                     or (a.verb is Verb.SET_VARIABLES and a.reason is Reason.NEW))
         delete = sum(1 for a in self.actions if a.verb in DELETES)
         redistribute = sum(1 for a in self.actions if a.verb is Verb.REDISTRIBUTE_CONTENT)
         distribute = sum(1 for a in self.actions if a.verb is Verb.DISTRIBUTE_CONTENT)

@@ -1,0 +1,195 @@
+"""`reconcile` end to end: real SQLite site, real files, the CLI in subprocesses."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from reconciler.site.embedded import EmbeddedSite
+from reconciler.site.records import ContentState, TaskSequenceRecord
+from reconciler.state import StateStore
+from tests.conftest import REPO
+
+ESTATE = REPO / "tests" / "data" / "estate"
+SECRETS = {"TEST_LOCAL_ADMIN_PASSWORD": "env-secret-value-789"}
+PLAN_SCHEMA = json.loads((REPO / "reconciler" / "render" / "plan.schema.json").read_text())
+
+
+@pytest.fixture
+def work(tmp_path: Path) -> Path:
+    shutil.copytree(ESTATE, tmp_path / "manifests")
+    return tmp_path
+
+
+def reconcile(work: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, **SECRETS, **(env or {}), "NO_COLOR": "1"}
+    return subprocess.run([sys.executable, "-m", "reconciler", *args], cwd=work, capture_output=True, text=True,
+                          env=full_env, timeout=120, stdin=subprocess.DEVNULL)
+
+
+def plan_json(work: Path, *args: str) -> dict:
+    result = reconcile(work, "manifests", "--dry-run", "--output", "json", *args)
+    assert result.returncode in (0, 1, 2), result.stderr
+    document = json.loads(result.stdout)
+    jsonschema.validate(document, PLAN_SCHEMA)
+    assert (result.returncode == 1) == bool(document["blocked"])
+    return document
+
+
+def test_first_apply_creates_everything_then_nothing_is_left(work: Path) -> None:
+    first = reconcile(work, "manifests", "--dry-run", "--detailed-exitcode")
+    assert first.returncode == 2, first.stdout + first.stderr
+    assert "created the embedded site" in first.stderr
+    assert "Plan: 6 to create, 0 to modify, 4 to distribute, 0 to redistribute, 0 to delete." in first.stdout
+    applied = reconcile(work, "manifests", "--yes")
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert "0 failed, 0 skipped" in applied.stdout
+    again = reconcile(work, "manifests", "--dry-run", "--detailed-exitcode")
+    assert again.returncode == 0, again.stdout
+    assert "No changes" in again.stdout
+    with EmbeddedSite(work / ".reconcile" / "site.db") as site:
+        live = site.read()
+    names = sorted(t.name for t in live.task_sequences.values())
+    assert names == ["Module - BIOS settings", "Windows 11 - Install"]
+    assert len(live.deployments) == 2
+
+
+def test_apply_refuses_without_a_terminal_or_yes(work: Path) -> None:
+    result = reconcile(work, "manifests")
+    assert result.returncode == 1
+    assert "pass --yes" in result.stderr
+    with EmbeddedSite(work / ".reconcile" / "site.db") as site:
+        assert not site.read().task_sequences
+
+
+def test_editing_a_manifest_yields_exactly_that_modify(work: Path) -> None:
+    assert reconcile(work, "manifests", "--yes").returncode == 0
+    path = work / "manifests" / "task-sequences.yaml"
+    path.write_text(path.read_text().replace("xcopy . C:\\Tools /e", "xcopy . D:\\Tools /e"))
+    plan = plan_json(work)
+    assert [(a["verb"], a["name"], a["reason"]) for a in plan["actions"]] == [
+        ("UpdateTaskSequence", "win11-install", "changed")]
+    change = plan["actions"][0]["changes"]
+    assert len(change) == 1 and change[0]["path"].endswith("settings.commandLine")
+    assert change[0]["before"] == "xcopy . C:\\Tools /e" and change[0]["after"] == "xcopy . D:\\Tools /e"
+    assert reconcile(work, "manifests", "--yes").returncode == 0
+    assert plan_json(work)["actions"] == []
+
+
+def test_a_console_edit_is_drift_and_is_reverted(work: Path) -> None:
+    assert reconcile(work, "manifests", "--yes").returncode == 0
+    with EmbeddedSite(work / ".reconcile" / "site.db") as site:
+        state = StateStore(work / ".reconcile" / "state.db")
+        ts_id = state.owned()[("TaskSequence", "win11-install")]
+        state.close()
+        from dataclasses import replace
+
+        live = site.get_task_sequence(ts_id)
+        assert live is not None
+        site.update_task_sequence(ts_id, replace(live, description="edited in the console"))
+    plan = plan_json(work)
+    assert [(a["verb"], a["reason"]) for a in plan["actions"]] == [("UpdateTaskSequence", "drift")]
+    assert plan["actions"][0]["changes"][0] == {"path": "description", "before": "edited in the console",
+                                                "after": "", "sensitive": False}
+    assert reconcile(work, "manifests", "--yes").returncode == 0
+    assert plan_json(work)["actions"] == []
+
+
+def test_failed_content_is_redistributed(work: Path) -> None:
+    assert reconcile(work, "manifests", "--yes").returncode == 0
+    with EmbeddedSite(work / ".reconcile" / "site.db") as site:
+        image = next(p.id for p in site.read().packages.values() if p.name == "Windows 11 23H2 x64")
+        site.set_content_state(image, "DP02.corp.contoso.com", ContentState.INSTALL_FAILED)
+        tools = next(p.id for p in site.read().packages.values() if p.name == "OSD Tools")
+        site.update_package_source(tools)
+    plan = plan_json(work)
+    verbs = sorted((a["verb"], a["live_id"]) for a in plan["actions"])
+    assert verbs == sorted([("RedistributeContent", image), ("RedistributeContent", tools)])
+    assert plan["summary"]["redistribute"] == 2
+    text = reconcile(work, "manifests", "--dry-run").stdout
+    assert "⇅ ContentDistribution/win11-install-content" in text
+    assert reconcile(work, "manifests", "--yes").returncode == 0
+    assert plan_json(work)["actions"] == []
+
+
+def test_enabling_a_disabled_sequence_is_an_enable_action(work: Path) -> None:
+    assert reconcile(work, "manifests", "--yes").returncode == 0
+    path = work / "manifests" / "task-sequences.yaml"
+    path.write_text(path.read_text().replace("  enabled: false\n", "  enabled: true\n"))
+    plan = plan_json(work)
+    assert [(a["verb"], a["name"]) for a in plan["actions"]] == [("EnableTaskSequence", "bios-settings")]
+    assert reconcile(work, "manifests", "--yes").returncode == 0
+    with EmbeddedSite(work / ".reconcile" / "site.db") as site:
+        assert all(t.enabled for t in site.read().task_sequences.values())
+
+
+def test_missing_collection_is_blocked_with_file_and_line(work: Path) -> None:
+    path = work / "manifests" / "deployments.yaml"
+    path.write_text(path.read_text().replace("{name: OSD Lab}", "{name: OSD Lab 2}"))
+    result = reconcile(work, "manifests", "--yes")
+    assert result.returncode == 1
+    assert "deployments.yaml:19:3" in result.stdout and "no collection named 'OSD Lab 2'" in result.stdout
+    assert "nothing was applied" in result.stderr
+    with EmbeddedSite(work / ".reconcile" / "site.db") as site:
+        assert not site.read().task_sequences
+    plan = plan_json(work)
+    assert plan["blocked"][0]["line"] == 19 and plan["blocked"][0]["path"] == "spec.collection"
+
+
+def test_secrets_never_reach_any_output(work: Path) -> None:
+    outputs = [reconcile(work, "manifests", "--dry-run", "--output", fmt) for fmt in ("text", "json", "markdown")]
+    outputs.append(reconcile(work, "manifests", "--yes", "--output", "json"))
+    outputs.append(reconcile(work, "site", "show"))
+    outputs.append(reconcile(work, "site", "show", "--output", "json"))
+    blobs = [o.stdout + o.stderr for o in outputs]
+    blobs += [p.read_bytes().decode("latin-1") for p in (work / ".reconcile").iterdir() if p.name.startswith("state")]
+    for secret in (*SECRETS.values(), "file-secret-value-123"):
+        for blob in blobs:
+            assert secret not in blob
+    assert "(sensitive)" in outputs[0].stdout
+
+
+def test_orphans_are_kept_unless_pruned(work: Path) -> None:
+    assert reconcile(work, "manifests", "--yes").returncode == 0
+    path = work / "manifests" / "deployments.yaml"
+    path.write_text(path.read_text().split("---")[0])
+    plan = plan_json(work)
+    assert plan["actions"] == [] and plan["orphans"] == [{"kind": "TaskSequenceDeployment", "name": "bios-settings-lab"}]
+    pruned = plan_json(work, "--prune")
+    assert [(a["verb"], a["reason"]) for a in pruned["actions"]] == [("DeleteDeployment", "orphan")]
+    assert reconcile(work, "manifests", "--yes", "--prune").returncode == 0
+    with EmbeddedSite(work / ".reconcile" / "site.db") as site:
+        assert len(site.read().deployments) == 1
+
+
+def test_unmanaged_objects_need_adopt(work: Path) -> None:
+    reconcile(work, "site", "init", "--demo")
+    with EmbeddedSite(work / ".reconcile" / "site.db") as site:
+        site.create_task_sequence(__import__("reconciler.site.records", fromlist=["x"]).TaskSequenceRecord(
+            id=None, name="Module - BIOS settings", sequence='<sequence version="3.10" />'))
+    blocked = plan_json(work)
+    assert blocked["blocked"][0]["rule"] == "unowned" and "--adopt" in blocked["blocked"][0]["message"]
+    adopted = plan_json(work, "--adopt")
+    assert ("Adopt", "bios-settings") in [(a["verb"], a["name"]) for a in adopted["actions"]]
+    assert reconcile(work, "manifests", "--yes", "--adopt").returncode == 0
+    with EmbeddedSite(work / ".reconcile" / "site.db") as site:
+        assert len([t for t in site.read().task_sequences.values() if t.name == "Module - BIOS settings"]) == 1
+    assert plan_json(work)["actions"] == []
+
+
+def test_target_limits_the_plan(work: Path) -> None:
+    plan = plan_json(work, "--target", "TaskSequence/bios-settings")
+    assert {(a["kind"], a["name"]) for a in plan["actions"]} == {("TaskSequence", "bios-settings")}
+
+
+def test_markdown_plan_has_marker_and_summary(work: Path) -> None:
+    result = reconcile(work, "manifests", "--dry-run", "--output", "markdown")
+    assert result.stdout.startswith("<!-- configmgr-ts-reconciler:plan -->")
+    assert "| create | modify |" in result.stdout and "<details>" in result.stdout
