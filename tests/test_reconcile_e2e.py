@@ -172,10 +172,11 @@ def test_orphans_are_kept_unless_pruned(work: Path) -> None:
 def test_unmanaged_objects_need_adopt(work: Path) -> None:
     reconcile(work, "site", "init", "--demo")
     with EmbeddedSite(work / ".reconcile" / "site.db") as site:
-        site.create_task_sequence(__import__("reconciler.site.records", fromlist=["x"]).TaskSequenceRecord(
-            id=None, name="Module - BIOS settings", sequence='<sequence version="3.10" />'))
-    blocked = plan_json(work)
-    assert blocked["blocked"][0]["rule"] == "unowned" and "--adopt" in blocked["blocked"][0]["message"]
+        site.create_task_sequence(TaskSequenceRecord(id=None, name="Module - BIOS settings",
+                                                     sequence='<sequence version="3.10" />'))
+    blocked = {b["name"]: b for b in plan_json(work)["blocked"]}
+    assert blocked["bios-settings"]["rule"] == "unowned" and "--adopt" in blocked["bios-settings"]["message"]
+    assert blocked["bios-settings-lab"]["rule"] == "dependency"
     adopted = plan_json(work, "--adopt")
     assert ("Adopt", "bios-settings") in [(a["verb"], a["name"]) for a in adopted["actions"]]
     assert reconcile(work, "manifests", "--yes", "--adopt").returncode == 0
