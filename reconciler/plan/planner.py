@@ -294,12 +294,15 @@ class _Planner:
                 continue
             desired_fp = spec_fingerprint(obj)
             ts_id = self.ts_ids.get(spec.task_sequence)
+            owned_id = self.owned.get((obj.kind, obj.name))
+            live = self.live.deployments.get(owned_id) if owned_id else None
+            if live is not None and self.in_sync(obj.kind, obj.name, desired_fp, record_fingerprint(live)) \
+                    and live.package_id == ts_id:
+                continue
             ts_name = ts_obj.manifest.spec.name  # type: ignore[union-attr]
             record = deployment_record(obj.manifest, ts_id or "", ts_name, collection,  # type: ignore[arg-type]
                                        deploys_os(ts_obj.manifest))  # type: ignore[arg-type]
             params = {"record": record, "desired_fp": desired_fp, "task_sequence": spec.task_sequence}
-            owned_id = self.owned.get((obj.kind, obj.name))
-            live = self.live.deployments.get(owned_id) if owned_id else None
             if live is None:
                 candidates = [i for i in by_target.get((ts_id or "", collection.id), ())
                               if ("TaskSequenceDeployment", i) not in self.owned_live_ids]
@@ -318,8 +321,6 @@ class _Planner:
                                     _created_fields(deployment_canonical(record)), (ts_ref,), obj.source, params,
                                     f"{ts_name} to {collection.name}"))
                     continue
-            if self.in_sync(obj.kind, obj.name, desired_fp, record_fingerprint(live)):
-                continue
             if (live.package_id, live.collection_id) != (record.package_id, record.collection_id):
                 changes = (FieldChange("collection", live.collection_id, record.collection_id),) \
                     if live.collection_id != record.collection_id else ()
