@@ -1,6 +1,6 @@
 """Benchmark: plans against an applied estate of N task sequences on the embedded site.
 
-Generates N task sequences of 20 steps, N deployments and 10×N collection variables, applies them
+Generates N task sequences of 20 steps, N deployments and 10 x N collection variables, applies them
 to a fresh embedded site, then times a no-change dry run and a dry run with 1% of the manifests
 edited (load, validate, read the site, plan), with peak memory, beside the time PyYAML's C loader
 alone needs to parse the same files.

@@ -157,7 +157,8 @@ class StateStore:
 
     def intent(self, plan_id: str, action: str, obj: str, detail: dict[str, Any] | None = None) -> int:
         with self._tx() as db:
-            cur = db.execute("INSERT INTO journal (plan_id, at, phase, action, object, detail) VALUES (?, ?, ?, ?, ?, ?)",
+            cur = db.execute("INSERT INTO journal (plan_id, at, phase, action, object, detail) "
+                             "VALUES (?, ?, ?, ?, ?, ?)",
                              (plan_id, time.time(), "intent", action, obj, json.dumps(detail or {}, sort_keys=True)))
             return int(cur.lastrowid or 0)
 

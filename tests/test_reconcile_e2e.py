@@ -161,7 +161,8 @@ def test_orphans_are_kept_unless_pruned(work: Path) -> None:
     path = work / "manifests" / "deployments.yaml"
     path.write_text(path.read_text().split("---")[0])
     plan = plan_json(work)
-    assert plan["actions"] == [] and plan["orphans"] == [{"kind": "TaskSequenceDeployment", "name": "bios-settings-lab"}]
+    assert plan["actions"] == []
+    assert plan["orphans"] == [{"kind": "TaskSequenceDeployment", "name": "bios-settings-lab"}]
     pruned = plan_json(work, "--prune")
     assert [(a["verb"], a["reason"]) for a in pruned["actions"]] == [("DeleteDeployment", "orphan")]
     assert reconcile(work, "manifests", "--yes", "--prune").returncode == 0

@@ -60,8 +60,9 @@ step = st.sampled_from(sorted(settings_for)).flatmap(
 
 tree = st.recursive(
     step,
-    lambda inner: st.builds(lambda g, steps, cond: {"group": g, "steps": steps, **({"condition": cond} if cond else {})},
-                            name, st.lists(inner, max_size=4), st.none() | condition),
+    lambda inner: st.builds(
+        lambda g, steps, cond: {"group": g, "steps": steps, **({"condition": cond} if cond else {})},
+        name, st.lists(inner, max_size=4), st.none() | condition),
     max_leaves=8,
 )
 

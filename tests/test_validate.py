@@ -116,7 +116,8 @@ def test_wake_up_packets_only_for_required(tmp_path: Path) -> None:
 
 
 def test_metered_download_after_deadline_not_for_os_deployment(tmp_path: Path) -> None:
-    found = errors(findings_for(tmp_path, TS, deployment("purpose: Required\nallowMeteredDownloadAfterDeadline: true\n")))
+    extra = "purpose: Required\nallowMeteredDownloadAfterDeadline: true\n"
+    found = errors(findings_for(tmp_path, TS, deployment(extra)))
     assert found[0].rule == "metered-os" and found[0].path == "spec.allowMeteredDownloadAfterDeadline"
     assert found[0].source.line == 8
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
@@ -64,10 +63,7 @@ class Unresolved(ReconcilerError):
 
 
 def fingerprint(value: Any) -> str:
-    if isinstance(value, str):
-        data = value
-    else:
-        data = json.dumps(value, sort_keys=True, default=str)
+    data = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
     return hashlib.sha256(data.encode("utf-8")).hexdigest()
 
 

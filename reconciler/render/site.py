@@ -19,7 +19,8 @@ def site_document(live: LiveState) -> dict[str, Any]:
         "distributionPoints": sorted(live.distribution_points),
         "distributionPointGroups": [asdict(g) for g in live.dp_groups.values()],
         "packages": [{**asdict(p), "type": p.type.value} for p in sorted(live.packages.values(), key=lambda p: p.id)],
-        "content": [{"package": s.package_id, "dp": s.dp, "state": s.state.name, "installedVersion": s.installed_version}
+        "content": [{"package": s.package_id, "dp": s.dp, "state": s.state.name,
+                     "installedVersion": s.installed_version}
                     for s in sorted(live.content.values(), key=lambda s: (s.package_id, s.dp))],
         "taskSequences": [{k: v for k, v in asdict(t).items() if k != "sequence"}
                           for t in sorted(live.task_sequences.values(), key=lambda t: t.id or "")],

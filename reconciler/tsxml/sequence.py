@@ -470,7 +470,8 @@ class _Reader:
             item: dict[str, Any] = {}
             for suffix, var in found[i].items():
                 p = suffixes[suffix]
-                if var.property in duplicates or var.hidden != p.hidden or var.name != f"{lp.variable_prefix}{i}{suffix}":
+                expected_name = f"{lp.variable_prefix}{i}{suffix}"
+                if var.property in duplicates or var.hidden != p.hidden or var.name != expected_name:
                     return None
                 try:
                     item[p.field] = _typed(p, var.text)
@@ -749,10 +750,7 @@ class _Writer:
                 value = settings.get(prop.field)
                 if value is None:
                     continue
-                if prop.kind == "rules":
-                    text = _write_rules(value)
-                else:
-                    text = _text(prop, value, self.resolve)
+                text = _write_rules(value) if prop.kind == "rules" else _text(prop, value, self.resolve)
                 out.append((prop.variable, prop.property, prop.hidden, text))
             for lp in known.lists:
                 items = settings.get(lp.field)

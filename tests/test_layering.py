@@ -1,0 +1,49 @@
+"""Imports flow downward: nothing outside site/ touches the site's storage, renderers never plan."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent.parent / "reconciler"
+
+
+def imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    out: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            out.add(node.module)
+    return out
+
+
+def modules() -> list[Path]:
+    return sorted(PACKAGE.rglob("*.py"))
+
+
+def test_only_the_site_and_the_state_store_use_sqlite() -> None:
+    users = {p.relative_to(PACKAGE).as_posix() for p in modules() if "sqlite3" in imports(p)}
+    assert users == {"site/embedded.py", "state.py"}
+
+
+def test_planner_and_differ_never_mutate_the_site() -> None:
+    for folder in ("plan", "diff"):
+        for path in (PACKAGE / folder).glob("*.py"):
+            assert "reconciler.site.embedded" not in imports(path), path
+            assert "reconciler.apply.executor" not in imports(path), path
+
+
+def test_renderers_do_not_compute_plans() -> None:
+    for path in (PACKAGE / "render").glob("*.py"):
+        found = imports(path)
+        assert not any(m.startswith(("reconciler.plan.planner", "reconciler.apply", "reconciler.site.embedded"))
+                       for m in found), path
+
+
+def test_models_do_not_depend_on_anything_above_them() -> None:
+    for path in (PACKAGE / "models").glob("*.py"):
+        for module in imports(path):
+            if module.startswith("reconciler."):
+                assert module.startswith(("reconciler.models", "reconciler.errors")), (path, module)
