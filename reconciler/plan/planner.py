@@ -51,7 +51,7 @@ _FAILED_STATES = {ContentState.INSTALL_FAILED, ContentState.REMOVAL_FAILED}
 
 
 def spec_fingerprint(obj: LoadedObject) -> str:
-    return fingerprint(obj.manifest.spec.model_dump_json(by_alias=True))
+    return obj.fingerprint or fingerprint(obj.manifest.spec.model_dump_json(by_alias=True))
 
 
 def live_variables_fingerprint(variables: Iterable[LiveVariable], precedence: int | None = None) -> str:

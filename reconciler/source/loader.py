@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import gc
+import hashlib
 import os
 import typing
 from collections.abc import Callable, Iterable, Iterator
@@ -32,6 +33,8 @@ class LoadedObject:
     manifest: Manifest
     source: Source
     doc_index: int
+    #: Hash of the document as read; equal documents have equal fingerprints (a plan's fast path).
+    fingerprint: str = ""
 
     @property
     def kind(self) -> str:
@@ -329,7 +332,8 @@ def _load_texts(items: Iterable[tuple[str, Callable[[], bytes]]], read_text: Cal
                 manifest, findings = validate_document(doc.data, name, doc.line, doc.index, lambda t=text: t)
                 state.findings.extend(findings)
                 if manifest is not None:
-                    state.objects.append(LoadedObject(manifest, Source(name, doc.line), doc.index))
+                    digest = hashlib.sha256(repr(doc.data).encode("utf-8")).hexdigest()
+                    state.objects.append(LoadedObject(manifest, Source(name, doc.line), doc.index, digest))
         except YamlProblem as problem:
             state.findings.append(problem_finding(problem, name))
     return state
