@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from reconciler.models import API_VERSION, KINDS
+from reconciler.models.steptypes import STEP_TYPES
 
 GROUP, VERSION = API_VERSION.split("/")
 SCHEMA_BASE = "https://configmgr.gitops.io/schemas/v1alpha1"
@@ -29,9 +30,47 @@ SHORT_NAMES = {
 }
 
 
+def _step_union(defs_prefix: str, options: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The step/group union as if/then on ``type`` (pydantic's oneOf would match several step models)."""
+    names = [o.get("$ref", "").split("/")[-1] for o in options]
+    if "Group" not in names or "GenericStep" not in names:
+        return None
+    rules: list[dict[str, Any]] = [{"if": {"required": ["group"]}, "then": {"$ref": f"{defs_prefix}Group"}}]
+    known: list[str] = []
+    for step in STEP_TYPES:
+        model = f"{step.name}Step"
+        if model in names:
+            known += [step.name, step.xml_type]
+            rules.append({"if": {"required": ["type"], "properties": {"type": {"enum": [step.name, step.xml_type]}}},
+                          "then": {"$ref": f"{defs_prefix}{model}"}})
+    rules.append({"if": {"not": {"anyOf": [{"required": ["group"]},
+                                           {"required": ["type"], "properties": {"type": {"enum": known}}}]}},
+                  "then": {"$ref": f"{defs_prefix}GenericStep"}})
+    return {"type": "object", "allOf": rules}
+
+
+def _rewrite_unions(node: Any) -> Any:
+    if isinstance(node, list):
+        return [_rewrite_unions(n) for n in node]
+    if not isinstance(node, dict):
+        return node
+    if "oneOf" in node and all("$ref" in o for o in node["oneOf"]):
+        replaced = _step_union("#/$defs/", node["oneOf"])
+        if replaced is not None:
+            return {**{k: v for k, v in node.items() if k not in ("oneOf", "discriminator")}, **replaced}
+    out = {k: _rewrite_unions(v) for k, v in node.items()}
+    condition = (out.get("properties") or {}).get("condition")
+    if isinstance(condition, dict) and "anyOf" in condition:
+        # ``condition:`` takes one condition or a list of them (joined by "and").
+        arrays = [o for o in condition["anyOf"] if o.get("type") == "array"]
+        if arrays:
+            condition["anyOf"] = [arrays[0]["items"], *condition["anyOf"]]
+    return out
+
+
 def json_schema(kind: str) -> dict[str, Any]:
     model = KINDS[kind]
-    schema = model.model_json_schema(by_alias=True, mode="validation")
+    schema = _rewrite_unions(model.model_json_schema(by_alias=True, mode="validation"))
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": f"{SCHEMA_BASE}/{kind.lower()}.schema.json",

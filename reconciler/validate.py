@@ -130,7 +130,8 @@ def _deployment_rules(out: _Findings, sequences: dict[str, LoadedObject]) -> Non
             message = ("assignment schedules are ignored by media and PXE boots"
                        + ("; this deployment is only for media and PXE, so they never apply" if only
                           else "; they apply to clients only"))
-            out.add(Severity.WARNING, obj, ("spec", "schedule", "assignments"), message, "schedule-media-pxe")
+            out.add(Severity.WARNING if only else Severity.INFO, obj, ("spec", "schedule", "assignments"), message,
+                    "schedule-media-pxe")
 
 
 def _step_rules(out: _Findings) -> None:

@@ -195,3 +195,28 @@ def test_markdown_plan_has_marker_and_summary(work: Path) -> None:
     result = reconcile(work, "manifests", "--dry-run", "--output", "markdown")
     assert result.stdout.startswith("<!-- configmgr-ts-reconciler:plan -->")
     assert "| create | modify |" in result.stdout and "<details>" in result.stdout
+
+
+EXAMPLE_SECRETS = {"OSD_LOCAL_ADMIN_PASSWORD": "example-admin-secret", "LAB_PC_042_BITLOCKER_PIN": "918273",
+                   "OSD_DOMAIN_JOIN_PASSWORD": "example-join-secret"}
+
+
+def test_the_example_repository_applies_and_converges(tmp_path: Path) -> None:
+    shutil.copytree(REPO / "manifests", tmp_path / "manifests")
+    (tmp_path / "manifests" / "secrets").mkdir(exist_ok=True)
+    (tmp_path / "manifests" / "secrets" / "osd-ref-01-join.txt").write_text("example-file-secret\n")
+    first = reconcile(tmp_path, "--dry-run", "--detailed-exitcode")  # the README quickstart's main job
+    assert first.returncode == 2, first.stdout + first.stderr
+    applied = reconcile(tmp_path, "--yes", env=EXAMPLE_SECRETS)
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    again = reconcile(tmp_path, "--dry-run", "--detailed-exitcode")
+    assert again.returncode == 0, again.stdout
+    with EmbeddedSite(tmp_path / ".reconcile" / "site.db") as site:
+        live = site.read()
+    assert len(live.task_sequences) == 6 and len(live.deployments) == 6
+    assert {t.ts_type for t in live.task_sequences.values()} == {
+        "InstallOperatingSystem", "UpgradeOperatingSystem", "CaptureOperatingSystem", "CaptureRestoreUserState",
+        "VirtualHardDisk", "Custom"}
+    shown = reconcile(tmp_path, "site", "show").stdout
+    for secret in (*EXAMPLE_SECRETS.values(), "example-file-secret"):
+        assert secret not in applied.stdout + applied.stderr + shown

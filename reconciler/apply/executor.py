@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reconciler.diff.normalize import fingerprint, record_fingerprint, ts_canonical
+from reconciler.diff.normalize import Resolver, Unresolved, fingerprint, record_fingerprint, ts_canonical, ts_record
 from reconciler.errors import ReconcilerError
 from reconciler.plan.actions import Action, ObjectRef, Plan, Verb
 from reconciler.plan.planner import live_variables_fingerprint
@@ -138,8 +138,24 @@ class Executor:
             self._record_ts(action, action.live_id)
         return f"now managing {action.live_id}"
 
+    def _record(self, action: Action) -> TaskSequenceRecord:
+        """The record to write; rendered again when it refers to a child sequence created by this plan."""
+        if not action.params.get("deferred"):
+            return action.params["record"]
+        manifest = action.params["manifest"]
+        owned = self.state.owned()
+        live = self.site.read()
+        ids: dict[str, str | None] = {}
+        for ts_id, record in live.task_sequences.items():
+            if ("TaskSequence", ts_id) in {(k, i) for (k, _), i in owned.items()}:
+                ids.setdefault(record.name, ts_id)
+        try:
+            return ts_record(manifest, Resolver(live), ids)
+        except Unresolved as exc:
+            raise ReconcilerError(exc.message) from None
+
     def do_create_task_sequence(self, action: Action) -> str:
-        record: TaskSequenceRecord = action.params["record"]
+        record = self._record(action)
         ts_id = self._owned_id(action.ref)
         if ts_id and self.site.get_task_sequence(ts_id) is not None:
             return self.do_update_task_sequence(action, ts_id)
@@ -158,7 +174,7 @@ class Executor:
 
     def do_update_task_sequence(self, action: Action, ts_id: str | None = None) -> str:
         ts_id = ts_id or self._owned_id(action.ref) or action.live_id
-        record: TaskSequenceRecord = action.params["record"]
+        record = self._record(action)
         live = self.site.get_task_sequence(ts_id) if ts_id else None
         if live is None:
             raise ReconcilerError(f"task sequence {ts_id} no longer exists; the next plan creates it again")

@@ -155,7 +155,8 @@ def _step_paths(steps: list[Any], prefix: tuple[str | int, ...] = ("spec", "step
     return out
 
 
-def ts_record(ts: TaskSequence, resolver: Resolver, ts_ids: dict[str, str] | None = None) -> TaskSequenceRecord:
+def ts_record(ts: TaskSequence, resolver: Resolver, ts_ids: dict[str, str | None] | None = None
+              ) -> TaskSequenceRecord:
     """The ``SMS_TaskSequencePackage`` a manifest asks for, with every reference resolved to an ID."""
     spec = ts.spec
     document = spec.model_dump(by_alias=True, exclude_none=True, mode="json")
@@ -163,6 +164,8 @@ def ts_record(ts: TaskSequence, resolver: Resolver, ts_ids: dict[str, str] | Non
     current_path: list[tuple] = [("spec", "steps")]
 
     def resolve(ref: dict[str, Any]) -> str:
+        if str(ref.get("id", "")).startswith(PENDING):
+            return str(ref["id"])
         return resolver.package(ref, current_path[-1]).id
 
     # Walk once to resolve with a useful path for each reference.
@@ -209,15 +212,19 @@ def ts_record(ts: TaskSequence, resolver: Resolver, ts_ids: dict[str, str] | Non
     )
 
 
-def _child_sequence(ref: dict[str, Any], resolver: Resolver, ts_ids: dict[str, str], path: tuple) -> str:
+#: Stands in for the ID of a child sequence that the same plan creates; apply fills in the real ID.
+PENDING = "PENDING:"
+
+
+def _child_sequence(ref: dict[str, Any], resolver: Resolver, ts_ids: dict[str, str | None], path: tuple) -> str:
     if ref.get("id"):
         return str(ref["id"]).upper()
     name = ref.get("package")
+    if name in ts_ids:
+        return ts_ids[name] or f"{PENDING}{name}"
     matches = [t.id for t in resolver.live.task_sequences.values() if t.name == name]
     if len(matches) == 1 and matches[0]:
         return matches[0]
-    if name in ts_ids:
-        return ts_ids[name]
     raise Unresolved(path, f"no task sequence named {name!r} exists in site {resolver.live.site_code} "
                      "(a child sequence must exist before its parent refers to it)")
 

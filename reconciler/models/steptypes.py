@@ -96,7 +96,7 @@ def _apply_os_action(p: Mapping[str, str]) -> str:
     action = f"OSDApplyOS.exe /install:{p.get('InstallPackageID', '')},%OSDInstallEditionIndex%"
     if p.get("ConfigFilePackage"):
         action += f' "/config:{p["ConfigFilePackage"]},%OSDConfigFileName%"'
-    return action
+    return action + f" /runfromnet:{_bool_flag(p.get('RunFromNet'))}"
 
 
 def _install_application_action(p: Mapping[str, str]) -> str:
@@ -495,7 +495,8 @@ STEP_TYPES: tuple[StepType, ...] = (
             Prop("keepActivation", "KeepActivation", "OSDKeepActivation", "bool"),
         ),
         run_in="FullOS",
-        action="osdprepareos.exe /activate:%OSDKeepActivation% /bmsd:%OSDBuildStorageDriverList%",
+        action="osdprepareos.exe /activate:%OSDKeepActivation% /bmsd:%OSDBuildStorageDriverList% "
+               "/shutdown:%OSDShutdownPreparedOs%",
     ),
     StepType(
         "CaptureOperatingSystemImage", "SMS_TaskSequence_CaptureSystemImageAction", "Capture Operating System Image",

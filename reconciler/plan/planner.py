@@ -14,6 +14,7 @@ from typing import Any
 
 from reconciler.diff.compare import field_changes
 from reconciler.diff.normalize import (
+    PENDING,
     Resolver,
     Unresolved,
     deployment_canonical,
@@ -113,8 +114,7 @@ class _Planner:
                     self.ts_records[obj.name] = live
                     continue
             try:
-                record = ts_record(ts, self.resolver, {o.manifest.spec.name: i for o in self.desired.of_kind(  # type: ignore[union-attr]
-                    "TaskSequence") if (i := self.owned.get((o.kind, o.name)))})
+                record = ts_record(ts, self.resolver, self.console_ids())
             except Unresolved as exc:
                 self.ts_blocked.add(obj.name)
                 self.block(obj, exc.path, exc.message, "reference")
@@ -122,7 +122,14 @@ class _Planner:
             self.ts_records[obj.name] = record
             if not self.wanted(obj):
                 continue
-            params = {"record": record, "desired_fp": desired_fp}
+            params: dict[str, Any] = {"record": record, "desired_fp": desired_fp}
+            depends: tuple[ObjectRef, ...] = ()
+            if PENDING in record.sequence:
+                # A child sequence this plan creates: apply renders the XML again once it has an ID.
+                children = self.console_names()
+                pending = sorted({children[n] for n in children if f'"{PENDING}{n}"' in record.sequence})
+                depends = tuple(ObjectRef("TaskSequence", n) for n in pending)
+                params.update(deferred=True, manifest=ts)
             if live is None:
                 candidates = [i for i in by_console_name.get(record.name, ())
                               if ("TaskSequence", i) not in self.owned_live_ids]
@@ -148,13 +155,26 @@ class _Planner:
                     self.ts_ids[obj.name] = None
                     reason = Reason.DRIFT if owned_id else Reason.NEW
                     changes = _created_fields(ts_canonical(record))
-                    self.add(Action(Verb.CREATE_TASK_SEQUENCE, ref, reason, None, changes, source=obj.source,
+                    self.add(Action(Verb.CREATE_TASK_SEQUENCE, ref, reason, None, changes, depends, obj.source,
                                     params=params, summary=record.name))
                     continue
-            self.compare_task_sequence(obj, record, live, desired_fp, params)
+            self.compare_task_sequence(obj, record, live, desired_fp, params, depends)
+
+    def console_names(self) -> dict[str, str]:
+        """Console name → metadata.name of every desired task sequence."""
+        return {o.manifest.spec.name: o.name for o in self.desired.of_kind("TaskSequence")}  # type: ignore[union-attr]
+
+    def console_ids(self) -> dict[str, str | None]:
+        """Console name → live ID (None when this plan creates it) of every desired task sequence."""
+        out: dict[str, str | None] = {}
+        for console, name in self.console_names().items():
+            live_id = self.owned.get(("TaskSequence", name))
+            out[console] = live_id if live_id in self.live.task_sequences else None
+        return out
 
     def compare_task_sequence(self, obj: LoadedObject, record: TaskSequenceRecord, live: TaskSequenceRecord,
-                              desired_fp: str, params: dict[str, Any]) -> None:
+                              desired_fp: str, params: dict[str, Any], depends: tuple[ObjectRef, ...] = ()
+                              ) -> None:
         ref = ObjectRef(obj.kind, obj.name)
         if record.sequence == live.sequence:
             before, after = ts_properties(live), ts_properties(record)
@@ -169,7 +189,7 @@ class _Planner:
         move = [c for c in changes if c.path == "folder"]
         rest = tuple(c for c in changes if c.path not in ("enabled", "folder"))
         if rest:
-            self.add(Action(Verb.UPDATE_TASK_SEQUENCE, ref, reason, live.id, rest, source=obj.source, params=params,
+            self.add(Action(Verb.UPDATE_TASK_SEQUENCE, ref, reason, live.id, rest, depends, obj.source, params,
                             summary=record.name))
         if move:
             self.add(Action(Verb.MOVE_TASK_SEQUENCE, ref, reason, live.id, tuple(move), source=obj.source,
@@ -198,10 +218,10 @@ class _Planner:
             if dps is None:
                 continue
             pairs = []
-            for package_id in ts_references(record):
+            for package_id in self.content_of(record):
                 package = self.live.packages.get(package_id)
                 if package is None:
-                    continue  # a child task sequence being created, or a blocked reference
+                    continue  # a blocked reference, reported with the task sequence
                 lacking, failed = [], []
                 for dp in dps:
                     status = self.live.content.get((package_id, dp))
@@ -226,6 +246,22 @@ class _Planner:
             self.content_pairs[obj.name] = pairs
 
     content_pairs: dict[str, list[list[str]]]
+
+    def content_of(self, record: TaskSequenceRecord, seen: frozenset[str] = frozenset()) -> list[str]:
+        """Packages a sequence needs on its DPs; a child sequence contributes its own content, not itself."""
+        by_console = {r.name: r for r in self.ts_records.values()}
+        by_id = {**self.live.task_sequences,
+                 **{self.ts_ids[n]: r for n, r in self.ts_records.items() if self.ts_ids.get(n)}}
+        out: list[str] = []
+        for ref in ts_references(record):
+            child = by_console.get(ref[len(PENDING):]) if ref.startswith(PENDING) else by_id.get(ref)
+            if child is not None or ref.startswith(PENDING):
+                key = child.name if child else ref
+                if child is not None and key not in seen:
+                    out.extend(self.content_of(child, seen | {key}))
+                continue
+            out.append(ref)
+        return list(dict.fromkeys(out))
 
     def target_dps(self, obj: LoadedObject) -> list[str] | None:
         spec = obj.manifest.spec  # type: ignore[union-attr]
