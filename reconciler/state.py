@@ -111,6 +111,10 @@ class StateStore:
         row = self._db.execute("SELECT value FROM meta WHERE key = 'salt'").fetchone()
         return bytes.fromhex(row[0])
 
+    @property
+    def salt(self) -> bytes:
+        return self._salt
+
     def secret_hash(self, value: str) -> str:
         """A salted hash: detects that a secret changed without keeping anything that reveals it."""
         return hashlib.sha256(self._salt + value.encode("utf-8")).hexdigest()

@@ -198,7 +198,8 @@ def test_markdown_plan_has_marker_and_summary(work: Path) -> None:
 
 
 EXAMPLE_SECRETS = {"OSD_LOCAL_ADMIN_PASSWORD": "example-admin-secret", "LAB_PC_042_BITLOCKER_PIN": "918273",
-                   "OSD_DOMAIN_JOIN_PASSWORD": "example-join-secret"}
+                   "OSD_DOMAIN_JOIN_PASSWORD": "example-join-secret", "OSD_FIRMWARE_ACCOUNT_PASSWORD": "fw-secret-1",
+                   "OSD_CAPTURE_PASSWORD": "capture-secret-2"}
 
 
 def test_the_example_repository_applies_and_converges(tmp_path: Path) -> None:

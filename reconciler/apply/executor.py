@@ -22,6 +22,7 @@ from reconciler.plan.planner import live_variables_fingerprint
 from reconciler.site import Site
 from reconciler.site.records import ContentState, DeploymentRecord, TaskSequenceRecord
 from reconciler.state import StateStore
+from reconciler.tsxml.sequence import fill_secrets, secret_references
 
 
 class ApplyRefused(ReconcilerError):
@@ -48,12 +49,13 @@ class ApplyResult:
         return not self.of("failed") and not self.of("skipped")
 
 
-def resolve_secret(source: dict[str, Any], base: Path) -> str:
+def resolve_secret(source: dict[str, Any], base: Path, who: str = "this plan") -> str:
     """Read a valueFrom source at apply time; the value goes to the site and nowhere else."""
     if source.get("env"):
         name = source["env"]
         if name not in os.environ:
-            raise ApplyRefused(f"environment variable {name} is not set; it holds a secret this plan writes")
+            raise ApplyRefused(f"environment variable {name} is not set; {who} needs it (valueFrom: {{env: {name}}}); "
+                               "nothing was applied")
         return os.environ[name]
     path = Path(source["file"])
     if not path.is_absolute():
@@ -61,7 +63,8 @@ def resolve_secret(source: dict[str, Any], base: Path) -> str:
     try:
         return path.read_text(encoding="utf-8").rstrip("\r\n")
     except OSError as exc:
-        raise ApplyRefused(f"secret file {path} cannot be read: {exc.strerror or exc}") from None
+        raise ApplyRefused(f"secret file {path} cannot be read ({exc.strerror or exc}); {who} needs it; "
+                           "nothing was applied") from None
 
 
 class Executor:
@@ -73,17 +76,24 @@ class Executor:
         self.secrets_base = secrets_base
         self.progress = progress
         self.secret_values: dict[tuple[str, str], str] = {}
+        self.step_secrets: dict[tuple[str, str], str] = {}
 
     def preflight(self) -> None:
+        """Everything that can refuse the whole apply happens here, before the site is touched."""
         if self.plan.blocked:
             raise ApplyRefused(f"the plan has {len(self.plan.blocked)} blocked item(s); nothing was applied")
         for action in self.plan.actions:
+            record = action.params.get("record")
+            if isinstance(record, TaskSequenceRecord):
+                for kind, name in secret_references(record.sequence):
+                    source = {"env": name} if kind == "env" else {"file": name}
+                    self.step_secrets[(kind, name)] = resolve_secret(source, self.secrets_base, str(action.ref))
             if action.verb is not Verb.SET_VARIABLES:
                 continue
             for var in action.params["variables"]:
                 if var.get("valueFrom"):
-                    self.secret_values[(str(action.ref), var["name"])] = resolve_secret(var["valueFrom"],
-                                                                                       self.secrets_base)
+                    self.secret_values[(str(action.ref), var["name"])] = resolve_secret(
+                        var["valueFrom"], self.secrets_base, f"{action.ref} (variable {var['name']})")
 
     def run(self) -> ApplyResult:
         self.preflight()
@@ -125,8 +135,27 @@ class Executor:
     def _record_ts(self, action: Action, ts_id: str) -> None:
         live = self.site.get_task_sequence(ts_id)
         if live is not None:
+            record = action.params.get("record")
+            hashes = {}
+            if isinstance(record, TaskSequenceRecord):
+                hashes = {f"{k}:{n}": self.state.secret_hash(self.step_secrets[(k, n)])
+                          for k, n in secret_references(record.sequence) if (k, n) in self.step_secrets}
             self.state.record_applied(action.ref.kind, action.ref.name, action.params["desired_fp"],
-                                      record_fingerprint(live))
+                                      record_fingerprint(live, self.state.salt), hashes)
+
+    def _with_secrets(self, record: TaskSequenceRecord) -> TaskSequenceRecord:
+        """The record as written to the site: secret markers replaced by the values read at preflight."""
+        if "{{secret:" not in record.sequence:
+            return record
+        from dataclasses import replace
+
+        def value_of(kind: str, name: str) -> str:
+            if (kind, name) not in self.step_secrets:
+                source = {"env": name} if kind == "env" else {"file": name}
+                self.step_secrets[(kind, name)] = resolve_secret(source, self.secrets_base)
+            return self.step_secrets[(kind, name)]
+
+        return replace(record, sequence=fill_secrets(record.sequence, value_of))
 
     def _owned_id(self, ref: ObjectRef) -> str | None:
         return self.state.owned().get((ref.kind, ref.name))
@@ -167,7 +196,7 @@ class Executor:
             assert ts_id
             self.state.own(action.ref.kind, action.ref.name, ts_id)
             return self.do_update_task_sequence(action, ts_id)
-        ts_id = self.site.create_task_sequence(record)
+        ts_id = self.site.create_task_sequence(self._with_secrets(record))
         self.state.own(action.ref.kind, action.ref.name, ts_id)
         self._record_ts(action, ts_id)
         return f"created {ts_id}"
@@ -179,7 +208,7 @@ class Executor:
         if live is None:
             raise ReconcilerError(f"task sequence {ts_id} no longer exists; the next plan creates it again")
         if ts_canonical(live) != ts_canonical(record):
-            self.site.update_task_sequence(ts_id, record)
+            self.site.update_task_sequence(ts_id, self._with_secrets(record))
             message = f"updated {ts_id}"
         else:
             message = f"{ts_id} already up to date"
@@ -256,7 +285,7 @@ class Executor:
         live = self.site.get_deployment(dep_id)
         if live is not None:
             self.state.record_applied(action.ref.kind, action.ref.name, action.params["desired_fp"],
-                                      record_fingerprint(live))
+                                      record_fingerprint(live, self.state.salt))
 
     def do_create_deployment(self, action: Action) -> str:
         record = self._deployment_record(action)

@@ -33,7 +33,7 @@ from reconciler.site.records import (
     PackageType,
     TaskSequenceRecord,
 )
-from reconciler.tsxml.sequence import read_sequence, reference_ids, write_sequence
+from reconciler.tsxml.sequence import read_sequence, reference_ids, secret_marker, write_sequence
 
 # SMS_Advertisement.AdvertFlags
 ASAP, LOGON, LOGOFF = 0x20, 0x200, 0x400
@@ -67,10 +67,14 @@ def fingerprint(value: Any) -> str:
     return hashlib.sha256(data.encode("utf-8")).hexdigest()
 
 
-def record_fingerprint(record: Any) -> str:
-    """Fingerprint of a flat live record (every field but its ID), cheap enough for every plan."""
+def record_fingerprint(record: Any, salt: bytes = b"") -> str:
+    """Fingerprint of a flat live record (every field but its ID), cheap enough for every plan.
+
+    Salted with the state store's salt: a sequence on the site holds its real passwords, and an
+    unsalted hash of a known record would let someone test guesses.
+    """
     values = tuple(getattr(record, name) for name in record.__dataclass_fields__ if name != "id")
-    return hashlib.sha256(repr(values).encode("utf-8")).hexdigest()
+    return hashlib.sha256(salt + repr(values).encode("utf-8")).hexdigest()
 
 
 # -- resolving references -------------------------------------------------------------------------
@@ -185,7 +189,7 @@ def ts_record(ts: TaskSequence, resolver: Resolver, ts_ids: dict[str, str | None
                         value.pop("package", None)
 
     walk(document.get("steps") or [])
-    xml = write_sequence(document, resolve=resolve, indent=None)
+    xml = write_sequence(document, resolve=resolve, indent=None, secrets=secret_marker)
     boot_image = resolver.package(spec.boot_image, ("spec", "bootImage"), (PackageType.BOOT_IMAGE,)).id \
         if spec.boot_image else None
     notification = spec.high_impact.notification

@@ -86,6 +86,8 @@ class Action:
     #: What apply needs that is not in the manifest: target DPs, previous IDs, variable names, …
     params: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
     summary: str = ""
+    #: set on deployments the site's verification rules call high risk (a policies.HighRisk)
+    risk: Any = None
 
     @property
     def key(self) -> str:
@@ -107,6 +109,7 @@ class Plan:
     site_code: str
     actions: list[Action] = field(default_factory=list)
     blocked: list[Blocked] = field(default_factory=list)
+    warnings: list[Blocked] = field(default_factory=list)
     orphans: list[ObjectRef] = field(default_factory=list)  # owned objects with no manifest, kept (no --prune)
     adopt: bool = False
     prune: bool = False

@@ -29,6 +29,7 @@ from reconciler.diff.normalize import (
 from reconciler.errors import Source
 from reconciler.models import TaskSequence
 from reconciler.plan.actions import Action, Blocked, FieldChange, ObjectRef, Plan, Reason, Verb
+from reconciler.plan.policies import evaluate_high_risk, run_from_dp_violations
 from reconciler.site.records import ContentState, LiveState, LiveVariable, TaskSequenceRecord
 from reconciler.source.loader import DesiredState, LoadedObject, format_path
 from reconciler.state import Applied, StateStore
@@ -110,7 +111,7 @@ class _Planner:
             live = self.live.task_sequences.get(owned_id) if owned_id else None
             if live is not None:
                 self.ts_ids[obj.name] = owned_id
-                if self.in_sync(obj.kind, obj.name, desired_fp, record_fingerprint(live)):
+                if self.in_sync(obj.kind, obj.name, desired_fp, record_fingerprint(live, self.state.salt)):
                     self.ts_records[obj.name] = live
                     continue
             try:
@@ -244,8 +245,10 @@ class _Planner:
                                     obj.source, {"package": package_id, "dps": failed},
                                     f"{package_id} ({package.name}) on {len(failed)} DP(s)"))
             self.content_pairs[obj.name] = pairs
+            self.ts_dps.setdefault(spec.task_sequence, set()).update(dps)
 
     content_pairs: dict[str, list[list[str]]]
+    ts_dps: dict[str, set[str]]
 
     def content_of(self, record: TaskSequenceRecord, seen: frozenset[str] = frozenset()) -> list[str]:
         """Packages a sequence needs on its DPs; a child sequence contributes its own content, not itself."""
@@ -332,13 +335,24 @@ class _Planner:
             ts_id = self.ts_ids.get(spec.task_sequence)
             owned_id = self.owned.get((obj.kind, obj.name))
             live = self.live.deployments.get(owned_id) if owned_id else None
-            if live is not None and self.in_sync(obj.kind, obj.name, desired_fp, record_fingerprint(live)) \
+            if live is not None and self.in_sync(obj.kind, obj.name, desired_fp, record_fingerprint(live, self.state.salt)) \
                     and live.package_id == ts_id:
                 continue
             ts_name = ts_obj.manifest.spec.name  # type: ignore[union-attr]
             record = deployment_record(obj.manifest, ts_id or "", ts_name, collection,  # type: ignore[arg-type]
                                        deploys_os(ts_obj.manifest))  # type: ignore[arg-type]
-            params = {"record": record, "desired_fp": desired_fp, "task_sequence": spec.task_sequence}
+            risk, violations = evaluate_high_risk(obj.manifest, ts_obj.manifest, collection,  # type: ignore[arg-type]
+                                                  self.live.verification)
+            content = self.content_of(self.ts_records[spec.task_sequence])
+            packages = [self.live.packages[p] for p in content if p in self.live.packages]
+            violations += run_from_dp_violations(obj.manifest, packages)  # type: ignore[arg-type]
+            if violations:
+                for violation in violations:
+                    self.block(obj, violation.path, violation.message, violation.rule)
+                continue
+            waiting = self.content_warning(obj, spec.task_sequence, packages)
+            params = {"record": record, "desired_fp": desired_fp, "task_sequence": spec.task_sequence,
+                      "risk": risk, "wait_for": waiting}
             if live is None:
                 candidates = [i for i in by_target.get((ts_id or "", collection.id), ())
                               if ("TaskSequenceDeployment", i) not in self.owned_live_ids]
@@ -355,7 +369,7 @@ class _Planner:
                 else:
                     self.add(Action(Verb.CREATE_DEPLOYMENT, ref, Reason.DRIFT if owned_id else Reason.NEW, None,
                                     _created_fields(deployment_canonical(record)), (ts_ref,), obj.source, params,
-                                    f"{ts_name} to {collection.name}"))
+                                    f"{ts_name} to {collection.name}", risk))
                     continue
             if (live.package_id, live.collection_id) != (record.package_id, record.collection_id):
                 changes = (FieldChange("collection", live.collection_id, record.collection_id),) \
@@ -364,13 +378,34 @@ class _Planner:
                     changes += (FieldChange("taskSequence", live.package_id, record.package_id or "(new)"),)
                 self.add(Action(Verb.REPLACE_DEPLOYMENT, ref, self.reason(obj.kind, obj.name, desired_fp), live.id,
                                 changes, (ts_ref,), obj.source, params,
-                                "the task sequence or collection of a deployment cannot change in place"))
+                                "the task sequence or collection of a deployment cannot change in place", risk))
                 continue
             before, after = deployment_canonical(live), deployment_canonical(record)
             if before != after:
                 self.add(Action(Verb.UPDATE_DEPLOYMENT, ref, self.reason(obj.kind, obj.name, desired_fp), live.id,
                                 field_changes(before, after), (ts_ref,), obj.source, params,
-                                f"{ts_name} to {collection.name}"))
+                                f"{ts_name} to {collection.name}", risk))
+
+    def content_warning(self, obj: LoadedObject, ts_name: str, packages: list[Any]) -> list[list[str]]:
+        """Warn when content is not yet on any DP the sequence is distributed to; returns what to wait for."""
+        dps = self.ts_dps.get(ts_name, set())
+        waiting: list[list[str]] = []
+        missing = []
+        for package in packages:
+            installed = [dp for dp in dps if (s := self.live.content.get((package.id, dp))) is not None
+                         and s.state is ContentState.INSTALLED and s.installed_version >= package.source_version]
+            if not installed:
+                missing.append(package)
+                waiting.append([package.id, *sorted(dps)])
+        if missing:
+            listing = ", ".join(f"{p.id} ({p.name})" for p in missing[:5]) + (" …" if len(missing) > 5 else "")
+            where = "this plan distributes it" if dps else "no ContentDistribution targets a DP for it"
+            self.plan.warnings.append(Blocked(
+                ObjectRef(obj.kind, obj.name),
+                f"content is not yet installed on any targeted distribution point ({where}): {listing}; clients "
+                "cannot run the deployment until it is (apply with --wait-for-content to wait for it)",
+                self.desired.locate(obj, ("spec", "taskSequence")), "spec.taskSequence", "content-not-installed"))
+        return waiting if dps else []
 
     # -- variables ------------------------------------------------------------------------------
 
@@ -528,6 +563,7 @@ def make_plan(desired: DesiredState, live: LiveState, state: StateStore, *, adop
     """Plan what makes the site equal to the manifests. Reads only."""
     planner = _Planner(desired, live, state, adopt, prune, tuple(targets))
     planner.content_pairs = {}
+    planner.ts_dps = {}
     planner.task_sequences()
     planner.content()
     planner.deployments()

@@ -46,5 +46,8 @@ def add_demo_inventory(site: EmbeddedSite) -> None:
         site.add_dp_group(name, list(members), [collection_ids["OSD Pilot"]] if name == "HQ DPs" else [])
     for name, package_type, share in PACKAGES:
         site.add_package(name, package_type, share)
-    for computer in COMPUTERS:
-        site.add_computer(computer)
+    computers = {name: site.add_computer(name) for name in COMPUTERS}
+    site.add_members(collection_ids["OSD Pilot"], [computers["LAB-PC-042"]])
+    site.add_members(collection_ids["OSD Lab"], [computers["LAB-PC-042"], computers["LAB-PC-043"]])
+    site.add_members(collection_ids["OSD Production Workstations"], [computers["LAB-PC-043"]])
+    site.add_members(collection_ids["OSD Build and Capture"], [computers["OSD-REF-01"]])

@@ -34,6 +34,7 @@ from reconciler.site.records import (
     Package,
     PackageType,
     TaskSequenceRecord,
+    VerificationSettings,
 )
 from reconciler.tsxml.sequence import reference_ids
 
@@ -82,6 +83,13 @@ MIGRATIONS: list[str] = [
     CREATE TABLE computer_variables (
         resource_id INTEGER NOT NULL, name TEXT NOT NULL COLLATE NOCASE, value TEXT NOT NULL,
         masked INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (resource_id, name));
+    """,
+    # 2: deployment verification settings and collection membership
+    """
+    CREATE TABLE site_settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    INSERT INTO site_settings VALUES ('default_size', '100'), ('maximum_size', '0'), ('site_systems', 'block');
+    CREATE TABLE collection_members (collection_id TEXT NOT NULL, resource_id INTEGER NOT NULL,
+        PRIMARY KEY (collection_id, resource_id));
     """,
 ]
 
@@ -214,6 +222,7 @@ class EmbeddedSite:
             db.execute("DELETE FROM collection_settings WHERE collection_id = ?", (collection_id,))
             db.execute("DELETE FROM deployments WHERE collection_id = ?", (collection_id,))
             db.execute("DELETE FROM dp_group_collections WHERE collection_id = ?", (collection_id,))
+            db.execute("DELETE FROM collection_members WHERE collection_id = ?", (collection_id,))
 
     def add_distribution_point(self, name: str) -> None:
         with self._tx() as db:
@@ -249,6 +258,41 @@ class EmbeddedSite:
                 version = row[0] if row else 0
             db.execute("INSERT OR REPLACE INTO content_status VALUES (?, ?, ?, ?)",
                        (package_id, dp, int(state), version))
+
+    def verification_settings(self) -> VerificationSettings:
+        settings = dict(self._db.execute("SELECT key, value FROM site_settings"))
+        return VerificationSettings(int(settings["default_size"]), int(settings["maximum_size"]),
+                                    settings["site_systems"])
+
+    def set_verification_settings(self, default_size: int | None = None, maximum_size: int | None = None,
+                                  site_systems: str | None = None) -> VerificationSettings:
+        """Change the site's deployment verification settings, with the console's own checks."""
+        current = self.verification_settings()
+        new = VerificationSettings(
+            current.default_size if default_size is None else default_size,
+            current.maximum_size if maximum_size is None else maximum_size,
+            current.site_systems if site_systems is None else site_systems,
+        )
+        if new.default_size < 0 or new.maximum_size < 0:
+            raise SiteError("collection sizes cannot be negative")
+        if new.maximum_size and new.maximum_size <= new.default_size:
+            raise SiteError(f"the maximum size ({new.maximum_size}) must be larger than the default size "
+                            f"({new.default_size}), or 0 to turn it off")
+        if new.site_systems not in ("block", "warn"):
+            raise SiteError("collections with site system servers: 'block' or 'warn'")
+        with self._tx() as db:
+            db.executemany("UPDATE site_settings SET value = ? WHERE key = ?",
+                           [(str(new.default_size), "default_size"), (str(new.maximum_size), "maximum_size"),
+                            (new.site_systems, "site_systems")])
+        return new
+
+    def add_members(self, collection_id: str, resource_ids: list[int]) -> None:
+        with self._tx() as db:
+            db.executemany("INSERT OR IGNORE INTO collection_members VALUES (?, ?)",
+                           [(collection_id, r) for r in resource_ids])
+            count = db.execute("SELECT COUNT(*) FROM collection_members WHERE collection_id = ?",
+                               (collection_id,)).fetchone()[0]
+            db.execute("UPDATE collections SET member_count = MAX(member_count, ?) WHERE id = ?", (count, collection_id))
 
     def add_computer(self, name: str, resource_id: int | None = None) -> int:
         with self._tx() as db:
@@ -301,6 +345,13 @@ class EmbeddedSite:
                 machine_vars.setdefault(rid, []).append(LiveVariable(name, None if masked else value, bool(masked)))
             for rid, variables in machine_vars.items():
                 state.machine_settings[rid] = MachineSettings(rid, tuple(variables))
+            settings = dict(db.execute("SELECT key, value FROM site_settings"))
+            state.verification = VerificationSettings(int(settings["default_size"]), int(settings["maximum_size"]),
+                                                      settings["site_systems"])
+            members: dict[int, list[str]] = {}
+            for cid, rid in db.execute("SELECT collection_id, resource_id FROM collection_members ORDER BY 1"):
+                members.setdefault(rid, []).append(cid)
+            state.memberships = {rid: tuple(c) for rid, c in members.items()}
         finally:
             db.execute("COMMIT")
         return state

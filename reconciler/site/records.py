@@ -151,6 +151,20 @@ class MachineSettings:
     variables: tuple[LiveVariable, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class VerificationSettings:
+    """The site's deployment verification settings (Site properties, General tab in the console).
+
+    ``default_size``: a high-risk deployment to a larger collection needs verification (0 turns it
+    off). ``maximum_size``: a larger collection is refused (0 turns it off). ``site_systems``:
+    ``block`` refuses collections that contain site system servers, ``warn`` asks for verification.
+    """
+
+    default_size: int = 100
+    maximum_size: int = 0
+    site_systems: str = "block"
+
+
 @dataclass
 class LiveState:
     """Everything a plan needs from the site, read in one go."""
@@ -166,6 +180,9 @@ class LiveState:
     collection_settings: dict[str, CollectionSettings] = field(default_factory=dict)
     computers: dict[int, Computer] = field(default_factory=dict)
     machine_settings: dict[int, MachineSettings] = field(default_factory=dict)
+    verification: VerificationSettings = field(default_factory=VerificationSettings)
+    #: resource ID → IDs of the collections the device is a member of
+    memberships: dict[int, tuple[str, ...]] = field(default_factory=dict)
 
     def collection_by_name(self, name: str) -> list[Collection]:
         folded = name.casefold()

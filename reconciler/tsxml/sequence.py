@@ -122,7 +122,46 @@ def _typed(prop: Prop, text: str) -> Any:
     raise _NotCanonical
 
 
-def _text(prop: Prop, value: Any, resolve: PackageResolver) -> str:
+SecretText = Callable[[dict[str, Any]], str]
+SECRET_MARKER = re.compile(r"\{\{secret:(env|file):([^}]*)\}\}")
+
+
+def no_secrets(source: dict[str, Any]) -> str:
+    """XML for a plan's display, a conversion or an export: secrets stay empty, as ConfigMgr's ExportXml."""
+    return ""
+
+
+def secret_marker(source: dict[str, Any]) -> str:
+    """XML for a site record: a marker the applier replaces with the value, read at apply time only."""
+    return "{{secret:" + (f"env:{source['env']}" if source.get("env") else f"file:{source['file']}") + "}}"
+
+
+def fill_secrets(xml: str, value_of: Callable[[str, str], str]) -> str:
+    """Replace secret markers by their values (``value_of(kind, name)``), escaping inside dynamic rules."""
+    if "{{secret:" not in xml:
+        return xml
+    root = parse(xml)
+    for var in root.iter("variable"):
+        text = var.text or ""
+        if "{{secret:" not in text:
+            continue
+        inner = var.get("property") == "Rules"
+
+        def value(match: re.Match[str]) -> str:
+            found = value_of(match.group(1), match.group(2))
+            if inner:
+                return found.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            return found
+
+        var.text = SECRET_MARKER.sub(value, text)
+    return serialize(root, indent=None)
+
+
+def secret_references(xml: str) -> list[tuple[str, str]]:
+    return sorted(set(SECRET_MARKER.findall(xml)))
+
+
+def _text(prop: Prop, value: Any, resolve: PackageResolver, secrets: SecretText = no_secrets) -> str:
     kind = prop.kind
     if kind == "bool":
         return prop.true_text if value else prop.false_text
@@ -135,7 +174,7 @@ def _text(prop: Prop, value: Any, resolve: PackageResolver) -> str:
     if kind == "script":
         return _encode_script(value)
     if kind == "secret" or isinstance(value, dict):
-        return ""  # resolved only at apply; XML written for a plan or an export carries no secret
+        return secrets(value["valueFrom"]) if isinstance(value, dict) and value.get("valueFrom") else ""
     return str(value)
 
 
@@ -182,7 +221,7 @@ def _read_rules(text: str, secrets: Callable[[str], dict[str, Any]]) -> list[dic
     return rules
 
 
-def _write_rules(rules: list[dict[str, Any]]) -> str:
+def _write_rules(rules: list[dict[str, Any]], secrets: SecretText = no_secrets) -> str:
     root = Element("Rules")
     for rule in rules:
         rule_el = SubElement(root, "Rule")
@@ -192,7 +231,10 @@ def _write_rules(rules: list[dict[str, Any]]) -> str:
         for var in rule.get("variables") or ():
             var_el = SubElement(vars_el, "Variable", {"Name": var["name"],
                                                        "IsSecret": "true" if var.get("secret") else "false"})
-            var_el.text = "" if var.get("secret") else (var.get("value") or "")
+            if var.get("valueFrom"):
+                var_el.text = secrets(var["valueFrom"])
+            else:
+                var_el.text = "" if var.get("secret") else (var.get("value") or "")
         for raw in rule.get("extra") or ():
             cond_xml.build_raw(rule_el, raw)
     return serialize(root, indent=None) + "\n"
@@ -647,9 +689,10 @@ def derive_references(steps: list[dict[str, Any]], resolve: PackageResolver) -> 
 
 
 class _Writer:
-    def __init__(self, console_style: bool, resolve: PackageResolver) -> None:
+    def __init__(self, console_style: bool, resolve: PackageResolver, secrets: SecretText = no_secrets) -> None:
         self.console_style = console_style
         self.resolve = resolve
+        self.secrets = secrets
 
     def options(self, node: dict[str, Any], attrs: dict[str, str]) -> None:
         attrs["description"] = node.get("description", "")
@@ -750,7 +793,8 @@ class _Writer:
                 value = settings.get(prop.field)
                 if value is None:
                     continue
-                text = _write_rules(value) if prop.kind == "rules" else _text(prop, value, self.resolve)
+                text = (_write_rules(value, self.secrets) if prop.kind == "rules"
+                        else _text(prop, value, self.resolve, self.secrets))
                 out.append((prop.variable, prop.property, prop.hidden, text))
             for lp in known.lists:
                 items = settings.get(lp.field)
@@ -764,12 +808,13 @@ class _Writer:
                 for count in lp.counts:
                     out.append((count.variable, count.property, count.hidden, str(len(items))))
         for raw in node.get("properties") or ():
-            text = "" if raw.get("valueFrom") is not None else (raw.get("value") or "")
+            text = self.secrets(raw["valueFrom"]) if raw.get("valueFrom") is not None else (raw.get("value") or "")
             out.append((raw.get("variable"), raw.get("property"), bool(raw.get("hidden")), text))
         return out
 
 
-def write_sequence(spec: dict[str, Any], resolve: PackageResolver = resolve_by_id, indent: str | None = "  ") -> str:
+def write_sequence(spec: dict[str, Any], resolve: PackageResolver = resolve_by_id, indent: str | None = "  ",
+                   secrets: SecretText = no_secrets) -> str:
     """Write the ``<sequence>`` XML of a TaskSequence spec (YAML shape, as ``model_dump(by_alias=True)``)."""
     xml = spec.get("xml") or {}
     version = xml.get("version", CONSOLE_VERSION)
@@ -791,7 +836,7 @@ def write_sequence(spec: dict[str, Any], resolve: PackageResolver = resolve_by_i
             if var.get("property") is not None:
                 attrs["property"] = var["property"]
             SubElement(gl, "variable", attrs).text = var.get("value", "")
-    _Writer(console_style=version != MDT_VERSION, resolve=resolve).nodes(root, steps)
+    _Writer(console_style=version != MDT_VERSION, resolve=resolve, secrets=secrets).nodes(root, steps)
     return serialize(root, indent=indent)
 
 
