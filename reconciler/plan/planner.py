@@ -335,8 +335,8 @@ class _Planner:
             ts_id = self.ts_ids.get(spec.task_sequence)
             owned_id = self.owned.get((obj.kind, obj.name))
             live = self.live.deployments.get(owned_id) if owned_id else None
-            if live is not None and self.in_sync(obj.kind, obj.name, desired_fp, record_fingerprint(live, self.state.salt)) \
-                    and live.package_id == ts_id:
+            live_fp = record_fingerprint(live, self.state.salt) if live is not None else ""
+            if live is not None and live.package_id == ts_id and self.in_sync(obj.kind, obj.name, desired_fp, live_fp):
                 continue
             ts_name = ts_obj.manifest.spec.name  # type: ignore[union-attr]
             record = deployment_record(obj.manifest, ts_id or "", ts_name, collection,  # type: ignore[arg-type]

@@ -292,7 +292,8 @@ class EmbeddedSite:
                            [(collection_id, r) for r in resource_ids])
             count = db.execute("SELECT COUNT(*) FROM collection_members WHERE collection_id = ?",
                                (collection_id,)).fetchone()[0]
-            db.execute("UPDATE collections SET member_count = MAX(member_count, ?) WHERE id = ?", (count, collection_id))
+            db.execute("UPDATE collections SET member_count = MAX(member_count, ?) WHERE id = ?",
+                       (count, collection_id))
 
     def add_computer(self, name: str, resource_id: int | None = None) -> int:
         with self._tx() as db:

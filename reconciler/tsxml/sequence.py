@@ -147,7 +147,7 @@ def fill_secrets(xml: str, value_of: Callable[[str, str], str]) -> str:
             continue
         inner = var.get("property") == "Rules"
 
-        def value(match: re.Match[str]) -> str:
+        def value(match: re.Match[str], inner: bool = inner) -> str:
             found = value_of(match.group(1), match.group(2))
             if inner:
                 return found.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
