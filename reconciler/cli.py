@@ -14,7 +14,7 @@ from reconciler.apply.executor import ActionResult, ApplyRefused, apply_plan
 from reconciler.convert import manifest_to_xml, xml_to_manifest
 from reconciler.errors import CodecError, ReconcilerError, UnresolvedReference
 from reconciler.plan.actions import Plan
-from reconciler.plan.planner import make_plan
+from reconciler.plan.planner import MAX_DELETE_PERCENT, make_plan
 from reconciler.render import findings as render_findings
 from reconciler.render import plan as render_plan
 from reconciler.render import site as render_site
@@ -159,13 +159,19 @@ def _open(site: Path | None, state: Path | None) -> Workspace:
 @click.option("--target", "targets", multiple=True, metavar="KIND/NAME", help="Only these objects (repeatable).")
 @click.option("--prune", is_flag=True, help="Delete managed objects that no manifest describes any more.")
 @click.option("--adopt", is_flag=True, help="Take over unmanaged live objects with the same console name.")
+@click.option("--max-delete", type=click.FloatRange(0, 100), default=MAX_DELETE_PERCENT, show_default=True,
+              metavar="PERCENT", help="Block a plan that deletes more than this share of the managed objects.")
+@click.option("--wait-for-content", is_flag=True, help="Create a deployment only once its content is installed "
+              "on a targeted distribution point.")
+@click.option("--content-timeout", type=click.FloatRange(0), default=1800, show_default=True, metavar="SECONDS",
+              help="How long --wait-for-content waits per deployment.")
 @click.option("--output", "-o", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 0 with no changes, 2 with changes, 1 on error.")
 @click.option("--yes", "-y", is_flag=True, help="Apply without asking.")
 @click.option("--no-color", is_flag=True, help="No colours (also when NO_COLOR is set).")
 def apply_command(path: Path, dry_run: bool, site_path: Path | None, state_path: Path | None,
-                  targets: tuple[str, ...], prune: bool, adopt: bool, output: str, detailed_exitcode: bool,
-                  yes: bool, no_color: bool) -> None:
+                  targets: tuple[str, ...], prune: bool, adopt: bool, max_delete: float, wait_for_content: bool,
+                  content_timeout: float, output: str, detailed_exitcode: bool, yes: bool, no_color: bool) -> None:
     """Plan the changes that make the site equal to the manifests under PATH, then apply them.
 
     The plan is printed first. Applying asks for confirmation on a terminal; without a terminal it
@@ -183,7 +189,7 @@ def apply_command(path: Path, dry_run: bool, site_path: Path | None, state_path:
     workspace = _open(site_path, state_path)
     try:
         plan = make_plan(desired, workspace.site.read(), workspace.state, adopt=adopt, prune=prune,
-                         targets=targets)
+                         targets=targets, max_delete=max_delete)
         color = _color(no_color)
         if dry_run or not plan.actions or plan.blocked:
             _print_plan(plan, output, color)
@@ -203,7 +209,9 @@ def apply_command(path: Path, dry_run: bool, site_path: Path | None, state_path:
                 sys.exit(EXIT_ERROR)
         try:
             result = apply_plan(plan, workspace.site, workspace.state, secrets_base=path if path.is_dir()
-                                else path.parent, progress=_progress_printer())
+                                else path.parent, progress=_progress_printer(),
+                                wait_for_content=content_timeout if wait_for_content else None,
+                                notice=lambda message: click.echo(message, err=True))
         except ApplyRefused as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(EXIT_ERROR)

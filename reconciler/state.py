@@ -174,6 +174,12 @@ class StateStore:
                        (plan_id, time.time(), "outcome", action, obj, json.dumps(detail or {}, sort_keys=True),
                         outcome, error))
 
+    def audit(self, plan_id: str, obj: str, detail: dict[str, Any]) -> None:
+        """An audit record (who, when, what) for actions an organisation must be able to trace."""
+        with self._tx() as db:
+            db.execute("INSERT INTO journal (plan_id, at, phase, action, object, detail) VALUES (?, ?, ?, ?, ?, ?)",
+                       (plan_id, time.time(), "audit", "HighRiskDeployment", obj, json.dumps(detail, sort_keys=True)))
+
     def journal(self, plan_id: str | None = None) -> list[JournalEntry]:
         query = "SELECT seq, plan_id, at, phase, action, object, detail, outcome, error FROM journal"
         rows = (self._db.execute(query + " WHERE plan_id = ? ORDER BY seq", (plan_id,)) if plan_id

@@ -138,10 +138,10 @@ def test_apply_then_plan_is_empty_and_apply_is_idempotent(first: dict, chosen: l
             write(manifests, second)
             desired = load(manifests)
             assert not desired.findings
-            plan = make_plan(desired, site.read(), state, prune=prune)
+            plan = make_plan(desired, site.read(), state, prune=prune, max_delete=100)
             result = apply_plan(plan, site, state, manifests)
             assert result.ok, [(r.action.ref, r.message) for r in result.results if r.outcome != "applied"]
-            after = make_plan(desired, site.read(), state, prune=prune)
+            after = make_plan(desired, site.read(), state, prune=prune, max_delete=100)
             assert after.actions == [] and after.blocked == []
             live_before = site.read()
             assert apply_plan(after, site, state, manifests).results == []

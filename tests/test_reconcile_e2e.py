@@ -163,9 +163,11 @@ def test_orphans_are_kept_unless_pruned(work: Path) -> None:
     plan = plan_json(work)
     assert plan["actions"] == []
     assert plan["orphans"] == [{"kind": "TaskSequenceDeployment", "name": "bios-settings-lab"}]
-    pruned = plan_json(work, "--prune")
+    guarded = plan_json(work, "--prune")
+    assert guarded["blocked"][0]["rule"] == "max-delete" and "--max-delete 14" in guarded["blocked"][0]["message"]
+    pruned = plan_json(work, "--prune", "--max-delete", "20")
     assert [(a["verb"], a["reason"]) for a in pruned["actions"]] == [("DeleteDeployment", "orphan")]
-    assert reconcile(work, "manifests", "--yes", "--prune").returncode == 0
+    assert reconcile(work, "manifests", "--yes", "--prune", "--max-delete", "20").returncode == 0
     with EmbeddedSite(work / ".reconcile" / "site.db") as site:
         assert len(site.read().deployments) == 1
 

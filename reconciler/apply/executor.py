@@ -10,7 +10,9 @@ action skips the actions that depend on it; independent actions go on.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,7 @@ from reconciler.plan.actions import Action, ObjectRef, Plan, Verb
 from reconciler.plan.planner import live_variables_fingerprint
 from reconciler.site import Site
 from reconciler.site.records import ContentState, DeploymentRecord, TaskSequenceRecord
-from reconciler.state import StateStore
+from reconciler.state import StateStore, who
 from reconciler.tsxml.sequence import fill_secrets, secret_references
 
 
@@ -69,12 +71,15 @@ def resolve_secret(source: dict[str, Any], base: Path, who: str = "this plan") -
 
 class Executor:
     def __init__(self, plan: Plan, site: Site, state: StateStore, secrets_base: Path,
-                 progress: Callable[[ActionResult, int, int], None] | None = None) -> None:
+                 progress: Callable[[ActionResult, int, int], None] | None = None,
+                 wait_for_content: float | None = None, notice: Callable[[str], None] | None = None) -> None:
         self.plan = plan
         self.site = site
         self.state = state
         self.secrets_base = secrets_base
         self.progress = progress
+        self.wait_for_content = wait_for_content
+        self.notice = notice or (lambda message: None)
         self.secret_values: dict[tuple[str, str], str] = {}
         self.step_secrets: dict[tuple[str, str], str] = {}
 
@@ -287,7 +292,40 @@ class Executor:
             self.state.record_applied(action.ref.kind, action.ref.name, action.params["desired_fp"],
                                       record_fingerprint(live, self.state.salt))
 
+    def _wait_for_content(self, action: Action) -> None:
+        """Hold a deployment back until its content is installed on at least one targeted DP (bounded)."""
+        waiting = action.params.get("wait_for") or []
+        if self.wait_for_content is None or not waiting:
+            return
+        deadline = time.monotonic() + self.wait_for_content
+        delay = 0.2
+        while True:
+            missing = []
+            for package_id, *dps in waiting:
+                status = self.site.content_status(package_id)
+                if not any(dp in status and status[dp].state is ContentState.INSTALLED for dp in dps):
+                    missing.append(package_id)
+            if not missing:
+                return
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise ReconcilerError(f"content {', '.join(missing)} is still not installed on any targeted DP after "
+                                      f"{self.wait_for_content:.0f} s; the deployment was not created")
+            self.notice(f"{action.ref}: waiting for content {', '.join(missing)} ({left:.0f} s left)")
+            time.sleep(min(delay, left))
+            delay = min(delay * 2, 5.0)
+
+    def _audit(self, action: Action, dep_id: str) -> None:
+        if action.risk is None:
+            return
+        risk = action.risk
+        self.state.audit(self.plan.plan_id, str(action.ref), {
+            "who": who(), "when": datetime.now(UTC).isoformat(timespec="seconds"), "deployment": dep_id,
+            "collection": risk.collection_id, "collection_name": risk.collection_name,
+            "member_count": risk.member_count, "acknowledged": risk.acknowledged, "reasons": list(risk.reasons)})
+
     def do_create_deployment(self, action: Action) -> str:
+        self._wait_for_content(action)
         record = self._deployment_record(action)
         dep_id = self._owned_id(action.ref)
         if dep_id and self.site.get_deployment(dep_id) is not None:
@@ -303,6 +341,7 @@ class Executor:
                 dep_id = self.site.create_deployment(record)
             self.state.own(action.ref.kind, action.ref.name, dep_id)
         self._record_deployment(action, dep_id)
+        self._audit(action, dep_id)
         return f"deployment {dep_id}"
 
     def do_update_deployment(self, action: Action) -> str:
@@ -312,6 +351,7 @@ class Executor:
             raise ReconcilerError(f"deployment {dep_id} no longer exists; the next plan creates it again")
         self.site.update_deployment(dep_id, record)
         self._record_deployment(action, dep_id)
+        self._audit(action, dep_id)
         return f"updated {dep_id}"
 
     def do_replace_deployment(self, action: Action) -> str:
@@ -365,9 +405,10 @@ class Executor:
 
 
 def apply_plan(plan: Plan, site: Site, state: StateStore, secrets_base: Path = Path("."),
-               progress: Callable[[ActionResult, int, int], None] | None = None) -> ApplyResult:
+               progress: Callable[[ActionResult, int, int], None] | None = None,
+               wait_for_content: float | None = None, notice: Callable[[str], None] | None = None) -> ApplyResult:
     """Apply every action of the plan (refused whole when anything is blocked)."""
-    return Executor(plan, site, state, secrets_base, progress).run()
+    return Executor(plan, site, state, secrets_base, progress, wait_for_content, notice).run()
 
 
 __all__ = ["ApplyRefused", "ApplyResult", "apply_plan", "fingerprint"]

@@ -493,8 +493,55 @@ class _Planner:
 
     # -- orphans --------------------------------------------------------------------------------
 
+    def still_used(self, ref: ObjectRef, ts_id: str, leaving: set[str]) -> bool:
+        """--prune never deletes a sequence that is still deployed or still run as a child sequence."""
+        users = [d for d_id, d in self.live.deployments.items() if d.package_id == ts_id and d_id not in leaving]
+        parents = [t for t in self.live.task_sequences.values()
+                   if t.id != ts_id and ts_id in t.references
+                   and self.state_owner(t.id) not in self.pruned_sequences()]
+        if not users and not parents:
+            return False
+        why = []
+        if users:
+            why.append("deployed by " + ", ".join(f"{d.id} ({d.name})" for d in users[:3]))
+        if parents:
+            why.append("run as a child by " + ", ".join(f"{t.id} ({t.name})" for t in parents[:3]))
+        self.plan.blocked.append(Blocked(ref, (
+            f"--prune would delete task sequence {ts_id}, but it is still {' and '.join(why)}; delete or change "
+            "those first (deployments not managed here are never deleted)"), None, "", "prune-in-use"))
+        return True
+
+    def state_owner(self, live_id: str | None) -> str | None:
+        for (kind, name), owned_id in self.owned.items():
+            if kind == "TaskSequence" and owned_id == live_id:
+                return name
+        return None
+
+    def pruned_sequences(self) -> set[str]:
+        present = {o.name for o in self.desired.of_kind("TaskSequence")}
+        return {name for (kind, name) in self.owned if kind == "TaskSequence" and name not in present}
+
+    def delete_threshold(self, max_delete: float) -> None:
+        """A plan that deletes more than ``max_delete`` percent of the managed objects is blocked."""
+        deletions = list(dict.fromkeys(
+            a.ref for a in self.plan.actions
+            if a.verb in (Verb.DELETE_TASK_SEQUENCE, Verb.DELETE_DEPLOYMENT, Verb.REMOVE_VARIABLES, Verb.REMOVE_CONTENT)))
+        managed = len(self.owned)
+        if not deletions or not managed:
+            return
+        share = 100.0 * len(deletions) / managed
+        if share > max_delete:
+            self.plan.blocked.append(Blocked(deletions[0], (
+                f"this plan deletes {len(deletions)} of {managed} managed objects ({share:.0f}%), more than "
+                f"--max-delete {max_delete:g}%; review the deletions, then rerun with --max-delete {share:.0f} "
+                "or higher"), None, "", "max-delete"))
+
     def orphans(self) -> None:
         present = {(o.kind, o.name) for o in self.desired.objects}
+        # Deployments this plan deletes (orphans under --prune, replacements aside): the others still count.
+        leaving = {live_id for (kind, name), live_id in self.owned.items()
+                   if kind == "TaskSequenceDeployment" and (kind, name) not in present and self.plan.prune
+                   and (not self.targets or f"{kind}/{name}" in self.targets)}
         # A computer's variables are owned by every manifest that contributes to them.
         for (kind, name), live_id in sorted(self.owned.items(), key=lambda i: (_KIND_ORDER.get(i[0][0], 9), i[0][1])):
             if (kind, name) in present or kind not in MANAGED_KINDS:
@@ -506,6 +553,8 @@ class _Planner:
                 self.plan.orphans.append(ref)
                 continue
             if kind == "TaskSequence" and live_id in self.live.task_sequences:
+                if self.still_used(ref, live_id, leaving):
+                    continue
                 self.add(Action(Verb.DELETE_TASK_SEQUENCE, ref, Reason.ORPHAN, live_id,
                                 summary=self.live.task_sequences[live_id].name))
             elif kind == "TaskSequenceDeployment" and live_id in self.live.deployments:
@@ -558,8 +607,12 @@ def _status_text(status: Any) -> str:
     return f"{status.state.name.lower().replace('_', ' ')}, version {status.installed_version}"
 
 
+#: Default --max-delete: the share of managed objects one plan may delete.
+MAX_DELETE_PERCENT = 10.0
+
+
 def make_plan(desired: DesiredState, live: LiveState, state: StateStore, *, adopt: bool = False,
-              prune: bool = False, targets: Iterable[str] = ()) -> Plan:
+              prune: bool = False, targets: Iterable[str] = (), max_delete: float = MAX_DELETE_PERCENT) -> Plan:
     """Plan what makes the site equal to the manifests. Reads only."""
     planner = _Planner(desired, live, state, adopt, prune, tuple(targets))
     planner.content_pairs = {}
@@ -569,6 +622,7 @@ def make_plan(desired: DesiredState, live: LiveState, state: StateStore, *, adop
     planner.deployments()
     planner.variables()
     planner.orphans()
+    planner.delete_threshold(max_delete)
     plan = planner.plan
     plan.content_pairs = planner.content_pairs
     plan.actions.sort(key=lambda a: (_PHASE[a.verb], _KIND_ORDER.get(a.ref.kind, 9), a.ref.name,

@@ -40,6 +40,12 @@ def plan_document(plan: Plan) -> dict[str, Any]:
              "line": b.source.line if b.source else None, "column": b.source.column if b.source else None}
             for b in plan.blocked
         ],
+        "warnings": [
+            {"kind": w.ref.kind, "name": w.ref.name, "message": w.message, "rule": w.rule or None,
+             "path": w.path or None, "file": w.source.file if w.source else None,
+             "line": w.source.line if w.source else None, "column": w.source.column if w.source else None}
+            for w in plan.warnings
+        ],
         "orphans": [{"kind": o.kind, "name": o.name} for o in plan.orphans],
     }
 
@@ -56,6 +62,7 @@ def _action(action: Action) -> dict[str, Any]:
         "file": action.source.file if action.source else None,
         "line": action.source.line if action.source else None,
         "depends_on": [str(d) for d in action.depends_on],
+        "high_risk": action.risk.to_json() if action.risk is not None else None,
         "changes": [
             {"path": c.path, "before": None if c.sensitive else _value(c.before),
              "after": None if c.sensitive else _value(c.after), "sensitive": c.sensitive}
@@ -86,6 +93,14 @@ def _change_line(change: Any) -> str:
     return f"{change.path}: {before} → {after}"
 
 
+def risk_line(action: Action) -> str:
+    risk = action.risk
+    ack = ("acknowledged (spec.highRisk.acknowledge)" if risk.acknowledged
+           else "no acknowledgement needed" if not risk.needs_acknowledgement else "NOT acknowledged")
+    return (f"HIGH RISK: {'; '.join(risk.reasons)}; collection {risk.collection_name!r} ({risk.collection_id}) "
+            f"has {risk.member_count} members{', contains site systems' if risk.site_systems else ''}; {ack}")
+
+
 def summary_line(plan: Plan) -> str:
     c = plan.counts()
     line = (f"Plan: {c['create']} to create, {c['modify']} to modify, {c['distribute']} to distribute, "
@@ -108,6 +123,8 @@ def render_text(plan: Plan, out: TextIO, color: bool = False, max_changes: int =
         out.write("\n" + paint(symbol, f"  {symbol} {action.ref}{live}") +
                   f"  {action.verb.value} ({action.reason.value})" + (f": {action.summary}" if action.summary else "")
                   + "\n")
+        if action.risk is not None:
+            out.write(paint("-", f"      ⚠ {risk_line(action)}") + "\n")
         for change in action.changes[:max_changes]:
             out.write(f"      {_change_line(change)}\n")
         if len(action.changes) > max_changes:
@@ -118,6 +135,11 @@ def render_text(plan: Plan, out: TextIO, color: bool = False, max_changes: int =
             where = f"{blocked.source}: " if blocked.source else ""
             field = f"{blocked.path}: " if blocked.path else ""
             out.write(paint("-", f"  ✗ {where}{blocked.ref}: {field}{blocked.message}") + "\n")
+    if plan.warnings:
+        out.write("\nWarnings:\n")
+        for warning in plan.warnings:
+            where = f"{warning.source}: " if warning.source else ""
+            out.write(paint("~", f"  ! {where}{warning.ref}: {warning.message}") + "\n")
     if plan.orphans:
         out.write(f"\n{len(plan.orphans)} managed object(s) have no manifest and are kept (use --prune to delete):\n")
         for orphan in plan.orphans:
@@ -132,6 +154,12 @@ def render_markdown(plan: Plan, out: TextIO, limit: int = MARKDOWN_LIMIT) -> Non
     if plan.blocked:
         head += [f"> **{len(plan.blocked)} blocked item(s): nothing will be applied.**", ""]
         head += [f"- `{b.ref}`{f' ({b.source})' if b.source else ''}: {b.message}" for b in plan.blocked] + [""]
+    risky = [a for a in plan.actions if a.risk is not None]
+    if risky:
+        head += [f"> [!WARNING]\n> **{len(risky)} high-risk deployment(s)**", ""]
+        head += [f"- ⚠ `{a.ref}`: {risk_line(a)}" for a in risky] + [""]
+    if plan.warnings:
+        head += [f"- ! `{w.ref}`{f' ({w.source})' if w.source else ''}: {w.message}" for w in plan.warnings] + [""]
     head += ["| create | modify | distribute | redistribute | delete | blocked |",
              "|---:|---:|---:|---:|---:|---:|",
              f"| {c['create']} | {c['modify']} | {c['distribute']} | {c['redistribute']} | {c['delete']} | "
@@ -142,6 +170,8 @@ def render_markdown(plan: Plan, out: TextIO, limit: int = MARKDOWN_LIMIT) -> Non
     for action in plan.actions:
         body = "\n".join(f"    {_change_line(ch)}" for ch in action.changes) or "    (no field changes)"
         title = f"{SYMBOLS[action.verb]} <code>{action.ref}</code> {action.verb.value} ({action.reason.value})"
+        if action.risk is not None:
+            title = "⚠ HIGH RISK " + title
         sections.append(f"<details><summary>{title}</summary>\n\n```\n{body}\n```\n</details>")
     text = "\n".join(head) + "\n" + "\n".join(sections) + "\n\n" + summary_line(plan) + "\n"
     while len(text) > limit and sections:
