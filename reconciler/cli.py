@@ -12,13 +12,16 @@ import click
 
 from reconciler.apply.executor import ActionResult, ApplyRefused, apply_plan
 from reconciler.convert import manifest_to_xml, xml_to_manifest
+from reconciler.effective import ComputerNotFound, effective_variables
 from reconciler.errors import CodecError, ReconcilerError, UnresolvedReference
 from reconciler.plan.actions import Plan
 from reconciler.plan.planner import MAX_DELETE_PERCENT, make_plan
 from reconciler.render import findings as render_findings
 from reconciler.render import plan as render_plan
 from reconciler.render import site as render_site
+from reconciler.render.effective import render as render_effective
 from reconciler.render.plan import plan_document
+from reconciler.site.embedded import SiteError
 from reconciler.source import yamlfile
 from reconciler.source.loader import load
 from reconciler.validate import has_errors, validate
@@ -297,6 +300,66 @@ def site_show(site_path: Path | None, output: str) -> None:
     workspace = _open(site_path, None)
     try:
         render_site.render(workspace.site.read(), sys.stdout, output)
+    finally:
+        workspace.close()
+
+
+@cli.group("vars")
+def vars_group() -> None:
+    """Task sequence variables as the site resolves them."""
+
+
+@vars_group.command("effective")
+@click.option("--computer", required=True, help="Device name (or a ResourceID).")
+@click.argument("path", default="manifests", type=click.Path(path_type=Path))
+@click.option("--site", "site_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--output", "-o", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def vars_effective(computer: str, path: Path, site_path: Path | None, output: str) -> None:
+    """Each variable COMPUTER gets, its value (masked when hidden), where it comes from and what it overrides.
+
+    Computer variables beat collection variables; between collections, priority 1 beats 9.
+    """
+    desired = load(path)
+    findings = validate(desired)
+    if has_errors(findings):
+        render_findings.render_text(desired, [f for f in findings if f.severity.value == "error"], sys.stderr)
+        sys.exit(EXIT_ERROR)
+    workspace = _open(site_path, None)
+    try:
+        target = int(computer) if computer.isdigit() else computer
+        try:
+            device, variables = effective_variables(target, desired, workspace.site.read())
+        except ComputerNotFound as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(EXIT_ERROR)
+        render_effective(device, variables, sys.stdout, output)
+    finally:
+        workspace.close()
+
+
+@site_group.command("settings")
+@click.option("--site", "site_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--default-size", type=click.IntRange(0), default=None,
+              help="High-risk deployments to larger collections need acknowledgement (0: off).")
+@click.option("--maximum-size", type=click.IntRange(0), default=None,
+              help="High-risk deployments to larger collections are refused (0: off).")
+@click.option("--site-systems", type=click.Choice(["block", "warn"]), default=None,
+              help="Collections containing site system servers: refuse, or require acknowledgement.")
+def site_settings(site_path: Path | None, default_size: int | None, maximum_size: int | None,
+                  site_systems: str | None) -> None:
+    """Show or set the site's deployment verification settings (high-risk deployments)."""
+    workspace = _open(site_path, None)
+    try:
+        if default_size is None and maximum_size is None and site_systems is None:
+            settings = workspace.site.verification_settings()
+        else:
+            try:
+                settings = workspace.site.set_verification_settings(default_size, maximum_size, site_systems)
+            except SiteError as exc:
+                raise click.BadParameter(str(exc)) from None
+        click.echo(f"default size:  {settings.default_size or 'off'}")
+        click.echo(f"maximum size:  {settings.maximum_size or 'off'}")
+        click.echo(f"collections with site system servers: {settings.site_systems}")
     finally:
         workspace.close()
 

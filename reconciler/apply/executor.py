@@ -12,8 +12,8 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -391,11 +391,15 @@ class Executor:
             live_fp = live_variables_fingerprint(machine.variables if machine else (), None)
         for name in [action.ref.name, *params.get("also", [])]:
             self.state.own(action.ref.kind, name, str(params["target"]))
-            self.state.record_applied(action.ref.kind, name, params["desired_fp"], live_fp, hashes)
+            self.state.record_applied(action.ref.kind, name, params["desired_fp"], live_fp, hashes,
+                                      {"count": len(values)})
         return f"{len(values)} variable(s) set"
 
     def do_remove_variables(self, action: Action) -> str:
         params = action.params
+        if params.get("gone"):
+            self.state.disown(action.ref.kind, action.ref.name)
+            return "the target no longer exists; forgotten"
         if params["scope"] == "collection":
             self.site.set_collection_variables(params["target"], 9, [])
         else:

@@ -26,6 +26,7 @@ from reconciler.diff.normalize import (
     ts_record,
     ts_references,
 )
+from reconciler.effective import effective_count
 from reconciler.errors import Source
 from reconciler.models import TaskSequence
 from reconciler.plan.actions import Action, Blocked, FieldChange, ObjectRef, Plan, Reason, Verb
@@ -33,7 +34,7 @@ from reconciler.plan.policies import evaluate_high_risk, run_from_dp_violations
 from reconciler.site.records import ContentState, LiveState, LiveVariable, TaskSequenceRecord
 from reconciler.source.loader import DesiredState, LoadedObject, format_path
 from reconciler.state import Applied, StateStore
-from reconciler.validate import deploys_os
+from reconciler.validate import MAX_VARIABLES_PER_COMPUTER, deploys_os
 
 MANAGED_KINDS = ("TaskSequence", "TaskSequenceDeployment", "ContentDistribution", "CollectionVariables",
                  "ComputerVariables")
@@ -415,7 +416,16 @@ class _Planner:
             try:
                 collection = self.resolver.collection(spec.collection, ("spec", "collection"))
             except Unresolved as exc:
-                self.block(obj, exc.path, exc.message, "reference")
+                owned_id = self.owned.get((obj.kind, obj.name))
+                if owned_id and owned_id not in self.live.collections:
+                    last = self.applied.get((obj.kind, obj.name))
+                    count = (last.extra.get("count") if last else None) or "its"
+                    self.block(obj, exc.path, (
+                        f"collection {owned_id} was deleted in the site, and ConfigMgr deleted {count} variable(s) "
+                        "with it; recreate the collection, point this manifest at another one, or delete the "
+                        "manifest (--prune then forgets the variables)"), "collection-deleted")
+                else:
+                    self.block(obj, exc.path, exc.message, "reference")
                 continue
             if collection.built_in:
                 self.block(obj, ("spec", "collection"), f"{collection.name!r} ({collection.id}) is a built-in "
@@ -438,6 +448,13 @@ class _Planner:
                 by_computer[computer.resource_id].append(obj)
         for resource_id, objs in by_computer.items():
             objs.sort(key=lambda o: o.name)
+            count = effective_count(self.live.computers[resource_id], self.desired, self.live)
+            if count > MAX_VARIABLES_PER_COMPUTER:
+                self.block(objs[0], ("spec", "variables"), (
+                    f"computer {self.live.computers[resource_id].name!r} would get {count} variables from its "
+                    f"collections and computer variables (live and in Git); ConfigMgr allows at most "
+                    f"{MAX_VARIABLES_PER_COMPUTER}"), "variable-limit")
+                continue
             variables = [v for o in objs for v in o.manifest.spec.variables]  # type: ignore[union-attr]
             live = self.live.machine_settings.get(resource_id)
             self.variable_set(objs[0], "computer", resource_id, self.live.computers[resource_id].name, variables,
@@ -523,9 +540,8 @@ class _Planner:
 
     def delete_threshold(self, max_delete: float) -> None:
         """A plan that deletes more than ``max_delete`` percent of the managed objects is blocked."""
-        deletions = list(dict.fromkeys(
-            a.ref for a in self.plan.actions
-            if a.verb in (Verb.DELETE_TASK_SEQUENCE, Verb.DELETE_DEPLOYMENT, Verb.REMOVE_VARIABLES, Verb.REMOVE_CONTENT)))
+        verbs = (Verb.DELETE_TASK_SEQUENCE, Verb.DELETE_DEPLOYMENT, Verb.REMOVE_VARIABLES, Verb.REMOVE_CONTENT)
+        deletions = list(dict.fromkeys(a.ref for a in self.plan.actions if a.verb in verbs))
         managed = len(self.owned)
         if not deletions or not managed:
             return
@@ -576,10 +592,13 @@ class _Planner:
                     self.add(Action(Verb.REMOVE_CONTENT, ref, Reason.ORPHAN, None, params={"package": None, "dps": []},
                                     summary="nothing left to remove"))
             elif kind in ("CollectionVariables", "ComputerVariables"):
+                gone = (live_id not in self.live.collections if kind == "CollectionVariables"
+                        else int(live_id) not in self.live.computers)
                 self.add(Action(Verb.REMOVE_VARIABLES, ref, Reason.ORPHAN, live_id,
                                 params={"scope": "collection" if kind == "CollectionVariables" else "computer",
-                                        "target": live_id if kind == "CollectionVariables" else int(live_id)},
-                                summary=f"variables of {live_id}"))
+                                        "target": live_id if kind == "CollectionVariables" else int(live_id),
+                                        "gone": gone},
+                                summary=f"variables of {live_id}" + (" (already gone with it)" if gone else "")))
             else:
                 self.add(Action(Verb.DELETE_DEPLOYMENT if kind == "TaskSequenceDeployment" else
                                 Verb.DELETE_TASK_SEQUENCE, ref, Reason.ORPHAN, live_id,
