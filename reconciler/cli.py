@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from collections.abc import Callable
@@ -60,7 +61,8 @@ def cli() -> None:
       reconcile crds                         regenerate the JSON schemas and CRDs
 
     Without --site, the embedded site in .reconcile/site.db under the current folder is used
-    (created with the demo inventory on first use).
+    (created with the demo inventory on first use). --log-level debug (anywhere on the command line)
+    or RECONCILE_LOG_LEVEL=debug prints diagnostics on stderr; secrets are never logged.
     """
 
 
@@ -365,6 +367,15 @@ def site_settings(site_path: Path | None, default_size: int | None, maximum_size
 
 
 def main() -> None:
+    """Entry point. Diagnostics go to stderr; RECONCILE_LOG_LEVEL (or --log-level) sets their detail."""
+    level = os.environ.get("RECONCILE_LOG_LEVEL", "WARNING").upper()
+    if "--log-level" in sys.argv:
+        at = sys.argv.index("--log-level")
+        if at + 1 < len(sys.argv):
+            level = sys.argv[at + 1].upper()
+            del sys.argv[at:at + 2]
+    logging.basicConfig(level=getattr(logging, level, logging.WARNING), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     cli()
 
 

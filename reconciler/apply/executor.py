@@ -9,6 +9,7 @@ action skips the actions that depend on it; independent actions go on.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -25,6 +26,8 @@ from reconciler.site import Site
 from reconciler.site.records import ContentState, DeploymentRecord, TaskSequenceRecord
 from reconciler.state import StateStore, who
 from reconciler.tsxml.sequence import fill_secrets, secret_references
+
+log = logging.getLogger("reconciler.apply")
 
 
 class ApplyRefused(ReconcilerError):
@@ -91,6 +94,7 @@ class Executor:
             record = action.params.get("record")
             if isinstance(record, TaskSequenceRecord):
                 for kind, name in secret_references(record.sequence):
+                    log.debug("%s: reading the secret from %s %s", action.ref, kind, name)
                     source = {"env": name} if kind == "env" else {"file": name}
                     self.step_secrets[(kind, name)] = resolve_secret(source, self.secrets_base, str(action.ref))
             if action.verb is not Verb.SET_VARIABLES:
@@ -113,6 +117,8 @@ class Executor:
                 self.state.outcome(self.plan.plan_id, action.verb.value, str(action.ref), "skipped", why)
                 item = ActionResult(action, "skipped", why)
             else:
+                log.debug("%s: %s (%s) intent, live id %s", action.ref, action.verb.value, action.reason.value,
+                          action.live_id)
                 self.state.intent(self.plan.plan_id, action.verb.value, str(action.ref),
                                   {"live_id": action.live_id, "summary": action.summary})
                 try:
@@ -125,6 +131,8 @@ class Executor:
                     self.state.outcome(self.plan.plan_id, action.verb.value, str(action.ref), "applied", None,
                                        {"result": message})
                     item = ActionResult(action, "applied", message)
+            log.info("%s: %s %s%s", action.ref, action.verb.value, item.outcome,
+                     f" ({item.message})" if item.message else "")
             result.results.append(item)
             if self.progress:
                 self.progress(item, index, total)

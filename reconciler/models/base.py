@@ -51,7 +51,8 @@ class Metadata(Model):
     annotations: dict[str, str] = Field(default_factory=dict)
 
 
-_ID_PATTERN = r"^[A-Z0-9]{3}[0-9A-F]{5}$"
+#: Collection and package IDs: site code and five hex digits (PS100012), or a built-in ID (SMS000US).
+_ID_PATTERN = r"^[A-Z0-9]{8}$"
 
 
 class PackageRef(Model):

@@ -7,6 +7,7 @@ more than reading the manifests.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable
@@ -35,6 +36,8 @@ from reconciler.site.records import ContentState, LiveState, LiveVariable, TaskS
 from reconciler.source.loader import DesiredState, LoadedObject, format_path
 from reconciler.state import Applied, StateStore
 from reconciler.validate import MAX_VARIABLES_PER_COMPUTER, deploys_os
+
+log = logging.getLogger("reconciler.plan")
 
 MANAGED_KINDS = ("TaskSequence", "TaskSequenceDeployment", "ContentDistribution", "CollectionVariables",
                  "ComputerVariables")
@@ -231,8 +234,9 @@ class _Planner:
                     if status is None or status.state in (ContentState.REMOVAL_PENDING,
                                                           ContentState.REMOVAL_RETRYING):
                         lacking.append(dp)
-                    elif status.state in _FAILED_STATES or status.installed_version < package.source_version:
-                        failed.append(dp)
+                    elif status.state in _FAILED_STATES or (
+                            status.state is ContentState.INSTALLED and status.installed_version < package.source_version):
+                        failed.append(dp)  # in progress (pending, retrying, updating) is left to finish
                 if lacking:
                     self.add(Action(Verb.DISTRIBUTE_CONTENT, ref, Reason.CONTENT, package_id,
                                     (FieldChange("distributionPoints", None, lacking),), (ts_ref,), obj.source,
@@ -643,6 +647,8 @@ def make_plan(desired: DesiredState, live: LiveState, state: StateStore, *, adop
     planner.orphans()
     planner.delete_threshold(max_delete)
     plan = planner.plan
+    log.debug("plan %s: %d action(s), %d blocked, %d warning(s), %d orphan(s)", plan.plan_id, len(plan.actions),
+              len(plan.blocked), len(plan.warnings), len(plan.orphans))
     plan.content_pairs = planner.content_pairs
     plan.actions.sort(key=lambda a: (_PHASE[a.verb], _KIND_ORDER.get(a.ref.kind, 9), a.ref.name,
                                      _IN_VERB_ORDER[a.verb], str(a.params.get("package", ""))))

@@ -1,0 +1,353 @@
+"""Guardrails: each rule trips on a manifest and says where, which rule, and what to do."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from reconciler.apply.executor import ApplyRefused, apply_plan
+from reconciler.effective import effective_variables
+from reconciler.plan.planner import make_plan
+from reconciler.site.demo import add_demo_inventory
+from reconciler.site.embedded import EmbeddedSite
+from reconciler.site.records import ContentState, DeploymentRecord, PackageType
+from reconciler.source.loader import load
+from reconciler.state import StateStore
+
+HEAD = {"apiVersion": "configmgr.gitops.io/v1alpha1"}
+OS_STEPS = [{"name": "Apply", "type": "ApplyOperatingSystemImage",
+             "settings": {"image": {"package": "Windows 11 23H2 x64"}, "index": 1}}]
+TOOL_STEPS = [{"name": "Run", "type": "RunCommandLine",
+               "settings": {"commandLine": "cmd /c echo", "package": {"package": "OSD Tools"}}}]
+
+
+def ts(name: str, steps: list[dict], **spec: Any) -> dict:
+    return {**HEAD, "kind": "TaskSequence", "metadata": {"name": name},
+            "spec": {"name": f"TS {name}", "steps": steps, **spec}}
+
+
+def deployment(name: str, sequence: str, collection: dict, **spec: Any) -> dict:
+    return {**HEAD, "kind": "TaskSequenceDeployment", "metadata": {"name": name},
+            "spec": {"taskSequence": sequence, "collection": collection, **spec}}
+
+
+class World:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.manifests = root / "manifests"
+        self.manifests.mkdir(parents=True, exist_ok=True)
+        self.site = EmbeddedSite(root / ".reconcile" / "site.db")
+        add_demo_inventory(self.site)
+        self.state = StateStore(root / ".reconcile" / "state.db")
+
+    def write(self, *docs: dict, name: str = "estate.yaml") -> Path:
+        path = self.manifests / name
+        path.write_text(yaml.safe_dump_all(list(docs), sort_keys=False))
+        return path
+
+    def plan(self, **options: Any):  # type: ignore[no-untyped-def]
+        desired = load(self.manifests)
+        assert not desired.findings, [f.render() for f in desired.findings]
+        return make_plan(desired, self.site.read(), self.state, **options)
+
+    def apply(self, **options: Any):  # type: ignore[no-untyped-def]
+        wait = options.pop("wait_for_content", None)
+        return apply_plan(self.plan(**options), self.site, self.state, self.manifests, wait_for_content=wait)
+
+    def cli(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "reconciler", *args], cwd=self.root, capture_output=True,
+                              text=True, env={**os.environ, "NO_COLOR": "1", **(env or {})}, timeout=120,
+                              stdin=subprocess.DEVNULL)
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> World:
+    w = World(tmp_path)
+    yield w
+    w.site.close()
+    w.state.close()
+
+
+def rules(plan: Any) -> dict[str, Any]:
+    return {b.rule: b for b in plan.blocked}
+
+
+def test_required_os_deployment_to_all_systems_is_blocked_without_override(world: World) -> None:
+    world.write(ts("install", OS_STEPS, type="InstallOperatingSystem"),
+                deployment("install-all", "install", {"id": "SMS00001"}, purpose="Required",
+                           highRisk={"acknowledge": True}))
+    blocked = rules(world.plan())["high-risk-built-in"]
+    assert "All Systems" in blocked.message and "no override" in blocked.message
+    assert blocked.source.file.endswith("estate.yaml") and blocked.source.line and blocked.path == "spec.collection"
+    result = world.cli("manifests", "--yes")
+    assert result.returncode == 1 and "high-risk deployment cannot target the built-in collection" in result.stdout
+    assert not world.site.read().task_sequences  # nothing applied
+
+
+def test_all_unknown_computers_is_allowed_and_flagged(world: World) -> None:
+    world.write(ts("install", OS_STEPS, type="InstallOperatingSystem"),
+                deployment("install-unknown", "install", {"id": "SMS000US"}, purpose="Required",
+                           availableTo="MediaAndPxe"))
+    plan = world.plan()
+    assert not plan.blocked
+    create = next(a for a in plan.actions if a.ref.name == "install-unknown")
+    assert create.risk is not None and create.risk.collection_id == "SMS000US"
+
+
+def test_available_deployment_is_not_high_risk(world: World) -> None:
+    world.write(ts("install", OS_STEPS, type="InstallOperatingSystem"),
+                deployment("install-all", "install", {"id": "SMS00001"}, purpose="Available"))
+    plan = world.plan()
+    assert not plan.blocked and all(a.risk is None for a in plan.actions)
+
+
+def test_a_collection_larger_than_the_default_size_needs_acknowledgement(world: World) -> None:
+    world.site.set_verification_settings(default_size=20)
+    docs = [ts("install", OS_STEPS, type="InstallOperatingSystem"),
+            deployment("pilot", "install", {"name": "OSD Pilot"}, purpose="Required")]
+    world.write(*docs)
+    blocked = rules(world.plan())["high-risk-size"]
+    assert "25 members" in blocked.message and "default size for high-risk deployments (20)" in blocked.message
+    assert "spec.highRisk.acknowledge: true" in blocked.message and blocked.path == "spec.highRisk.acknowledge"
+    docs[1]["spec"]["highRisk"] = {"acknowledge": True}
+    world.write(*docs)
+    plan = world.plan()
+    risk = next(a.risk for a in plan.actions if a.ref.name == "pilot")
+    assert risk.acknowledged and risk.member_count == 25 and risk.needs_acknowledgement
+
+
+def test_a_collection_larger_than_the_maximum_size_is_blocked(world: World) -> None:
+    world.site.set_verification_settings(default_size=10, maximum_size=50)
+    world.write(ts("install", OS_STEPS, type="InstallOperatingSystem"),
+                deployment("prod", "install", {"name": "OSD Production Workstations"}, purpose="Required",
+                           highRisk={"acknowledge": True}))
+    blocked = rules(world.plan())["high-risk-maximum-size"]
+    assert "80 members" in blocked.message and "maximum size" in blocked.message
+
+
+def test_collections_with_site_systems_are_blocked_or_need_acknowledgement(world: World) -> None:
+    docs = [ts("upgrade", OS_STEPS, type="UpgradeOperatingSystem"),
+            deployment("servers", "upgrade", {"name": "OSD Servers"}, purpose="Required")]
+    world.write(*docs)
+    assert "contains site system servers" in rules(world.plan())["high-risk-site-systems"].message
+    world.site.set_verification_settings(site_systems="warn")
+    assert "spec.highRisk.acknowledge" in rules(world.plan())["high-risk-site-systems"].message
+    docs[1]["spec"]["highRisk"] = {"acknowledge": True}
+    world.write(*docs)
+    assert not world.plan().blocked
+
+
+def test_required_high_impact_sequence_is_high_risk_and_audited(world: World) -> None:
+    world.write(ts("module", TOOL_STEPS, highImpact={"enabled": True}),
+                deployment("lab", "module", {"name": "OSD Lab"}, purpose="Required"))
+    plan = world.plan()
+    risk = next(a.risk for a in plan.actions if a.ref.name == "lab")
+    assert risk.reasons == ("Required deployment of a high-impact task sequence",)
+    result = apply_plan(plan, world.site, world.state, world.manifests)
+    assert result.ok
+    audit = [e for e in world.state.journal(plan.plan_id) if e.phase == "audit"]
+    assert len(audit) == 1 and audit[0].object == "TaskSequenceDeployment/lab"
+    assert audit[0].detail["member_count"] == 12 and audit[0].detail["who"] and audit[0].detail["when"]
+
+
+def test_high_risk_is_marked_in_text_json_and_markdown(world: World) -> None:
+    world.write(ts("install", OS_STEPS, type="InstallOperatingSystem"),
+                deployment("pilot", "install", {"name": "OSD Pilot"}, purpose="Required"))
+    text = world.cli("manifests", "--dry-run").stdout
+    assert "⚠ HIGH RISK" in text and "has 25 members" in text
+    doc = json.loads(world.cli("manifests", "--dry-run", "--output", "json").stdout)
+    risk = next(a["high_risk"] for a in doc["actions"] if a["name"] == "pilot")
+    assert risk["member_count"] == 25 and risk["collection_name"] == "OSD Pilot"
+    markdown = world.cli("manifests", "--dry-run", "--output", "markdown").stdout
+    assert "high-risk deployment(s)" in markdown.split("| create |")[0]
+
+
+def test_run_from_distribution_point_needs_package_share(world: World) -> None:
+    docs = [ts("install", OS_STEPS, type="InstallOperatingSystem"),
+            deployment("lab", "install", {"name": "OSD Lab"}, content={"access": "RunFromDistributionPoint"})]
+    world.write(*docs)
+    blocked = rules(world.plan())["run-from-dp-share"]
+    assert "Windows 11 23H2 x64" in blocked.message and blocked.path == "spec.content.access"
+    docs[0] = ts("tools", TOOL_STEPS)
+    docs[1]["spec"]["taskSequence"] = "tools"
+    world.write(*docs)
+    assert not world.plan().blocked  # OSD Tools has its package share enabled
+
+
+def test_deployment_of_a_sequence_with_an_unresolved_reference_is_blocked(world: World) -> None:
+    steps = [{"name": "Run", "type": "RunCommandLine",
+              "settings": {"commandLine": "x", "package": {"package": "No Such Package"}}}]
+    world.write(ts("broken", steps), deployment("lab", "broken", {"name": "OSD Lab"}))
+    found = rules(world.plan())
+    assert "No Such Package" in found["reference"].message
+    assert "waits for TaskSequence/broken" in found["dependency"].message
+
+
+def test_content_not_installed_warns_and_wait_for_content_waits(world: World) -> None:
+    docs = [ts("tools", TOOL_STEPS),
+            {**HEAD, "kind": "ContentDistribution", "metadata": {"name": "tools-content"},
+             "spec": {"taskSequence": "tools", "distributionPoints": ["DP01.corp.contoso.com"]}},
+            deployment("lab", "tools", {"name": "OSD Lab"})]
+    world.write(*docs)
+    tools = next(p.id for p in world.site.read().packages.values() if p.name == "OSD Tools")
+    world.site.set_content_state(tools, "DP01.corp.contoso.com", ContentState.INSTALL_PENDING, 0)
+    plan = world.plan()
+    assert [w.rule for w in plan.warnings] == ["content-not-installed"]
+    assert "--wait-for-content" in plan.warnings[0].message
+
+    def finish() -> None:
+        time.sleep(0.6)
+        with EmbeddedSite(world.site.path) as other:
+            other.set_content_state(tools, "DP01.corp.contoso.com", ContentState.INSTALLED, 1)
+
+    thread = threading.Thread(target=finish)
+    start = time.monotonic()
+    thread.start()
+    result = world.apply(wait_for_content=10)
+    thread.join()
+    assert result.ok and time.monotonic() - start >= 0.5
+    assert len(world.site.read().deployments) == 1
+
+
+def test_wait_for_content_gives_up_after_its_timeout(world: World) -> None:
+    world.write(ts("tools", TOOL_STEPS),
+                {**HEAD, "kind": "ContentDistribution", "metadata": {"name": "tools-content"},
+                 "spec": {"taskSequence": "tools", "distributionPoints": ["DP01.corp.contoso.com"]}},
+                deployment("lab", "tools", {"name": "OSD Lab"}))
+    tools = next(p.id for p in world.site.read().packages.values() if p.name == "OSD Tools")
+    world.site.set_content_state(tools, "DP01.corp.contoso.com", ContentState.INSTALL_PENDING, 0)
+    result = world.apply(wait_for_content=0.3)
+    failed = result.of("failed")
+    assert len(failed) == 1 and "still not installed" in failed[0].message
+    assert not world.site.read().deployments
+
+
+def test_missing_secret_at_apply_applies_nothing(world: World) -> None:
+    world.write(ts("join", [{"name": "Join", "type": "JoinDomainOrWorkgroup",
+                             "settings": {"domain": "corp.contoso.com",
+                                          "password": {"valueFrom": {"env": "GUARDRAIL_JOIN_SECRET"}}}}]))
+    os.environ.pop("GUARDRAIL_JOIN_SECRET", None)
+    with pytest.raises(ApplyRefused, match="GUARDRAIL_JOIN_SECRET is not set; TaskSequence/join needs it"):
+        world.apply()
+    assert not world.site.read().task_sequences
+    os.environ["GUARDRAIL_JOIN_SECRET"] = "Pa55-join-secret"
+    try:
+        assert world.apply().ok
+        stored = next(iter(world.site.read().task_sequences.values())).sequence
+        assert "Pa55-join-secret" in stored  # the site keeps the password, as SaveToXml does
+        assert world.plan().actions == []
+    finally:
+        del os.environ["GUARDRAIL_JOIN_SECRET"]
+
+
+def test_a_changed_secret_reference_is_detected_and_shown_as_sensitive(world: World) -> None:
+    var = {"name": "OSDSecret", "hidden": True, "valueFrom": {"env": "GUARDRAIL_ONE"}}
+    doc = {**HEAD, "kind": "CollectionVariables", "metadata": {"name": "lab"},
+           "spec": {"collection": {"name": "OSD Lab"}, "variables": [var]}}
+    world.write(doc)
+    os.environ.update(GUARDRAIL_ONE="first-value-1", GUARDRAIL_TWO="second-value-2")
+    assert world.apply().ok and world.plan().actions == []
+    var["valueFrom"] = {"env": "GUARDRAIL_TWO"}
+    world.write(doc)
+    plan = world.plan()
+    change = plan.actions[0].changes[0]
+    assert change.sensitive and change.path == "variables.OSDSecret"
+
+
+def test_variables_precedence_computer_beats_collection_and_priority_decides(world: World) -> None:
+    world.write(
+        {**HEAD, "kind": "CollectionVariables", "metadata": {"name": "pilot"},
+         "spec": {"collection": {"name": "OSD Pilot"}, "priority": 2,
+                  "variables": [{"name": "OSDRing", "value": "pilot"}, {"name": "osdtimezone", "value": "pilot-tz"},
+                                {"name": "OSDPin", "hidden": True, "valueFrom": {"env": "X"}}]}},
+        {**HEAD, "kind": "CollectionVariables", "metadata": {"name": "lab"},
+         "spec": {"collection": {"name": "OSD Lab"}, "priority": 7,
+                  "variables": [{"name": "OSDRing", "value": "lab"}, {"name": "OSDTimeZone", "value": "lab-tz"}]}},
+        {**HEAD, "kind": "ComputerVariables", "metadata": {"name": "pc"},
+         "spec": {"computer": {"name": "LAB-PC-042"}, "variables": [{"name": "OSDTIMEZONE", "value": "pc-tz"}]}})
+    _, variables = effective_variables("lab-pc-042", load(world.manifests), world.site.read())
+    by_name = {v.name.casefold(): v for v in variables}
+    assert by_name["osdtimezone"].value == "pc-tz" and len(by_name["osdtimezone"].overridden) == 2
+    assert by_name["osdring"].value == "pilot" and by_name["osdring"].overridden[0].value == "lab"
+    assert by_name["osdpin"].value == "(sensitive)"
+    shown = world.cli("vars", "effective", "--computer", "LAB-PC-042").stdout
+    assert "OSDTIMEZONE = pc-tz" in shown and "overrides 'lab-tz'" in shown and "(sensitive)" in shown
+
+
+def test_the_1000_variable_limit_counts_live_and_desired(world: World) -> None:
+    pilot = next(c.id for c in world.site.read().collections.values() if c.name == "OSD Pilot")
+    world.site.set_collection_variables(pilot, 3, [(f"Live{i}", "x", False) for i in range(600)])
+    world.write({**HEAD, "kind": "ComputerVariables", "metadata": {"name": "pc"},
+                 "spec": {"computer": {"name": "LAB-PC-042"},
+                          "variables": [{"name": f"Mine{i}", "value": "y"} for i in range(401)]}})
+    blocked = rules(world.plan())["variable-limit"]
+    assert "1001 variables" in blocked.message and "at most 1000" in blocked.message
+
+
+def test_deleting_a_collection_removes_its_variables_and_the_next_plan_says_so(world: World) -> None:
+    world.write({**HEAD, "kind": "CollectionVariables", "metadata": {"name": "lab"},
+                 "spec": {"collection": {"name": "OSD Lab"}, "variables": [{"name": "OSDA", "value": "1"}]}})
+    assert world.apply().ok
+    lab = next(c.id for c in world.site.read().collections.values() if c.name == "OSD Lab")
+    world.site.delete_collection(lab)
+    blocked = rules(world.plan())["collection-deleted"]
+    assert f"collection {lab} was deleted in the site" in blocked.message and "1 variable(s)" in blocked.message
+
+
+def test_prune_never_deletes_a_sequence_that_is_still_deployed(world: World) -> None:
+    world.write(ts("module", TOOL_STEPS))
+    assert world.apply().ok
+    ts_id = next(iter(world.site.read().task_sequences))
+    lab = next(c.id for c in world.site.read().collections.values() if c.name == "OSD Lab")
+    world.site.create_deployment(DeploymentRecord(id=None, name="console-made", package_id=ts_id, collection_id=lab))
+    world.write(ts("other", TOOL_STEPS))
+    blocked = rules(world.plan(prune=True, max_delete=100))["prune-in-use"]
+    assert "still deployed by" in blocked.message and "console-made" in blocked.message
+
+
+def test_a_plan_deleting_too_much_is_blocked_unless_raised(world: World) -> None:
+    world.write(*[ts(f"m{i}", TOOL_STEPS) for i in range(4)])
+    assert world.apply().ok
+    world.write(ts("m0", TOOL_STEPS))
+    blocked = rules(world.plan(prune=True))["max-delete"]
+    assert "deletes 3 of 4 managed objects (75%)" in blocked.message and "--max-delete 75" in blocked.message
+    assert not world.plan(prune=True, max_delete=75).blocked
+
+
+def test_one_blocked_item_applies_nothing_at_all(world: World) -> None:
+    world.write(ts("fine", TOOL_STEPS), ts("install", OS_STEPS, type="InstallOperatingSystem"),
+                deployment("fine-lab", "fine", {"name": "OSD Lab"}),
+                deployment("all", "install", {"id": "SMS00001"}, purpose="Required"))
+    plan = world.plan()
+    assert len(plan.blocked) == 1 and len(plan.actions) >= 3
+    with pytest.raises(ApplyRefused, match="1 blocked item"):
+        apply_plan(plan, world.site, world.state, world.manifests)
+    live = world.site.read()
+    assert not live.task_sequences and not live.deployments and not live.content
+    assert world.state.journal() == []
+    result = world.cli("manifests", "--yes")
+    assert result.returncode == 1 and not world.site.read().task_sequences
+
+
+def test_site_settings_command_shows_and_sets(world: World) -> None:
+    world.site.close()
+    assert "default size:  100" in world.cli("site", "settings").stdout
+    out = world.cli("site", "settings", "--default-size", "50", "--maximum-size", "500", "--site-systems", "warn")
+    assert out.returncode == 0 and "maximum size:  500" in out.stdout
+    bad = world.cli("site", "settings", "--maximum-size", "10")
+    assert bad.returncode == 2 and "must be larger than the default size" in bad.stderr
+    world.site = EmbeddedSite(world.root / ".reconcile" / "site.db")
+    assert world.site.verification_settings().site_systems == "warn"
+
+
+def test_packages_without_share_exist_in_demo() -> None:
+    assert PackageType.OPERATING_SYSTEM_IMAGE.value == "OperatingSystemImage"
