@@ -234,8 +234,8 @@ class _Planner:
                     if status is None or status.state in (ContentState.REMOVAL_PENDING,
                                                           ContentState.REMOVAL_RETRYING):
                         lacking.append(dp)
-                    elif status.state in _FAILED_STATES or (
-                            status.state is ContentState.INSTALLED and status.installed_version < package.source_version):
+                    elif status.state in _FAILED_STATES or (status.state is ContentState.INSTALLED
+                                                             and status.installed_version < package.source_version):
                         failed.append(dp)  # in progress (pending, retrying, updating) is left to finish
                 if lacking:
                     self.add(Action(Verb.DISTRIBUTE_CONTENT, ref, Reason.CONTENT, package_id,
