@@ -75,6 +75,7 @@ class StateStore:
         self._migrate()
         self._salt = self._ensure_salt()
         self._owned: dict[tuple[str, str], str] | None = None
+        self._owned_ids: set[tuple[str, str]] = set()
 
     def close(self) -> None:
         self._db.close()
@@ -121,10 +122,22 @@ class StateStore:
 
     # -- ownership -----------------------------------------------------------------------------
 
-    def owned(self) -> dict[tuple[str, str], str]:
+    def _ownership(self) -> dict[tuple[str, str], str]:
         if self._owned is None:
             self._owned = {(k, n): i for k, n, i in self._db.execute("SELECT kind, name, live_id FROM ownership")}
-        return dict(self._owned)
+            self._owned_ids = {(k, i) for (k, _), i in self._owned.items()}
+        return self._owned
+
+    def owned(self) -> dict[tuple[str, str], str]:
+        """A copy of the ownership map: kind and metadata.name → live ID."""
+        return dict(self._ownership())
+
+    def owned_id(self, kind: str, name: str) -> str | None:
+        return self._ownership().get((kind, name))
+
+    def is_owned(self, kind: str, live_id: str | None) -> bool:
+        self._ownership()
+        return (kind, live_id) in self._owned_ids
 
     def owner_of(self, kind: str, live_id: str) -> str | None:
         row = self._db.execute("SELECT name FROM ownership WHERE kind = ? AND live_id = ?", (kind, live_id)).fetchone()
@@ -133,13 +146,18 @@ class StateStore:
     def own(self, kind: str, name: str, live_id: str) -> None:
         with self._tx() as db:
             db.execute("INSERT OR REPLACE INTO ownership VALUES (?, ?, ?)", (kind, name, live_id))
-        self._owned = None
+        if self._owned is not None:
+            if self._owned.get((kind, name), live_id) != live_id:
+                self._owned = None  # an object now owns another live ID (a replace): rebuild on next use
+            else:
+                self._owned[(kind, name)] = live_id
+                self._owned_ids.add((kind, live_id))
 
     def disown(self, kind: str, name: str) -> None:
         with self._tx() as db:
             db.execute("DELETE FROM ownership WHERE kind = ? AND name = ?", (kind, name))
             db.execute("DELETE FROM applied WHERE kind = ? AND name = ?", (kind, name))
-        self._owned = None
+        self._owned = None  # rebuilt on next use; deletions are rare
 
     # -- last applied --------------------------------------------------------------------------
 

@@ -171,7 +171,7 @@ class Executor:
         return replace(record, sequence=fill_secrets(record.sequence, value_of))
 
     def _owned_id(self, ref: ObjectRef) -> str | None:
-        return self.state.owned().get((ref.kind, ref.name))
+        return self.state.owned_id(ref.kind, ref.name)
 
     def do_adopt(self, action: Action) -> str:
         assert action.live_id
@@ -185,11 +185,10 @@ class Executor:
         if not action.params.get("deferred"):
             return action.params["record"]
         manifest = action.params["manifest"]
-        owned = self.state.owned()
         live = self.site.read()
         ids: dict[str, str | None] = {}
         for ts_id, record in live.task_sequences.items():
-            if ("TaskSequence", ts_id) in {(k, i) for (k, _), i in owned.items()}:
+            if self.state.is_owned("TaskSequence", ts_id):
                 ids.setdefault(record.name, ts_id)
         try:
             return ts_record(manifest, Resolver(live), ids)
@@ -202,8 +201,8 @@ class Executor:
         if ts_id and self.site.get_task_sequence(ts_id) is not None:
             return self.do_update_task_sequence(action, ts_id)
         # A killed run may have created it without recording ownership: find it by console name.
-        owned = {i for (k, _), i in self.state.owned().items() if k == "TaskSequence"}
-        leftovers = [t for t in self.site.find_task_sequences(record.name) if t.id not in owned]
+        leftovers = [t for t in self.site.find_task_sequences(record.name)
+                     if not self.state.is_owned("TaskSequence", t.id)]
         if leftovers:
             ts_id = leftovers[0].id
             assert ts_id
@@ -285,7 +284,7 @@ class Executor:
     # deployments
     def _deployment_record(self, action: Action) -> DeploymentRecord:
         record: DeploymentRecord = action.params["record"]
-        ts_id = self.state.owned().get(("TaskSequence", action.params["task_sequence"]))
+        ts_id = self.state.owned_id("TaskSequence", action.params["task_sequence"])
         if not ts_id:
             raise ReconcilerError(f"TaskSequence/{action.params['task_sequence']} is not on the site yet")
         if record.package_id != ts_id:
@@ -339,9 +338,8 @@ class Executor:
         if dep_id and self.site.get_deployment(dep_id) is not None:
             self.site.update_deployment(dep_id, record)
         else:
-            owned = {i for (k, _), i in self.state.owned().items() if k == "TaskSequenceDeployment"}
             leftovers = [d for d in self.site.find_deployments(record.package_id, record.collection_id)
-                         if d.id not in owned]
+                         if not self.state.is_owned("TaskSequenceDeployment", d.id)]
             if leftovers and leftovers[0].id:
                 dep_id = leftovers[0].id
                 self.site.update_deployment(dep_id, record)
