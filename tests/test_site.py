@@ -105,3 +105,24 @@ def test_deleting_a_collection_deletes_its_variables(site: EmbeddedSite) -> None
     site.set_collection_variables(collection, 1, [("OSDX", "1", False)])
     site.delete_collection(collection)
     assert collection not in site.read().collection_settings
+
+
+def test_an_older_site_is_migrated_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)
+    for script in MIGRATIONS[:2]:
+        for statement in script.split(";"):
+            if statement.strip():
+                db.execute(statement)
+    db.execute("INSERT INTO meta VALUES ('site_code', 'OLD'), ('next_id', '2')")
+    db.execute("INSERT INTO task_sequences (id, name, record) VALUES (?, ?, ?)",
+               ("OLD00001", "Old", '{"name": "Old", "sequence": "<sequence version=\\"3.10\\" />", "references": []}'))
+    db.execute("PRAGMA user_version = 2")
+    db.commit()
+    db.close()
+    with EmbeddedSite(path) as site:
+        record = site.get_task_sequence("OLD00001")
+        assert record is not None and record.sequence == '<sequence version="3.10" />'
+        assert site.site_code == "OLD"
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)

@@ -91,6 +91,12 @@ MIGRATIONS: list[str] = [
     CREATE TABLE collection_members (collection_id TEXT NOT NULL, resource_id INTEGER NOT NULL,
         PRIMARY KEY (collection_id, resource_id));
     """,
+    # 3: the sequence XML in a column of its own: reading a site no longer decodes it from JSON
+    """
+    ALTER TABLE task_sequences ADD COLUMN sequence TEXT NOT NULL DEFAULT '';
+    UPDATE task_sequences SET sequence = json_extract(record, '$.sequence'),
+        record = json_remove(record, '$.sequence');
+    """,
 ]
 
 
@@ -101,13 +107,14 @@ class SiteError(ReconcilerError):
 def _record_json(record: Any) -> str:
     data = asdict(record)
     data.pop("id", None)
+    data.pop("sequence", None)
     return json.dumps(data, sort_keys=True)
 
 
-def _ts_from_row(ts_id: str, text: str) -> TaskSequenceRecord:
+def _ts_from_row(ts_id: str, text: str, sequence: str) -> TaskSequenceRecord:
     data = json.loads(text)
     data["references"] = tuple(data.get("references") or ())
-    return TaskSequenceRecord(id=ts_id, **data)
+    return TaskSequenceRecord(id=ts_id, sequence=sequence, **data)
 
 
 def _deployment_from_row(dep_id: str, text: str) -> DeploymentRecord:
@@ -327,8 +334,8 @@ class EmbeddedSite:
                 state.packages[pid] = Package(pid, name, PackageType(ptype), version, bool(share))
             for pid, dp, st, version in db.execute("SELECT * FROM content_status"):
                 state.content[(pid, dp)] = ContentStatus(pid, dp, ContentState(st), version)
-            for ts_id, _, record in db.execute("SELECT id, name, record FROM task_sequences"):
-                state.task_sequences[ts_id] = _ts_from_row(ts_id, record)
+            for ts_id, record, sequence in db.execute("SELECT id, record, sequence FROM task_sequences"):
+                state.task_sequences[ts_id] = _ts_from_row(ts_id, record, sequence)
             for dep_id, record in db.execute("SELECT id, record FROM deployments"):
                 state.deployments[dep_id] = _deployment_from_row(dep_id, record)
             collection_vars: dict[str, list[LiveVariable]] = {}
@@ -360,12 +367,12 @@ class EmbeddedSite:
     # -- task sequences --------------------------------------------------------------------------
 
     def get_task_sequence(self, ts_id: str) -> TaskSequenceRecord | None:
-        row = self._db.execute("SELECT record FROM task_sequences WHERE id = ?", (ts_id,)).fetchone()
-        return _ts_from_row(ts_id, row[0]) if row else None
+        row = self._db.execute("SELECT record, sequence FROM task_sequences WHERE id = ?", (ts_id,)).fetchone()
+        return _ts_from_row(ts_id, row[0], row[1]) if row else None
 
     def find_task_sequences(self, name: str) -> list[TaskSequenceRecord]:
-        rows = self._db.execute("SELECT id, record FROM task_sequences WHERE name = ?", (name,)).fetchall()
-        return [_ts_from_row(i, r) for i, r in rows]
+        rows = self._db.execute("SELECT id, record, sequence FROM task_sequences WHERE name = ?", (name,)).fetchall()
+        return [_ts_from_row(i, r, s) for i, r, s in rows]
 
     def _check_ts(self, record: TaskSequenceRecord) -> TaskSequenceRecord:
         if not record.name or len(record.name) > 50:
@@ -388,15 +395,16 @@ class EmbeddedSite:
         record = self._check_ts(record)
         with self._tx() as db:
             ts_id = self._new_id(db)
-            db.execute("INSERT INTO task_sequences VALUES (?, ?, ?)", (ts_id, record.name, _record_json(record)))
+            db.execute("INSERT INTO task_sequences (id, name, record, sequence) VALUES (?, ?, ?, ?)",
+                       (ts_id, record.name, _record_json(record), record.sequence))
             db.execute("INSERT INTO packages VALUES (?, ?, ?, 1, 0)", (ts_id, record.name, "TaskSequence"))
         return ts_id
 
     def update_task_sequence(self, ts_id: str, record: TaskSequenceRecord) -> None:
         record = self._check_ts(record)
         with self._tx() as db:
-            cur = db.execute("UPDATE task_sequences SET name = ?, record = ? WHERE id = ?",
-                             (record.name, _record_json(record), ts_id))
+            cur = db.execute("UPDATE task_sequences SET name = ?, record = ?, sequence = ? WHERE id = ?",
+                             (record.name, _record_json(record), record.sequence, ts_id))
             if cur.rowcount == 0:
                 raise SiteError(f"task sequence {ts_id} does not exist")
             db.execute("UPDATE packages SET name = ? WHERE id = ?", (record.name, ts_id))
