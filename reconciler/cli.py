@@ -19,12 +19,17 @@ from reconciler.plan.actions import Plan
 from reconciler.plan.planner import MAX_DELETE_PERCENT, make_plan
 from reconciler.render import findings as render_findings
 from reconciler.render import plan as render_plan
+from reconciler.render import review as render_review
 from reconciler.render import site as render_site
 from reconciler.render.effective import render as render_effective
+from reconciler.render.history import render as render_history
 from reconciler.render.plan import plan_document
+from reconciler.review import review
 from reconciler.site.embedded import SiteError
 from reconciler.source import yamlfile
+from reconciler.source.git import GitSourceError
 from reconciler.source.loader import load
+from reconciler.source.select import Provenance, load_folder, load_pair, load_ref
 from reconciler.validate import has_errors, validate
 from reconciler.workspace import DEFAULT_SITE, Workspace, open_workspace
 
@@ -173,16 +178,36 @@ def _open(site: Path | None, state: Path | None) -> Workspace:
 @click.option("--output", "-o", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 0 with no changes, 2 with changes, 1 on error.")
 @click.option("--yes", "-y", is_flag=True, help="Apply without asking.")
+@click.option("--repo", default=None, metavar="PATH_OR_URL",
+              help="Read PATH from this Git repository instead of the file system (no checkout).")
+@click.option("--ref", default=None, help="Branch, tag or commit to read with --repo (default HEAD).")
+@click.option("--base", default=None, help="Pull request plan: the target branch (with --head and --dry-run).")
+@click.option("--head", default=None, help="Pull request plan: the branch to merge.")
 @click.option("--no-color", is_flag=True, help="No colours (also when NO_COLOR is set).")
 def apply_command(path: Path, dry_run: bool, site_path: Path | None, state_path: Path | None,
                   targets: tuple[str, ...], prune: bool, adopt: bool, max_delete: float, wait_for_content: bool,
-                  content_timeout: float, output: str, detailed_exitcode: bool, yes: bool, no_color: bool) -> None:
+                  content_timeout: float, output: str, detailed_exitcode: bool, yes: bool, repo: str | None,
+                  ref: str | None, base: str | None, head: str | None, no_color: bool) -> None:
     """Plan the changes that make the site equal to the manifests under PATH, then apply them.
 
     The plan is printed first. Applying asks for confirmation on a terminal; without a terminal it
     needs --yes. A plan with blocked items applies nothing.
     """
-    desired = load(path)
+    cache_dir = (site_path.parent if site_path else DEFAULT_SITE.parent)
+    base_state = base_rev = None
+    try:
+        if base or head:
+            if not (base and head and dry_run):
+                raise click.UsageError("a pull request plan needs --base, --head and --dry-run")
+            base_state, base_rev, desired, head_rev = load_pair(repo or ".", base, head, path.as_posix(), cache_dir)
+            provenance = Provenance(head, head_rev.sha, f"{repo or '.'}:{path.as_posix()}")
+        elif repo or ref:
+            desired, provenance, _ = load_ref(repo or ".", ref or "HEAD", path.as_posix(), cache_dir)
+        else:
+            desired, provenance = load_folder(path)
+    except GitSourceError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_ERROR)
     findings = validate(desired)
     if has_errors(findings):
         render_findings.render_text(desired, [f for f in findings if f.severity.value == "error"], sys.stderr)
@@ -196,6 +221,19 @@ def apply_command(path: Path, dry_run: bool, site_path: Path | None, state_path:
         plan = make_plan(desired, workspace.site.read(), workspace.state, adopt=adopt, prune=prune,
                          targets=targets, max_delete=max_delete)
         color = _color(no_color)
+        if base_state is not None and base_rev is not None:
+            result_review = review({"ref": base or "", "sha": base_rev.sha}, {"ref": head or "", "sha": provenance.sha
+                                   or ""}, base_state, desired, plan)
+            if output == "json":
+                render_review.render_json(result_review, sys.stdout)
+            elif output == "markdown":
+                render_review.render_markdown(result_review, sys.stdout)
+            else:
+                render_review.render_text_review(result_review, sys.stdout, color)
+            if result_review.plan.blocked:
+                sys.exit(EXIT_ERROR)
+            changes = bool(result_review.plan.actions or result_review.manifest_changes)
+            sys.exit(EXIT_CHANGES if detailed_exitcode and changes else EXIT_OK)
         if dry_run or not plan.actions or plan.blocked:
             _print_plan(plan, output, color)
             if plan.blocked:
@@ -229,6 +267,8 @@ def apply_command(path: Path, dry_run: bool, site_path: Path | None, state_path:
         elif output == "markdown":
             render_plan.render_markdown(plan, sys.stdout)
         applied, failed, skipped = (len(result.of(o)) for o in ("applied", "failed", "skipped"))
+        workspace.state.record_apply(plan.plan_id, provenance.to_json(), plan.counts(),
+                                     {"applied": applied, "failed": failed, "skipped": skipped})
         click.echo(f"Apply complete: {applied} applied, {failed} failed, {skipped} skipped.",
                    err=output != "text")
         for item in result.of("failed"):
@@ -309,6 +349,21 @@ def site_show(site_path: Path | None, output: str) -> None:
 @cli.group("vars")
 def vars_group() -> None:
     """Task sequence variables as the site resolves them."""
+
+
+@cli.command("history")
+@click.option("--site", "site_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--state", "state_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--output", "-o", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--limit", type=click.IntRange(1), default=50, show_default=True)
+def history_command(site_path: Path | None, state_path: Path | None, output: str, limit: int) -> None:
+    """List applies, newest first: time, ref, commit, counts and outcome."""
+    workspace = _open(site_path, state_path)
+    try:
+        entries = workspace.state.applies(limit)
+    finally:
+        workspace.close()
+    render_history(entries, sys.stdout, output)
 
 
 @vars_group.command("effective")

@@ -198,6 +198,23 @@ class StateStore:
             db.execute("INSERT INTO journal (plan_id, at, phase, action, object, detail) VALUES (?, ?, ?, ?, ?, ?)",
                        (plan_id, time.time(), "audit", "HighRiskDeployment", obj, json.dumps(detail, sort_keys=True)))
 
+    def record_apply(self, plan_id: str, provenance: dict[str, Any], planned: dict[str, int],
+                     outcome: dict[str, int]) -> None:
+        """Provenance of an apply: the ref and commit it came from, what was planned, what happened."""
+        detail = {"provenance": provenance, "planned": planned, "outcome": outcome, "who": who()}
+        with self._tx() as db:
+            db.execute("INSERT INTO journal (plan_id, at, phase, action, object, detail, outcome) "
+                       "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       (plan_id, time.time(), "apply", "Apply", provenance.get("source") or "", json.dumps(
+                           detail, sort_keys=True), "ok" if not outcome.get("failed") and not outcome.get("skipped")
+                        else "failed"))
+
+    def applies(self, limit: int = 50) -> list[JournalEntry]:
+        rows = self._db.execute(
+            "SELECT seq, plan_id, at, phase, action, object, detail, outcome, error FROM journal "
+            "WHERE phase = 'apply' ORDER BY seq DESC LIMIT ?", (limit,))
+        return [JournalEntry(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), r[7], r[8]) for r in rows]
+
     def journal(self, plan_id: str | None = None) -> list[JournalEntry]:
         query = "SELECT seq, plan_id, at, phase, action, object, detail, outcome, error FROM journal"
         rows = (self._db.execute(query + " WHERE plan_id = ? ORDER BY seq", (plan_id,)) if plan_id

@@ -23,9 +23,9 @@ def modules() -> list[Path]:
     return sorted(PACKAGE.rglob("*.py"))
 
 
-def test_only_the_site_and_the_state_store_use_sqlite() -> None:
+def test_only_the_site_the_state_store_and_the_parse_cache_use_sqlite() -> None:
     users = {p.relative_to(PACKAGE).as_posix() for p in modules() if "sqlite3" in imports(p)}
-    assert users == {"site/embedded.py", "state.py"}
+    assert users == {"site/embedded.py", "state.py", "source/cache.py"}
 
 
 def test_planner_and_differ_never_mutate_the_site() -> None:

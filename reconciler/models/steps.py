@@ -110,12 +110,19 @@ def _camel_to_snake(name: str) -> str:
     return "".join(out)
 
 
+def _register(model: type[Model]) -> type[Model]:
+    """Generated models live in this module by name, so they pickle (the parse cache stores them)."""
+    model.__module__ = __name__
+    globals()[model.__name__] = model
+    return model
+
+
 def _list_item_model(step: StepType, lp: ListProp) -> type[Model]:
     fields: dict[str, Any] = {
         _camel_to_snake(p.field): (_field_type(p), Field(default=None, alias=p.field, description=p.doc or None))
         for p in lp.items
     }
-    return create_model(f"{step.name}{lp.field[0].upper()}{lp.field[1:]}Item", __base__=Model, **fields)
+    return _register(create_model(f"{step.name}{lp.field[0].upper()}{lp.field[1:]}Item", __base__=Model, **fields))
 
 
 def _settings_model(step: StepType) -> type[Model]:
@@ -131,7 +138,7 @@ def _settings_model(step: StepType) -> type[Model]:
                                                                      description=lp.doc or None))
     model = create_model(f"{step.name}Settings", __base__=Model, **fields)
     model.__doc__ = f"Settings of the '{step.title}' step ({step.xml_type})."
-    return model
+    return _register(model)
 
 
 SETTINGS_MODELS: dict[str, type[Model]] = {t.name: _settings_model(t) for t in STEP_TYPES}
@@ -210,7 +217,7 @@ def _typed_step(step: StepType) -> type[StepBase]:
         settings=(settings, Field(default_factory=settings, description=settings.__doc__)),
     )
     model.__doc__ = f"{step.title} ({step.xml_type})."
-    return model
+    return _register(model)  # type: ignore[return-value]
 
 
 TYPED_STEPS: dict[str, type[StepBase]] = {t.name: _typed_step(t) for t in STEP_TYPES}

@@ -13,9 +13,9 @@ import hashlib
 import os
 import typing
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ValidationError
 
@@ -55,6 +55,7 @@ class DesiredState:
     findings: list[Finding] = field(default_factory=list)
     files: int = 0
     documents: int = 0
+    parsed: int = 0  # files actually parsed (the others came from the parse cache)
     #: returns the text of a file by its display name, for locating fields lazily
     read_text: Callable[[str], str] | None = None
 
@@ -299,43 +300,86 @@ def validate_document(
     return None, findings
 
 
-def load_texts(items: Iterable[tuple[str, Callable[[], bytes]]], read_text: Callable[[str], str] | None = None
-               ) -> DesiredState:
-    """Load manifests from (display name, read bytes) pairs: folders and Git trees share this."""
+@dataclass
+class FileResult:
+    """What one file holds: valid objects and findings. Cached by Git blob ID, so it can be renamed."""
+
+    documents: int = 0
+    objects: list[LoadedObject] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+
+    def renamed(self, name: str) -> FileResult:
+        def move(source: Source) -> Source:
+            return replace(source, file=name)
+
+        return FileResult(self.documents,
+                          [replace(o, source=move(o.source)) for o in self.objects],
+                          [replace(f, source=move(f.source)) for f in self.findings])
+
+
+class FileCache(Protocol):
+    def get(self, key: str) -> FileResult | None: ...
+
+    def put(self, key: str, result: FileResult) -> None: ...
+
+
+def parse_file(name: str, raw: bytes) -> FileResult:
+    result = FileResult()
+    try:
+        text = decode(raw, name)
+        body = raw[3:] if raw.startswith(b"\xef\xbb\xbf") else raw
+        for doc in load_documents(body):
+            result.documents += 1
+            manifest, findings = validate_document(doc.data, name, doc.line, doc.index, lambda t=text: t)
+            result.findings.extend(findings)
+            if manifest is not None:
+                digest = hashlib.sha256(repr(doc.data).encode("utf-8")).hexdigest()
+                result.objects.append(LoadedObject(manifest, Source(name, doc.line), doc.index, digest))
+    except YamlProblem as problem:
+        result.findings.append(problem_finding(problem, name))
+    return result
+
+
+#: (display name, read the bytes, cache key such as a Git blob ID or None)
+Item = tuple[str, Callable[[], bytes], str | None]
+
+
+def load_texts(items: Iterable[Item], read_text: Callable[[str], str] | None = None,
+               cache: FileCache | None = None) -> DesiredState:
+    """Load manifests from (display name, read bytes, key) items: folders and Git trees share this."""
     # Loading builds millions of small acyclic objects that all stay alive; the cyclic collector
     # would rescan them again and again (a third of the run at 10,000 sequences) and free nothing.
     enabled = gc.isenabled()
     gc.disable()
     try:
-        return _load_texts(items, read_text)
+        return _load_texts(items, read_text, cache)
     finally:
         if enabled:
             gc.enable()
 
 
-def _load_texts(items: Iterable[tuple[str, Callable[[], bytes]]], read_text: Callable[[str], str] | None
+def _load_texts(items: Iterable[Item], read_text: Callable[[str], str] | None, cache: FileCache | None
                 ) -> DesiredState:
     state = DesiredState(read_text=read_text)
-    for name, read in items:
+    for name, read, key in items:
         state.files += 1
-        try:
-            raw = read()
-        except OSError as exc:
-            state.findings.append(Finding(Severity.ERROR, Source(name), f"cannot be read: {exc.strerror or exc}",
-                                          rule="io"))
-            continue
-        try:
-            text = decode(raw, name)
-            body = raw[3:] if raw.startswith(b"\xef\xbb\xbf") else raw
-            for doc in load_documents(body):
-                state.documents += 1
-                manifest, findings = validate_document(doc.data, name, doc.line, doc.index, lambda t=text: t)
-                state.findings.extend(findings)
-                if manifest is not None:
-                    digest = hashlib.sha256(repr(doc.data).encode("utf-8")).hexdigest()
-                    state.objects.append(LoadedObject(manifest, Source(name, doc.line), doc.index, digest))
-        except YamlProblem as problem:
-            state.findings.append(problem_finding(problem, name))
+        cached = cache.get(key) if cache is not None and key else None
+        if cached is not None:
+            result = cached.renamed(name)
+        else:
+            try:
+                raw = read()
+            except OSError as exc:
+                state.findings.append(Finding(Severity.ERROR, Source(name),
+                                              f"cannot be read: {exc.strerror or exc}", rule="io"))
+                continue
+            result = parse_file(name, raw)
+            state.parsed += 1
+            if cache is not None and key:
+                cache.put(key, result)
+        state.documents += result.documents
+        state.objects.extend(result.objects)
+        state.findings.extend(result.findings)
     return state
 
 
@@ -351,6 +395,6 @@ def load(path: str | os.PathLike[str]) -> DesiredState:
     def display(p: Path) -> str:
         return str(p)
 
-    state = load_texts(((display(p), p.read_bytes) for p in files),
+    state = load_texts(((display(p), p.read_bytes, None) for p in files),
                        read_text=lambda name: decode(Path(name).read_bytes(), name))
     return state
