@@ -75,4 +75,6 @@ def review(base_info: dict[str, str], head_info: dict[str, str], base: DesiredSt
             others.append(action)
     plan.actions = mine
     plan.orphans = [o for o in plan.orphans if o in touched]
+    plan.warnings = [w for w in plan.warnings if w.ref in touched]
+    # Blocked items stay, touched or not: a plan with any blocked item applies nothing after the merge.
     return Review(base_info, head_info, changes, plan, others)
