@@ -12,26 +12,14 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 
 from reconciler.errors import Finding, Severity
-from reconciler.models import GenericStep, Group, TaskSequence, iter_steps
-from reconciler.models.deployment import MEDIA_AND_PXE, AvailableTo, TaskSequenceDeployment
-from reconciler.models.distribution import ContentDistribution
-from reconciler.models.tasksequence import OS_DEPLOYMENT_TYPES
 from reconciler.models.variables import CollectionVariables, ComputerVariables
+from reconciler.rules import deploys_os, step_path
 from reconciler.source.loader import DesiredState, LoadedObject, format_path
+
+__all__ = ["MAX_VARIABLES_PER_COMPUTER", "deploys_os", "has_errors", "validate"]
 
 #: ConfigMgr refuses more than this many variables on one computer.
 MAX_VARIABLES_PER_COMPUTER = 1000
-
-
-def deploys_os(ts: TaskSequence) -> bool:
-    """An OS deployment: by its type, or because a step applies an OS image or partitions a disk."""
-    if ts.spec.type in OS_DEPLOYMENT_TYPES:
-        return True
-    for _, node in iter_steps(ts.spec.steps):
-        known = getattr(node, "step_type", None)
-        if known is not None and known.deploys_os:
-            return True
-    return False
 
 
 class _Findings:
@@ -51,7 +39,6 @@ def validate(state: DesiredState) -> list[Finding]:
     sequences = {o.name: o for o in state.of_kind("TaskSequence")}
     _references(out, sequences)
     _deployment_rules(out, sequences)
-    _step_rules(out)
     _variable_rules(out)
     _generic_step_types(out)
     return [*state.findings, *sorted(out.items, key=lambda f: (f.source.file, f.source.line or 0))]
@@ -73,10 +60,10 @@ def _unique_names(out: _Findings) -> None:
             first[obj.key] = obj
     console: dict[str, LoadedObject] = {}
     for obj in out.state.of_kind("TaskSequence"):
-        name = obj.manifest.spec.name.casefold()  # type: ignore[union-attr]
+        name = (obj.facts.console_name or "").casefold()
         if name in console:
             out.add(Severity.WARNING, obj, ("spec", "name"),
-                    f"console name {obj.manifest.spec.name!r} is also used by "  # type: ignore[union-attr]
+                    f"console name {obj.facts.console_name!r} is also used by "
                     f"{console[name].key}; adopting live objects by name would be ambiguous", "console-name")
         else:
             console[name] = obj
@@ -84,78 +71,33 @@ def _unique_names(out: _Findings) -> None:
 
 def _references(out: _Findings, sequences: dict[str, LoadedObject]) -> None:
     for obj in out.state.objects:
-        manifest = obj.manifest
-        if isinstance(manifest, TaskSequenceDeployment | ContentDistribution):
-            target = manifest.spec.task_sequence
+        if obj.kind in ("TaskSequenceDeployment", "ContentDistribution"):
+            target = obj.facts.task_sequence or ""
             if target not in sequences:
                 close = difflib.get_close_matches(target, list(sequences), n=1, cutoff=0.6)
                 hint = f"; did you mean '{close[0]}'?" if close else (
                     "; no TaskSequence manifest has that metadata.name")
                 out.add(Severity.ERROR, obj, ("spec", "taskSequence"),
                         f"refers to TaskSequence '{target}', which is not defined{hint}", "reference")
-        if isinstance(manifest, TaskSequence):
-            for path, node in iter_steps(manifest.spec.steps):
-                if getattr(node, "type", None) == "RunTaskSequence":
-                    child = node.settings.task_sequence  # type: ignore[union-attr]
-                    if child and getattr(child, "package", None) == manifest.spec.name:
-                        out.add(Severity.ERROR, obj, (*_step_path(path), "settings", "taskSequence"),
-                                "a task sequence cannot run itself as a child sequence", "reference")
-
-
-def _step_path(path: tuple[int, ...]) -> tuple[str | int, ...]:
-    out: list[str | int] = ["spec", "steps"]
-    for i, index in enumerate(path):
-        if i:
-            out.append("steps")
-        out.append(index)
-    return tuple(out)
 
 
 def _deployment_rules(out: _Findings, sequences: dict[str, LoadedObject]) -> None:
+    """Rules that hold only for deployments of task sequences that deploy an operating system."""
     for obj in out.state.of_kind("TaskSequenceDeployment"):
-        spec = obj.manifest.spec  # type: ignore[union-attr]
-        ts_obj = sequences.get(spec.task_sequence)
-        os_deployment = ts_obj is not None and deploys_os(ts_obj.manifest)  # type: ignore[arg-type]
-        if os_deployment and spec.allow_metered_download_after_deadline:
-            out.add(Severity.ERROR, obj, ("spec", "allowMeteredDownloadAfterDeadline"),
-                    f"TaskSequence '{spec.task_sequence}' deploys an operating system; ConfigMgr does not offer "
-                    "downloading on metered networks after the deadline for OS deployments; set it to false",
-                    "metered-os")
-        if os_deployment and spec.user_experience.allow_on_internet_clients:
-            out.add(Severity.ERROR, obj, ("spec", "userExperience", "allowOnInternetClients"),
-                    f"TaskSequence '{spec.task_sequence}' deploys an operating system; OS deployments cannot run "
-                    "on internet-based clients; set it to false", "internet-os")
-        if spec.available_to in MEDIA_AND_PXE and spec.schedule.assignments:
-            only = spec.available_to is not AvailableTo.CLIENTS_MEDIA_AND_PXE
-            message = ("assignment schedules are ignored by media and PXE boots"
-                       + ("; this deployment is only for media and PXE, so they never apply" if only
-                          else "; they apply to clients only"))
-            out.add(Severity.WARNING if only else Severity.INFO, obj, ("spec", "schedule", "assignments"), message,
-                    "schedule-media-pxe")
-
-
-def _step_rules(out: _Findings) -> None:
-    for obj in out.state.of_kind("TaskSequence"):
-        for path, node in iter_steps(obj.manifest.spec.steps):  # type: ignore[union-attr]
-            if getattr(node, "type", None) == "SetVariable":
-                settings = node.settings  # type: ignore[union-attr]
-                if settings.do_not_show_value and isinstance(settings.value, str) and settings.value:
-                    out.add(Severity.ERROR, obj, (*_step_path(path), "settings", "value"),
-                            "doNotShowValue hides this value, so it is a secret and must not be plaintext in Git; "
-                            "use value: {valueFrom: {env: NAME}}", "plaintext-secret")
-            if isinstance(node, GenericStep) and node.type is None and node.action is None:
-                out.add(Severity.ERROR, obj, (*_step_path(path),),
-                        "a step without a type runs its 'action' command line; give 'action' or a type",
-                        "step-action")
+        ts_obj = sequences.get(obj.facts.task_sequence or "")
+        if ts_obj is not None and ts_obj.facts.deploys_os:
+            for problem in obj.facts.os_problems:
+                out.add(Severity.ERROR, obj, problem.path, problem.message, problem.rule)
 
 
 def _variable_rules(out: _Findings) -> None:
     per_computer: dict[str, list[tuple[LoadedObject, int]]] = defaultdict(list)
     per_collection: dict[str, LoadedObject] = {}
     for obj in out.state.objects:
-        manifest = obj.manifest
-        if not isinstance(manifest, CollectionVariables | ComputerVariables):
+        if obj.kind not in ("CollectionVariables", "ComputerVariables"):
             continue
+        manifest = obj.manifest
+        assert isinstance(manifest, CollectionVariables | ComputerVariables)
         names: Counter[str] = Counter()
         for i, var in enumerate(manifest.spec.variables):
             folded = var.name.casefold()
@@ -194,13 +136,13 @@ def _variable_rules(out: _Findings) -> None:
 
 def _generic_step_types(out: _Findings) -> None:
     """Say which step types are only known generically: their properties are kept but not checked."""
-    uses: dict[str, list[tuple[LoadedObject, tuple[int, ...]]]] = defaultdict(list)
+    uses: dict[str, list[tuple[LoadedObject, int, tuple[int, ...]]]] = defaultdict(list)
     for obj in out.state.of_kind("TaskSequence"):
-        for path, node in iter_steps(obj.manifest.spec.steps):  # type: ignore[union-attr]
-            if isinstance(node, GenericStep) and not isinstance(node, Group):
-                uses[node.type or "(no type: MDT command)"].append((obj, path))
+        for step_type, count, first in obj.facts.generic_steps:
+            uses[step_type].append((obj, count, first))
     for step_type, where in sorted(uses.items()):
-        obj, path = where[0]
-        out.add(Severity.INFO, obj, (*_step_path(path), "type"),
-                f"step type {step_type} is known only generically ({len(where)} step(s)); its properties are "
+        obj, _, path = where[0]
+        total = sum(count for _, count, _ in where)
+        out.add(Severity.INFO, obj, (*step_path(path), "type"),
+                f"step type {step_type} is known only generically ({total} step(s)); its properties are "
                 "kept verbatim and not checked", "generic-step")

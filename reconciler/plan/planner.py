@@ -13,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
+from reconciler.collector import paused
 from reconciler.diff.compare import field_changes
 from reconciler.diff.normalize import (
     PENDING,
@@ -35,7 +36,7 @@ from reconciler.plan.policies import evaluate_high_risk, run_from_dp_violations
 from reconciler.site.records import ContentState, LiveState, LiveVariable, TaskSequenceRecord
 from reconciler.source.loader import DesiredState, LoadedObject, format_path
 from reconciler.state import Applied, StateStore
-from reconciler.validate import MAX_VARIABLES_PER_COMPUTER, deploys_os
+from reconciler.validate import MAX_VARIABLES_PER_COMPUTER
 
 log = logging.getLogger("reconciler.plan")
 
@@ -108,7 +109,6 @@ class _Planner:
         for ts_id, rec in self.live.task_sequences.items():
             by_console_name[rec.name].append(ts_id)
         for obj in self.desired.of_kind("TaskSequence"):
-            ts: TaskSequence = obj.manifest  # type: ignore[assignment]
             ref = ObjectRef(obj.kind, obj.name)
             desired_fp = spec_fingerprint(obj)
             owned_id = self.owned.get((obj.kind, obj.name))
@@ -119,6 +119,7 @@ class _Planner:
                     self.ts_records[obj.name] = live
                     continue
             try:
+                ts: TaskSequence = obj.manifest  # type: ignore[assignment]
                 record = ts_record(ts, self.resolver, self.console_ids())
             except Unresolved as exc:
                 self.ts_blocked.add(obj.name)
@@ -167,7 +168,7 @@ class _Planner:
 
     def console_names(self) -> dict[str, str]:
         """Console name → metadata.name of every desired task sequence."""
-        return {o.manifest.spec.name: o.name for o in self.desired.of_kind("TaskSequence")}  # type: ignore[union-attr]
+        return {o.facts.console_name or "": o.name for o in self.desired.of_kind("TaskSequence")}
 
     def console_ids(self) -> dict[str, str | None]:
         """Console name → live ID (None when this plan creates it) of every desired task sequence."""
@@ -319,16 +320,23 @@ class _Planner:
         for dep_id, rec in self.live.deployments.items():
             by_target[(rec.package_id, rec.collection_id)].append(dep_id)
         for obj in self.desired.of_kind("TaskSequenceDeployment"):
-            spec = obj.manifest.spec  # type: ignore[union-attr]
+            ts_name_ref = obj.facts.task_sequence or ""
             ref = ObjectRef(obj.kind, obj.name)
-            ts_ref = ObjectRef("TaskSequence", spec.task_sequence)
-            ts_obj = sequences.get(spec.task_sequence)
+            ts_ref = ObjectRef("TaskSequence", ts_name_ref)
+            ts_obj = sequences.get(ts_name_ref)
             if ts_obj is None:
                 continue  # reported by validation
-            if spec.task_sequence in self.ts_blocked:
-                self.block(obj, ("spec", "taskSequence"), f"waits for TaskSequence/{spec.task_sequence}, "
+            if ts_name_ref in self.ts_blocked:
+                self.block(obj, ("spec", "taskSequence"), f"waits for TaskSequence/{ts_name_ref}, "
                            "which is blocked", "dependency")
                 continue
+            owned_id = self.owned.get((obj.kind, obj.name))
+            live = self.live.deployments.get(owned_id) if owned_id else None
+            if live is not None and live.package_id == self.ts_ids.get(ts_name_ref) and self.wanted(obj) \
+                    and self.in_sync(obj.kind, obj.name, spec_fingerprint(obj),
+                                     record_fingerprint(live, self.state.salt)):
+                continue  # unchanged on both sides since the last apply
+            spec = obj.manifest.spec  # type: ignore[union-attr]
             try:
                 collection = self.resolver.collection(spec.collection, ("spec", "collection"))
             except Unresolved as exc:
@@ -343,10 +351,10 @@ class _Planner:
             live_fp = record_fingerprint(live, self.state.salt) if live is not None else ""
             if live is not None and live.package_id == ts_id and self.in_sync(obj.kind, obj.name, desired_fp, live_fp):
                 continue
-            ts_name = ts_obj.manifest.spec.name  # type: ignore[union-attr]
+            ts_name = ts_obj.facts.console_name or ""
             record = deployment_record(obj.manifest, ts_id or "", ts_name, collection,  # type: ignore[arg-type]
-                                       deploys_os(ts_obj.manifest))  # type: ignore[arg-type]
-            risk, violations = evaluate_high_risk(obj.manifest, ts_obj.manifest, collection,  # type: ignore[arg-type]
+                                       ts_obj.facts.deploys_os)
+            risk, violations = evaluate_high_risk(obj.manifest, ts_obj.facts, collection,  # type: ignore[arg-type]
                                                   self.live.verification)
             content = self.content_of(self.ts_records[spec.task_sequence])
             packages = [self.live.packages[p] for p in content if p in self.live.packages]
@@ -637,6 +645,12 @@ MAX_DELETE_PERCENT = 10.0
 def make_plan(desired: DesiredState, live: LiveState, state: StateStore, *, adopt: bool = False,
               prune: bool = False, targets: Iterable[str] = (), max_delete: float = MAX_DELETE_PERCENT) -> Plan:
     """Plan what makes the site equal to the manifests. Reads only."""
+    with paused():
+        return _make_plan(desired, live, state, adopt, prune, tuple(targets), max_delete)
+
+
+def _make_plan(desired: DesiredState, live: LiveState, state: StateStore, adopt: bool, prune: bool,
+               targets: tuple[str, ...], max_delete: float) -> Plan:
     planner = _Planner(desired, live, state, adopt, prune, tuple(targets))
     planner.content_pairs = {}
     planner.ts_dps = {}

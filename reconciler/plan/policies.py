@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from reconciler.models import TaskSequence
 from reconciler.models.deployment import ContentAccess, Purpose, TaskSequenceDeployment
+from reconciler.rules import ObjectFacts
 from reconciler.site.records import Collection, Package, VerificationSettings
-from reconciler.validate import deploys_os
 
 ALL_UNKNOWN_COMPUTERS = "SMS000US"
 
@@ -44,18 +43,18 @@ class Violation:
     rule: str
 
 
-def high_risk_reasons(deployment: TaskSequenceDeployment, ts: TaskSequence) -> tuple[str, ...]:
+def high_risk_reasons(deployment: TaskSequenceDeployment, ts: ObjectFacts) -> tuple[str, ...]:
     if deployment.spec.purpose is not Purpose.REQUIRED:
         return ()
     reasons = []
-    if deploys_os(ts):
+    if ts.deploys_os:
         reasons.append("Required deployment of a task sequence that deploys an operating system")
-    if ts.spec.high_impact.enabled:
+    if ts.high_impact:
         reasons.append("Required deployment of a high-impact task sequence")
     return tuple(reasons)
 
 
-def evaluate_high_risk(deployment: TaskSequenceDeployment, ts: TaskSequence, collection: Collection,
+def evaluate_high_risk(deployment: TaskSequenceDeployment, ts: ObjectFacts, collection: Collection,
                        settings: VerificationSettings) -> tuple[HighRisk | None, list[Violation]]:
     reasons = high_risk_reasons(deployment, ts)
     if not reasons:

@@ -18,6 +18,7 @@ from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
+from reconciler.collector import paused
 from reconciler.errors import ReconcilerError
 from reconciler.site.records import (
     Collection,
@@ -313,6 +314,10 @@ class EmbeddedSite:
     # -- reading ---------------------------------------------------------------------------------
 
     def read(self) -> LiveState:
+        with paused():
+            return self._read()
+
+    def _read(self) -> LiveState:
         db = self._db
         state = LiveState(site_code=self.site_code)
         db.execute("BEGIN")  # one consistent snapshot (WAL readers do not block writers)

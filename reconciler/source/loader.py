@@ -8,7 +8,6 @@ them) and reported as findings with file, line, column and field path.
 from __future__ import annotations
 
 import difflib
-import gc
 import hashlib
 import os
 import typing
@@ -19,8 +18,10 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ValidationError
 
+from reconciler.collector import paused
 from reconciler.errors import Finding, Severity, Source
 from reconciler.models import API_VERSION, KINDS, Manifest
+from reconciler.rules import ObjectFacts, examine
 from reconciler.source.yamlfile import YamlProblem, decode, load_documents, locate, problem_finding
 
 MANIFEST_SUFFIXES = (".yaml", ".yml")
@@ -28,21 +29,43 @@ MANIFEST_SUFFIXES = (".yaml", ".yml")
 
 @dataclass(frozen=True, slots=True)
 class LoadedObject:
-    """A validated manifest and where it came from."""
+    """A validated manifest and where it came from.
 
-    manifest: Manifest
+    The manifest is kept as its validated JSON and rebuilt on first use: a plan touches the models
+    of the objects that changed, and a large repository then costs memory and time for those only.
+    """
+
+    kind: str
+    name: str
     source: Source
     doc_index: int
     #: Hash of the document as read; equal documents have equal fingerprints (a plan's fast path).
-    fingerprint: str = ""
+    fingerprint: str
+    payload: bytes
+    facts: ObjectFacts = field(default_factory=ObjectFacts)
+    cell: list[Manifest] = field(default_factory=list, compare=False, repr=False)
+
+    @classmethod
+    def of(cls, manifest: Manifest, source: Source, doc_index: int = 0, fingerprint: str = "",
+           facts: ObjectFacts | None = None) -> LoadedObject:
+        return cls(manifest.kind, manifest.metadata.name, source, doc_index, fingerprint,
+                   manifest.model_dump_json(by_alias=True).encode("utf-8"), facts or examine(manifest)[0])
 
     @property
-    def kind(self) -> str:
-        return self.manifest.kind
+    def manifest(self) -> Manifest:
+        if not self.cell:
+            self.cell.append(KINDS[self.kind].model_validate_json(self.payload))  # type: ignore[arg-type]
+        return self.cell[0]
 
-    @property
-    def name(self) -> str:
-        return self.manifest.metadata.name
+    def __getstate__(self) -> tuple[object, ...]:
+        # The parse cache stores objects without their rebuilt model.
+        return (self.kind, self.name, self.source, self.doc_index, self.fingerprint, self.payload, self.facts)
+
+    def __setstate__(self, state: tuple[object, ...]) -> None:
+        for name, value in zip(("kind", "name", "source", "doc_index", "fingerprint", "payload", "facts"), state,
+                               strict=True):
+            object.__setattr__(self, name, value)
+        object.__setattr__(self, "cell", [])
 
     @property
     def key(self) -> str:
@@ -333,8 +356,15 @@ def parse_file(name: str, raw: bytes) -> FileResult:
             manifest, findings = validate_document(doc.data, name, doc.line, doc.index, lambda t=text: t)
             result.findings.extend(findings)
             if manifest is not None:
+                facts, problems = examine(manifest)
+                for problem in problems:
+                    where = locate(text, doc.index, problem.path)
+                    source = Source(name, where[0], where[1]) if where else Source(name, doc.line)
+                    result.findings.append(Finding(Severity(problem.severity), source, problem.message,
+                                                   format_path(problem.path), problem.rule,
+                                                   f"{manifest.kind}/{manifest.metadata.name}"))
                 digest = hashlib.sha256(repr(doc.data).encode("utf-8")).hexdigest()
-                result.objects.append(LoadedObject(manifest, Source(name, doc.line), doc.index, digest))
+                result.objects.append(LoadedObject.of(manifest, Source(name, doc.line), doc.index, digest, facts))
     except YamlProblem as problem:
         result.findings.append(problem_finding(problem, name))
     return result
@@ -347,15 +377,8 @@ Item = tuple[str, Callable[[], bytes], str | None]
 def load_texts(items: Iterable[Item], read_text: Callable[[str], str] | None = None,
                cache: FileCache | None = None) -> DesiredState:
     """Load manifests from (display name, read bytes, key) items: folders and Git trees share this."""
-    # Loading builds millions of small acyclic objects that all stay alive; the cyclic collector
-    # would rescan them again and again (a third of the run at 10,000 sequences) and free nothing.
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with paused():
         return _load_texts(items, read_text, cache)
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _load_texts(items: Iterable[Item], read_text: Callable[[str], str] | None, cache: FileCache | None
