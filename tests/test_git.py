@@ -198,3 +198,19 @@ def test_the_pre_commit_hook_command_runs_on_a_repository(repo: git.Repo) -> Non
     edit(root / "manifests" / "deployments.yaml", "purpose: Required", "purpose: Mandatory")
     bad = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 1 and "allowed: 'Available' or 'Required'" in bad.stdout
+
+
+def test_the_pull_request_comment_stays_under_githubs_limit() -> None:
+    from reconciler.plan.actions import Action, FieldChange, ObjectRef, Plan, Reason, Verb
+    from reconciler.render.review import markdown_text
+    from reconciler.review import ManifestChange, Review
+
+    big = tuple(FieldChange(f"spec.steps[{i}].settings.commandLine", "x" * 200, "y" * 200) for i in range(400))
+    plan = Plan("p", "PS1", actions=[
+        Action(Verb.UPDATE_TASK_SEQUENCE, ObjectRef("TaskSequence", f"ts-{n}"), Reason.CHANGED, "PS100001", big)
+        for n in range(3)])
+    changes = [ManifestChange(ObjectRef("TaskSequence", f"ts-{n}"), "modified", big) for n in range(3)]
+    text = markdown_text(Review({"ref": "main", "sha": "a" * 40}, {"ref": "pr", "sha": "b" * 40}, changes, plan))
+    assert len(text) <= 65_536
+    assert text.startswith("<!-- configmgr-ts-reconciler:plan -->") and "folded to fit" in text
+    assert "| manifests changed |" in text
