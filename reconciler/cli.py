@@ -15,6 +15,8 @@ from reconciler.apply.executor import ActionResult, ApplyRefused, apply_plan
 from reconciler.convert import manifest_to_xml, xml_to_manifest
 from reconciler.effective import ComputerNotFound, effective_variables
 from reconciler.errors import CodecError, ReconcilerError, UnresolvedReference
+from reconciler.export import export_site, export_zip, import_zip
+from reconciler.models import KINDS
 from reconciler.plan.actions import Plan
 from reconciler.plan.planner import MAX_DELETE_PERCENT, make_plan
 from reconciler.render import findings as render_findings
@@ -349,6 +351,70 @@ def site_show(site_path: Path | None, output: str) -> None:
 @cli.group("vars")
 def vars_group() -> None:
     """Task sequence variables as the site resolves them."""
+
+
+@cli.command("export")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Write one manifest per object here (folders mirror console folders).")
+@click.option("--zip", "zip_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Instead, write a console-compatible export ZIP of one task sequence (--name).")
+@click.option("--name", "console_name", default=None, help="Console name of the task sequence for --zip.")
+@click.option("--site", "site_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--state", "state_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--kind", "kinds", multiple=True, type=click.Choice(list(KINDS)), help="Only these kinds.")
+@click.option("--name-filter", default=None, metavar="GLOB", help="Only objects whose console name matches.")
+def export_command(out_dir: Path | None, zip_path: Path | None, console_name: str | None, site_path: Path | None,
+                   state_path: Path | None, kinds: tuple[str, ...], name_filter: str | None) -> None:
+    """Export the site to manifests (and adopt what was exported), or one task sequence to a console ZIP."""
+    if (out_dir is None) == (zip_path is None):
+        raise click.UsageError("give either --out DIR or --zip FILE.zip --name NAME")
+    workspace = _open(site_path, state_path)
+    try:
+        live = workspace.site.read()
+        if zip_path is not None:
+            if not console_name:
+                raise click.UsageError("--zip needs --name (the task sequence's console name)")
+            export_zip(live, zip_path, console_name)
+            click.echo(f"wrote {zip_path} (no passwords, as the console exports)")
+            return
+        assert out_dir is not None
+        result = export_site(live, workspace.state, out_dir, set(kinds) or None, name_filter)
+    except ReconcilerError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_ERROR)
+    finally:
+        workspace.close()
+    click.echo(f"wrote {len(result.files)} manifest(s) to {out_dir}; {result.adopted} object(s) are now managed")
+    if result.secrets:
+        click.echo("Secrets were not exported; provide them at apply time:")
+        for obj, env in result.secrets:
+            click.echo(f"  ${env}  ({obj})")
+
+
+@cli.command("import")
+@click.argument("archive", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("manifests"),
+              show_default=True)
+@click.option("--on-conflict", type=click.Choice(["ignore", "overwrite", "new"]), default="ignore",
+              show_default=True, help="A manifest of the same name exists: keep it, replace it, or write a copy.")
+def import_command(archive: Path, out_dir: Path, on_conflict: str) -> None:
+    """Import a ConfigMgr console export ZIP (Export Task Sequence wizard) as manifests."""
+    try:
+        result = import_zip(archive, out_dir, on_conflict)
+    except ReconcilerError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_ERROR)
+    for path in result.written:
+        click.echo(f"wrote {path}")
+    for kept in result.kept:
+        click.echo(f"kept the existing {kept} (--on-conflict ignore)")
+    if result.packages:
+        click.echo("Content the site must have (by console name): "
+                   + ", ".join(f"{p.name} ({p.package_id})" for p in result.packages))
+    if result.content_folder:
+        click.echo(f"content files: {result.content_folder}")
+    for obj, env in result.secrets:
+        click.echo(f"secret not imported: provide ${env} ({obj})")
 
 
 @cli.command("history")
