@@ -12,6 +12,10 @@ from pathlib import Path
 import click
 
 from reconciler.apply.executor import ActionResult, ApplyRefused, apply_plan
+from reconciler.controller.loop import Loop, LoopConfig, json_emitter, parse_duration, text_emitter
+from reconciler.controller.metrics import Metrics
+from reconciler.controller.metrics import serve as serve_metrics
+from reconciler.controller.tick import Controller, ControllerConfig, holder_id
 from reconciler.convert import manifest_to_xml, xml_to_manifest
 from reconciler.effective import ComputerNotFound, effective_variables
 from reconciler.errors import CodecError, ReconcilerError, UnresolvedReference
@@ -252,6 +256,13 @@ def apply_command(path: Path, dry_run: bool, site_path: Path | None, state_path:
             if not click.confirm("Apply these changes?", default=False):
                 click.echo("nothing applied", err=True)
                 sys.exit(EXIT_ERROR)
+        holder = holder_id()
+        if not workspace.state.acquire_lease(workspace.site.site_code, holder, 3600):
+            writer = workspace.state.lease_holder(workspace.site.site_code)
+            click.echo(f"refusing to apply: site {workspace.site.site_code} is being reconciled by "
+                       f"{writer[0] if writer else 'another writer'}; stop that controller (or wait for its lease "
+                       "to expire) and run again", err=True)
+            sys.exit(EXIT_ERROR)
         try:
             result = apply_plan(plan, workspace.site, workspace.state, secrets_base=path if path.is_dir()
                                 else path.parent, progress=_progress_printer(),
@@ -260,6 +271,8 @@ def apply_command(path: Path, dry_run: bool, site_path: Path | None, state_path:
         except ApplyRefused as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(EXIT_ERROR)
+        finally:
+            workspace.state.release_lease(workspace.site.site_code, holder)
         if output == "json":
             document = plan_document(plan)
             document["result"] = [{"verb": r.action.verb.value, "kind": r.action.ref.kind, "name": r.action.ref.name,
@@ -351,6 +364,87 @@ def site_show(site_path: Path | None, output: str) -> None:
 @cli.group("vars")
 def vars_group() -> None:
     """Task sequence variables as the site resolves them."""
+
+
+@cli.command("controller")
+@click.option("--repo", required=True, metavar="PATH_OR_URL", help="Git repository to follow.")
+@click.option("--ref", default="main", show_default=True, help="Branch (or tag, commit) to keep the site equal to.")
+@click.option("--path", "manifests_path", default="manifests", show_default=True, help="Folder inside the repository.")
+@click.option("--interval", default="5m", show_default=True, help="Time between ticks: 30s, 5m, 1h.")
+@click.option("--self-heal/--no-self-heal", default=True, show_default=True,
+              help="Apply changes (and revert drift), or only report them.")
+@click.option("--prune", is_flag=True, help="Delete managed objects that no manifest describes any more.")
+@click.option("--max-delete", type=click.FloatRange(0, 100), default=MAX_DELETE_PERCENT, show_default=True)
+@click.option("--watch", is_flag=True, help="Also tick when files change in the working copy of --repo.")
+@click.option("--listen", default=None, metavar="HOST:PORT",
+              help="Serve /healthz, /readyz, /status and /metrics (Prometheus), for example 127.0.0.1:9180.")
+@click.option("--lease-seconds", type=click.FloatRange(1), default=30, show_default=True,
+              help="How long the writer's lease lasts without renewal; a standby takes over after it expires.")
+@click.option("--site", "site_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--state", "state_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--once", is_flag=True, help="Run one tick and exit.")
+def controller_command(repo: str, ref: str, manifests_path: str, interval: str, self_heal: bool, prune: bool,
+                       max_delete: float, watch: bool, listen: str | None, lease_seconds: float,
+                       site_path: Path | None, state_path: Path | None, log_format: str, once: bool) -> None:
+    """Keep the site equal to a Git branch: tick on an interval, on new commits and (--watch) on file changes."""
+    try:
+        seconds = parse_duration(interval)
+    except ValueError:
+        raise click.BadParameter(f"{interval!r}: use seconds or 30s, 5m, 1h", param_hint="--interval") from None
+    workspace = _open(site_path, state_path)
+    cache_dir = site_path.parent if site_path else DEFAULT_SITE.parent
+    config = ControllerConfig(repo=repo, ref=ref, path=manifests_path, self_heal=self_heal, prune=prune,
+                              max_delete=max_delete, lease_seconds=lease_seconds,
+                              secrets_base=Path(manifests_path), cache_dir=cache_dir)
+    controller = Controller(config, workspace.site, workspace.state)
+    metrics = Metrics()
+    server = None
+    if listen:
+        host, _, port = listen.rpartition(":")
+        server = serve_metrics(metrics, host or "127.0.0.1", int(port))
+    emit = json_emitter(sys.stdout) if log_format == "json" else text_emitter(sys.stdout)
+    loop = Loop(controller, LoopConfig(interval=seconds, poll=min(2.0, seconds), watch=Path(repo) if watch else None,
+                                       once=once), metrics, emit)
+    loop.install_signals()
+    try:
+        code = loop.run()
+    finally:
+        if server is not None:
+            server.shutdown()
+        controller.close()
+        workspace.close()
+    sys.exit(code)
+
+
+@cli.command("status")
+@click.option("--site", "site_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--state", "state_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--output", "-o", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def status_command(site_path: Path | None, state_path: Path | None, output: str) -> None:
+    """Per object: synced, out of sync, drifted, failed or blocked; the last tick and the last applied commit."""
+    workspace = _open(site_path, state_path)
+    try:
+        document = {"tick": workspace.state.get_status("tick"), "objects": workspace.state.get_status("objects") or {},
+                    "lease": workspace.state.lease_holder(workspace.site.site_code)}
+        applies = workspace.state.applies(1)
+        document["last_applied"] = applies[0].detail.get("provenance") if applies else None
+    finally:
+        workspace.close()
+    if output == "json":
+        json.dump(document, sys.stdout, indent=2, default=str)
+        sys.stdout.write("\n")
+        return
+    tick = document["tick"] or {}
+    click.echo(f"last tick: {tick.get('outcome', 'never')}" + (f" at commit {str(tick.get('sha'))[:12]}"
+                                                               if tick.get("sha") else "")
+               + (f" ({tick['error']})" if tick.get("error") else ""))
+    last = document["last_applied"] or {}
+    click.echo(f"last applied: {last.get('ref') or '-'} @ {(last.get('sha') or '-')[:12]}")
+    if document["lease"]:
+        click.echo(f"writer: {document['lease'][0]}")
+    for key, value in document["objects"].items():
+        click.echo(f"  {value:<12} {key}")
 
 
 @cli.command("export")

@@ -37,6 +37,10 @@ MIGRATIONS = [
     CREATE INDEX journal_plan ON journal (plan_id);
     CREATE TABLE lease (site TEXT PRIMARY KEY, holder TEXT NOT NULL, expires REAL NOT NULL);
     """,
+    # 2: what the controller last saw, for `reconcile status` and /status
+    """
+    CREATE TABLE status (key TEXT PRIMARY KEY, value TEXT NOT NULL, at REAL NOT NULL);
+    """,
 ]
 
 
@@ -214,6 +218,37 @@ class StateStore:
             "SELECT seq, plan_id, at, phase, action, object, detail, outcome, error FROM journal "
             "WHERE phase = 'apply' ORDER BY seq DESC LIMIT ?", (limit,))
         return [JournalEntry(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), r[7], r[8]) for r in rows]
+
+    # -- lease: one writer per site ----------------------------------------------------------------
+
+    def acquire_lease(self, site: str, holder: str, ttl: float) -> bool:
+        """Take or renew the site's lease; False while another holder's lease has not expired."""
+        now = time.time()
+        with self._tx() as db:
+            row = db.execute("SELECT holder, expires FROM lease WHERE site = ?", (site,)).fetchone()
+            if row is not None and row[0] != holder and row[1] > now:
+                return False
+            db.execute("INSERT OR REPLACE INTO lease VALUES (?, ?, ?)", (site, holder, now + ttl))
+        return True
+
+    def release_lease(self, site: str, holder: str) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM lease WHERE site = ? AND holder = ?", (site, holder))
+
+    def lease_holder(self, site: str) -> tuple[str, float] | None:
+        row = self._db.execute("SELECT holder, expires FROM lease WHERE site = ?", (site,)).fetchone()
+        return (row[0], row[1]) if row and row[1] > time.time() else None
+
+    # -- status --------------------------------------------------------------------------------
+
+    def put_status(self, key: str, value: Any) -> None:
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO status VALUES (?, ?, ?)", (key, json.dumps(value, default=str),
+                                                                        time.time()))
+
+    def get_status(self, key: str) -> Any:
+        row = self._db.execute("SELECT value FROM status WHERE key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else None
 
     def journal(self, plan_id: str | None = None) -> list[JournalEntry]:
         query = "SELECT seq, plan_id, at, phase, action, object, detail, outcome, error FROM journal"

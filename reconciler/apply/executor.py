@@ -45,6 +45,7 @@ class ActionResult:
 class ApplyResult:
     plan_id: str
     results: list[ActionResult] = field(default_factory=list)
+    stopped: bool = False  # a stop was asked for; the actions left run next time
 
     def of(self, outcome: str) -> list[ActionResult]:
         return [r for r in self.results if r.outcome == outcome]
@@ -82,6 +83,7 @@ class Executor:
         self.secrets_base = secrets_base
         self.progress = progress
         self.wait_for_content = wait_for_content
+        self.should_stop: Callable[[], bool] = lambda: False
         self.notice = notice or (lambda message: None)
         self.secret_values: dict[tuple[str, str], str] = {}
         self.step_secrets: dict[tuple[str, str], str] = {}
@@ -110,6 +112,10 @@ class Executor:
         failed: set[ObjectRef] = set()
         total = len(self.plan.actions)
         for index, action in enumerate(self.plan.actions, 1):
+            if self.should_stop():
+                log.info("stopping before %s: %d action(s) left for the next run", action.ref, total - index + 1)
+                result.stopped = True
+                break
             blockers = [d for d in action.depends_on if d in failed]
             if action.ref in failed or blockers:
                 failed.add(action.ref)
@@ -416,9 +422,13 @@ class Executor:
 
 def apply_plan(plan: Plan, site: Site, state: StateStore, secrets_base: Path = Path("."),
                progress: Callable[[ActionResult, int, int], None] | None = None,
-               wait_for_content: float | None = None, notice: Callable[[str], None] | None = None) -> ApplyResult:
+               wait_for_content: float | None = None, notice: Callable[[str], None] | None = None,
+               should_stop: Callable[[], bool] | None = None) -> ApplyResult:
     """Apply every action of the plan (refused whole when anything is blocked)."""
-    return Executor(plan, site, state, secrets_base, progress, wait_for_content, notice).run()
+    executor = Executor(plan, site, state, secrets_base, progress, wait_for_content, notice)
+    if should_stop is not None:
+        executor.should_stop = should_stop
+    return executor.run()
 
 
 __all__ = ["ApplyRefused", "ApplyResult", "apply_plan", "fingerprint"]

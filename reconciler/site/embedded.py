@@ -267,6 +267,17 @@ class EmbeddedSite:
             db.execute("INSERT OR REPLACE INTO content_status VALUES (?, ?, ?, ?)",
                        (package_id, dp, int(state), version))
 
+    def changed_since_read(self) -> bool:
+        """Whether another connection (a console, another tool) wrote to the site since our last look.
+
+        SQLite's data_version changes only for commits made by other connections, so a controller tick
+        with no new commit and no live change can skip the plan entirely.
+        """
+        version = self._db.execute("PRAGMA data_version").fetchone()[0]
+        changed = version != getattr(self, "_seen_version", None)
+        self._seen_version = version
+        return changed
+
     def verification_settings(self) -> VerificationSettings:
         settings = dict(self._db.execute("SELECT key, value FROM site_settings"))
         return VerificationSettings(int(settings["default_size"]), int(settings["maximum_size"]),

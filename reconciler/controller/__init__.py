@@ -1,0 +1,1 @@
+"""The controller: a level-triggered reconciliation loop with a lease, status and metrics."""

@@ -1,0 +1,177 @@
+"""The controller loop: when to tick, backing off after failures, one writer per site, clean stops.
+
+Ticks come from the interval, from a new commit on the ref (polled cheaply), and with ``--watch``
+from file changes in a local working copy (debounced: a burst of saves is one tick). A failed tick
+backs off exponentially with jitter up to a cap, then the interval resumes after a success. A
+second controller for the same site waits as a standby until the lease of the first expires.
+SIGTERM or SIGINT finish the action under way, write status and exit; a second signal exits at once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from reconciler.controller.metrics import Metrics
+from reconciler.controller.tick import Controller, TickResult
+
+log = logging.getLogger("reconciler.controller")
+
+
+@dataclass
+class LoopConfig:
+    interval: float = 300.0
+    poll: float = 2.0
+    backoff_base: float = 2.0
+    backoff_cap: float = 300.0
+    watch: Path | None = None
+    once: bool = False
+
+
+def parse_duration(text: str) -> float:
+    """``90``, ``30s``, ``5m``, ``1h`` → seconds."""
+    text = text.strip().lower()
+    units = {"s": 1, "m": 60, "h": 3600}
+    if text and text[-1] in units:
+        return float(text[:-1]) * units[text[-1]]
+    return float(text)
+
+
+def backoff(failures: int, config: LoopConfig, rng: random.Random) -> float:
+    delay = min(config.backoff_cap, config.backoff_base * (2 ** max(failures - 1, 0)))
+    return delay * rng.uniform(0.5, 1.5)
+
+
+class Loop:
+    def __init__(self, controller: Controller, config: LoopConfig, metrics: Metrics,
+                 emit: Callable[[dict[str, Any]], None]) -> None:
+        self.controller = controller
+        self.config = config
+        self.metrics = metrics
+        self.emit = emit
+        self.wake = threading.Event()
+        self.signals = 0
+        self.rng = random.Random()
+        controller.on_action = self._on_action
+
+    def _on_action(self, item: Any) -> None:
+        self.metrics.action(item.action.verb.value, item.outcome)
+        self.emit({"event": "action", "object": str(item.action.ref), "verb": item.action.verb.value,
+                   "outcome": item.outcome, "message": item.message})
+
+    def install_signals(self) -> None:
+        def handler(signum: int, frame: Any) -> None:
+            self.signals += 1
+            if self.signals > 1:
+                os._exit(130)  # second signal: stop now; the journal lets the next start finish
+            self.controller.stop_requested = True
+            self.wake.set()
+
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
+
+    def start_watch(self) -> Any:
+        if self.config.watch is None:
+            return None
+        from watchdog.events import FileSystemEventHandler
+        from watchdog.observers import Observer
+
+        loop = self
+
+        class Debounced(FileSystemEventHandler):
+            timer: threading.Timer | None = None
+
+            def on_any_event(self, event: Any) -> None:
+                if "/.git/" in str(event.src_path) or "/.reconcile/" in str(event.src_path):
+                    return
+                if self.timer is not None:
+                    self.timer.cancel()
+                self.timer = threading.Timer(1.0, loop.wake.set)
+                self.timer.daemon = True
+                self.timer.start()
+
+        observer = Observer()
+        observer.schedule(Debounced(), str(self.config.watch), recursive=True)
+        observer.daemon = True
+        observer.start()
+        return observer
+
+    def record(self, result: TickResult, trigger: str) -> None:
+        self.metrics.tick(result)
+        self.emit({"event": "tick", "trigger": trigger, **result.to_json()})
+
+    def run(self) -> int:
+        observer = self.start_watch()
+        failures = 0
+        next_tick = 0.0
+        trigger = "start"
+        try:
+            while not self.controller.stop_requested:
+                now = time.monotonic()
+                if now >= next_tick or self.wake.is_set():
+                    if self.wake.is_set() and trigger != "start":
+                        trigger = "watch"
+                    self.wake.clear()
+                    result = self.controller.tick()
+                    self.record(result, trigger)
+                    if result.outcome in ("error", "failed"):
+                        failures += 1
+                        delay = backoff(failures, self.config, self.rng)
+                    else:
+                        failures = 0
+                        delay = self.config.interval
+                    if result.outcome == "standby":
+                        delay = min(self.config.interval, self.controller.config.lease_seconds / 2)
+                    next_tick = time.monotonic() + delay
+                    trigger = "interval"
+                    if self.config.once:
+                        break
+                    continue
+                self.wake.wait(min(self.config.poll, max(next_tick - now, 0.05)))
+                if self.controller.stop_requested:
+                    break
+                if not self.wake.is_set() and failures == 0 and self._new_commit():
+                    trigger = "commit"
+                    next_tick = 0.0
+        finally:
+            if observer is not None:
+                observer.stop()
+            self.controller.state.put_status("controller", {"stopped_at": time.time(),
+                                                            "holder": self.controller.holder})
+            self.controller.release()
+            self.emit({"event": "stop", "holder": self.controller.holder})
+        return 0
+
+    def _new_commit(self) -> bool:
+        try:
+            return self.controller.resolve() != self.controller.last_sha
+        except Exception:  # unreachable repository: the next tick reports it
+            return False
+
+
+def json_emitter(stream: Any) -> Callable[[dict[str, Any]], None]:
+    def emit(event: dict[str, Any]) -> None:
+        stream.write(json.dumps({"ts": time.time(), **event}, default=str) + "\n")
+        stream.flush()
+
+    return emit
+
+
+def text_emitter(stream: Any) -> Callable[[dict[str, Any]], None]:
+    def emit(event: dict[str, Any]) -> None:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
+        kind = event.pop("event")
+        stream.write(f"{stamp} {kind} " + " ".join(f"{k}={v}" for k, v in event.items() if v not in (None, ""))
+                     + "\n")
+        stream.flush()
+
+    return emit

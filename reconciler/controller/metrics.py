@@ -1,0 +1,80 @@
+"""Prometheus metrics and the controller's HTTP endpoints (/healthz, /readyz, /status, /metrics)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.ticks = Counter("reconcile_ticks", "Controller ticks by outcome.", ["outcome"], registry=self.registry)
+        self.duration = Histogram("reconcile_tick_duration_seconds", "Duration of controller ticks.",
+                                  registry=self.registry)
+        self.actions = Counter("reconcile_actions", "Applied actions by type and outcome.", ["verb", "outcome"],
+                               registry=self.registry)
+        self.drifted = Gauge("reconcile_drifted_objects", "Objects whose live state moved away from Git.",
+                             registry=self.registry)
+        self.blocked = Gauge("reconcile_blocked_objects", "Objects with blocked items.", registry=self.registry)
+        self.last_success = Gauge("reconcile_last_success_timestamp_seconds",
+                                  "Unix time of the last successful sync.", registry=self.registry)
+        self.last: dict[str, Any] = {}
+        self.lock = threading.Lock()
+
+    def tick(self, result: Any) -> None:
+        with self.lock:
+            self.ticks.labels(result.outcome).inc()
+            self.duration.observe(result.duration)
+            if result.objects:
+                self.drifted.set(sum(1 for s in result.objects.values() if s == "drifted"))
+                self.blocked.set(sum(1 for s in result.objects.values() if s == "blocked"))
+            if result.outcome in ("ok", "skipped"):
+                self.last_success.set(time.time())
+            if result.outcome != "skipped":
+                self.last = {**result.to_json(), "objects": result.objects or self.last.get("objects", {}),
+                             "at": time.time()}
+
+    def action(self, verb: str, outcome: str) -> None:
+        with self.lock:
+            self.actions.labels(verb, outcome).inc()
+
+    def ready(self) -> bool:
+        return self.last.get("outcome") in ("ok", "drift", "standby") if self.last else False
+
+
+def serve(metrics: Metrics, host: str, port: int) -> ThreadingHTTPServer:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+        def send(self, code: int, body: bytes, content_type: str) -> None:
+            self.send_response(code)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self) -> None:
+            if self.path == "/healthz":
+                self.send(200, b"ok\n", "text/plain")
+            elif self.path == "/readyz":
+                ready = metrics.ready()
+                self.send(200 if ready else 503, b"ready\n" if ready else b"not ready\n", "text/plain")
+            elif self.path == "/status":
+                self.send(200, json.dumps(metrics.last, default=str).encode(), "application/json")
+            elif self.path == "/metrics":
+                self.send(200, generate_latest(metrics.registry), CONTENT_TYPE_LATEST)
+            else:
+                self.send(404, b"not found\n", "text/plain")
+
+    server = ThreadingHTTPServer((host, port), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    return server

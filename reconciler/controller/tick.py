@@ -1,0 +1,175 @@
+"""One controller tick: read the ref and the site, plan, apply or report. Level-triggered and repeatable.
+
+A tick reads the whole desired and live state every time and carries nothing between ticks that the
+state store does not also hold, except what lets it skip work: when the ref points at the commit
+already reconciled and nobody wrote to the site since, there is nothing to look at.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from reconciler.apply.executor import ActionResult, ApplyRefused, apply_plan
+from reconciler.errors import ReconcilerError
+from reconciler.plan.actions import Plan, Reason, Verb
+from reconciler.plan.planner import MAX_DELETE_PERCENT, make_plan
+from reconciler.site.embedded import EmbeddedSite
+from reconciler.source.cache import ParseCache
+from reconciler.source.git import GitRepository, load_revision
+from reconciler.source.select import Provenance
+from reconciler.state import StateStore
+from reconciler.validate import has_errors, validate
+
+log = logging.getLogger("reconciler.controller")
+
+
+@dataclass
+class ControllerConfig:
+    repo: str
+    ref: str = "main"
+    path: str = "manifests"
+    self_heal: bool = True
+    prune: bool = False
+    max_delete: float = MAX_DELETE_PERCENT
+    lease_seconds: float = 30.0
+    secrets_base: Path = Path("manifests")
+    cache_dir: Path = Path(".reconcile")
+
+
+@dataclass
+class TickResult:
+    outcome: str  # ok | skipped | drift | error | blocked | failed | standby | stopped
+    sha: str | None = None
+    duration: float = 0.0
+    actions: int = 0
+    applied: int = 0
+    failed: int = 0
+    error: str | None = None
+    objects: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"outcome": self.outcome, "sha": self.sha, "duration": round(self.duration, 4),
+                "actions": self.actions, "applied": self.applied, "failed": self.failed, "error": self.error}
+
+
+def holder_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class Controller:
+    def __init__(self, config: ControllerConfig, site: EmbeddedSite, state: StateStore) -> None:
+        self.config = config
+        self.site = site
+        self.state = state
+        self.holder = holder_id()
+        self.last_sha: str | None = None
+        self.last_outcome: str | None = None
+        self.stop_requested = False
+        self.on_action: Callable[[ActionResult], None] = lambda item: None
+        self.cache = ParseCache(config.cache_dir / "parse-cache.db")
+
+    def close(self) -> None:
+        self.cache.close()
+
+    def has_lease(self) -> bool:
+        return self.state.acquire_lease(self.site.site_code, self.holder, self.config.lease_seconds)
+
+    def release(self) -> None:
+        self.state.release_lease(self.site.site_code, self.holder)
+
+    def resolve(self) -> str:
+        return GitRepository(self.config.repo, self.config.cache_dir).resolve(self.config.ref).sha
+
+    def tick(self, force: bool = False) -> TickResult:
+        start = time.monotonic()
+        try:
+            result = self._tick(force)
+        except ReconcilerError as exc:
+            result = TickResult("error", self.last_sha, error=str(exc))
+        except Exception as exc:  # the site or Git being unreachable is reported, not a crash
+            log.exception("tick failed")
+            result = TickResult("error", self.last_sha, error=f"{type(exc).__name__}: {exc}")
+        result.duration = time.monotonic() - start
+        if result.outcome != "skipped":
+            self.last_outcome = result.outcome
+            self.state.put_status("tick", {**result.to_json(), "at": time.time(), "ref": self.config.ref,
+                                           "holder": self.holder})
+            if result.objects:
+                self.state.put_status("objects", result.objects)
+        return result
+
+    def _tick(self, force: bool) -> TickResult:
+        repo = GitRepository(self.config.repo, self.config.cache_dir)
+        revision = repo.resolve(self.config.ref)
+        live_changed = self.site.changed_since_read()
+        if not force and revision.sha == self.last_sha and not live_changed and self.last_outcome in ("ok", "drift"):
+            return TickResult("skipped", revision.sha)
+        desired = load_revision(repo, revision, self.config.path, self.cache)
+        findings = validate(desired)
+        if has_errors(findings):
+            first = next(f for f in findings if f.severity.value == "error")
+            self.last_sha = revision.sha
+            count = sum(f.severity.value == "error" for f in findings)
+            return TickResult("error", revision.sha,
+                              error=f"{first.render()} ({count} error(s)); the site is left as it is")
+        live = self.site.read()
+        plan = make_plan(desired, live, self.state, prune=self.config.prune, max_delete=self.config.max_delete)
+        objects = object_status(desired, plan)
+        self.last_sha = revision.sha
+        if plan.blocked:
+            first = plan.blocked[0]
+            return TickResult("blocked", revision.sha, actions=len(plan.actions), objects=objects,
+                              error=f"{len(plan.blocked)} blocked item(s): {first.ref}: {first.message}")
+        if not plan.actions:
+            return TickResult("ok", revision.sha, objects=objects)
+        if not self.config.self_heal:
+            drifted = any(a.reason is Reason.DRIFT or a.verb is Verb.REDISTRIBUTE_CONTENT for a in plan.actions)
+            return TickResult("drift" if drifted else "ok", revision.sha, actions=len(plan.actions), objects=objects)
+        if not self.has_lease():
+            holder = self.state.lease_holder(self.site.site_code)
+            return TickResult("standby", revision.sha, actions=len(plan.actions), objects=objects,
+                              error=f"the lease is held by {holder[0] if holder else 'another writer'}")
+        return self._apply(plan, revision.sha, objects)
+
+    def _apply(self, plan: Plan, sha: str, objects: dict[str, str]) -> TickResult:
+        def progress(item: ActionResult, index: int, total: int) -> None:
+            self.has_lease()  # renewed between actions: a long apply keeps its lease
+            self.on_action(item)
+
+        try:
+            result = apply_plan(plan, self.site, self.state, self.config.secrets_base, progress=progress,
+                                should_stop=lambda: self.stop_requested)
+        except ApplyRefused as exc:
+            return TickResult("failed", sha, actions=len(plan.actions), objects=objects, error=str(exc))
+        applied, failed = len(result.of("applied")), len(result.of("failed"))
+        for item in result.results:
+            key = str(item.action.ref)
+            objects[key] = "synced" if item.outcome == "applied" and objects.get(key) != "failed" else "failed"
+        self.state.record_apply(plan.plan_id, Provenance(self.config.ref, sha, f"{self.config.repo}:"
+                                                                              f"{self.config.path}").to_json(),
+                                plan.counts(), {"applied": applied, "failed": failed,
+                                                "skipped": len(result.of("skipped"))})
+        outcome = "stopped" if result.stopped else ("failed" if failed or result.of("skipped") else "ok")
+        if outcome != "ok":
+            self.last_sha = None  # look again next tick
+        return TickResult(outcome, sha, actions=len(plan.actions), applied=applied, failed=failed, objects=objects,
+                          error=result.of("failed")[0].message if failed else None)
+
+
+def object_status(desired: Any, plan: Plan) -> dict[str, str]:
+    """Per object: synced, out of sync (Git moved), drifted (the site moved), blocked."""
+    status = {o.key: "synced" for o in desired.objects}
+    for action in plan.actions:
+        key = str(action.ref)
+        drifted = action.reason is Reason.DRIFT or action.verb is Verb.REDISTRIBUTE_CONTENT
+        status[key] = "drifted" if drifted else "out of sync"
+    for blocked in plan.blocked:
+        status[str(blocked.ref)] = "blocked"
+    return dict(sorted(status.items()))

@@ -1,0 +1,239 @@
+"""The controller as a real process against a real Git repository and an embedded site."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+import git
+import pytest
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
+
+from reconciler.site.embedded import EmbeddedSite
+from reconciler.state import StateStore
+from tests.conftest import REPO
+
+ESTATE = REPO / "tests" / "data" / "estate"
+ENV = {"TEST_LOCAL_ADMIN_PASSWORD": "controller-secret", "NO_COLOR": "1"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+class Setup:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.repo_dir = root / "repo"
+        shutil.copytree(ESTATE, self.repo_dir / "manifests")
+        shutil.rmtree(self.repo_dir / "manifests" / "secrets")
+        self.repo = git.Repo.init(self.repo_dir, initial_branch="main")
+        self.repo.config_writer().set_value("user", "name", "t").release()
+        self.repo.config_writer().set_value("user", "email", "t@example.com").release()
+        self.commit("estate")
+        self.work = root / "work"
+        (self.work / "manifests" / "secrets").mkdir(parents=True)
+        (self.work / "manifests" / "secrets" / "join.txt").write_text("file-secret\n")
+        subprocess.run([sys.executable, "-m", "reconciler", "site", "init", "--demo"], cwd=self.work, check=True,
+                       capture_output=True)
+        self.processes: list[subprocess.Popen[str]] = []
+
+    def commit(self, message: str) -> str:
+        self.repo.git.add(A=True)
+        self.repo.index.commit(message)
+        return self.repo.head.commit.hexsha
+
+    def edit(self, file: str, old: str, new: str) -> None:
+        path = self.repo_dir / "manifests" / file
+        path.write_text(path.read_text().replace(old, new))
+
+    def start(self, *args: str) -> subprocess.Popen[str]:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "reconciler", "controller", "--repo", str(self.repo_dir), "--ref", "main",
+             "--log-format", "json", *args], cwd=self.work, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True, env={**os.environ, **ENV})
+        self.processes.append(process)
+        return process
+
+    def site(self) -> EmbeddedSite:
+        return EmbeddedSite(self.work / ".reconcile" / "site.db")
+
+    def tick(self) -> dict:
+        state = StateStore(self.work / ".reconcile" / "state.db")
+        try:
+            return state.get_status("tick") or {}
+        finally:
+            state.close()
+
+    def bios(self) -> object:
+        with self.site() as site:
+            return next((t for t in site.read().task_sequences.values() if t.name == "Module - BIOS settings"), None)
+
+    def stop_all(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.kill()
+            process.wait(timeout=10)
+
+
+@pytest.fixture
+def setup(tmp_path: Path) -> Setup:
+    s = Setup(tmp_path)
+    yield s
+    s.stop_all()
+
+
+def test_a_commit_is_applied_within_one_interval_and_metrics_parse(setup: Setup) -> None:
+    port = free_port()
+    setup.start("--interval", "3s", "--listen", f"127.0.0.1:{port}")
+    wait_until(lambda: setup.tick().get("outcome") == "ok", 30, "the first sync")
+    assert setup.bios() is not None
+    setup.edit("task-sequences.yaml", "type: Custom", "type: Custom\n  description: changed in Git")
+    sha = setup.commit("describe the module")
+    start = time.monotonic()
+    wait_until(lambda: getattr(setup.bios(), "description", "") == "changed in Git", 10, "the commit to be applied")
+    assert time.monotonic() - start < 6  # within one interval (3 s) plus a poll
+    wait_until(lambda: setup.tick().get("sha") == sha, 5, "status of the new commit")
+    base = f"http://127.0.0.1:{port}"
+    assert urllib.request.urlopen(f"{base}/healthz").status == 200
+    assert urllib.request.urlopen(f"{base}/readyz").status == 200
+    status = json.loads(urllib.request.urlopen(f"{base}/status").read())
+    assert status["objects"]["TaskSequence/bios-settings"] == "synced"
+    text = urllib.request.urlopen(f"{base}/metrics").read().decode()
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    assert {"reconcile_ticks", "reconcile_tick_duration_seconds", "reconcile_actions", "reconcile_drifted_objects",
+            "reconcile_blocked_objects", "reconcile_last_success_timestamp_seconds"} <= set(families)
+    assert any(s.value > 0 for s in families["reconcile_actions"].samples)
+
+
+def test_a_live_change_is_reverted_with_self_heal(setup: Setup) -> None:
+    setup.start("--interval", "2s")
+    wait_until(lambda: setup.tick().get("outcome") == "ok", 30, "the first sync")
+    with setup.site() as site:
+        bios = next(t for t in site.read().task_sequences.values() if t.name == "Module - BIOS settings")
+        site.set_task_sequence_enabled(bios.id, True)  # the manifest says disabled
+    wait_until(lambda: getattr(setup.bios(), "enabled", True) is False, 10, "the drift to be reverted")
+
+
+def test_without_self_heal_drift_is_only_reported(setup: Setup) -> None:
+    subprocess.run([sys.executable, "-m", "reconciler", "manifests", "--yes", "--repo", str(setup.repo_dir),
+                    "--ref", "main"], cwd=setup.work, check=True, capture_output=True, env={**os.environ, **ENV})
+    setup.start("--interval", "2s", "--no-self-heal")
+    wait_until(lambda: setup.tick().get("outcome") == "ok", 30, "the first tick")
+    with setup.site() as site:
+        bios = next(t for t in site.read().task_sequences.values() if t.name == "Module - BIOS settings")
+        site.set_task_sequence_enabled(bios.id, True)
+    wait_until(lambda: setup.tick().get("outcome") == "drift", 10, "the drift to be reported")
+    status = json.loads(subprocess.run([sys.executable, "-m", "reconciler", "status", "--output", "json"],
+                                       cwd=setup.work, capture_output=True, text=True).stdout)
+    assert status["objects"]["TaskSequence/bios-settings"] == "drifted"
+    assert getattr(setup.bios(), "enabled", False) is True  # left as it is
+
+
+def test_a_broken_manifest_leaves_the_site_as_it_was(setup: Setup) -> None:
+    setup.start("--interval", "2s")
+    wait_until(lambda: setup.tick().get("outcome") == "ok", 30, "the first sync")
+    setup.edit("task-sequences.yaml", "type: Custom", "type: Custom\n  description: never applied\n  colour: red")
+    setup.commit("broken")
+    wait_until(lambda: setup.tick().get("outcome") == "error", 10, "the error to be reported")
+    assert "unknown field 'colour'" in setup.tick()["error"] and "main:manifests/task-sequences.yaml" in \
+        setup.tick()["error"]
+    assert getattr(setup.bios(), "description", None) == ""
+
+
+def test_two_controllers_never_apply_together_and_a_standby_takes_over(setup: Setup) -> None:
+    first = setup.start("--interval", "1s", "--lease-seconds", "2")
+    wait_until(lambda: setup.tick().get("outcome") == "ok", 30, "the first controller to sync")
+    setup.edit("deployments.yaml", "rerun: Always", "rerun: Never")
+    setup.commit("while the first runs")
+    second = setup.start("--interval", "1s", "--lease-seconds", "2")
+    time.sleep(3)
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=10)
+    killed_at = time.monotonic()
+    setup.edit("deployments.yaml", "rerun: Never", "rerun: IfSucceeded")
+    sha = setup.commit("after the first died")
+    wait_until(lambda: setup.tick().get("sha") == sha and setup.tick().get("outcome") == "ok", 15,
+               "the standby to take over")
+    assert time.monotonic() - killed_at < 2 * 2 + 6
+    second.send_signal(signal.SIGTERM)
+    output = second.communicate(timeout=20)[0]
+    assert second.returncode == 0
+    events = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    holders = {e.get("holder") for e in events if e.get("event") == "stop"}
+    assert len(holders) == 1
+    state = StateStore(setup.work / ".reconcile" / "state.db")
+    journal = state.journal()
+    state.close()
+    open_plans: set[str] = set()
+    for entry in journal:  # no two plans ever interleave their actions
+        if entry.phase == "intent":
+            open_plans.add(entry.plan_id)
+            assert len(open_plans) <= 1 or entry.plan_id in open_plans
+        elif entry.phase == "apply":
+            open_plans.discard(entry.plan_id)
+
+
+def test_one_shot_apply_respects_the_lease(setup: Setup) -> None:
+    setup.start("--interval", "30s", "--lease-seconds", "60")
+    wait_until(lambda: setup.tick().get("outcome") == "ok", 30, "the controller to sync")
+    setup.edit("deployments.yaml", "rerun: Always", "rerun: Never")
+    setup.commit("change")
+    result = subprocess.run([sys.executable, "-m", "reconciler", "manifests", "--yes", "--repo", str(setup.repo_dir),
+                             "--ref", "main"], cwd=setup.work, capture_output=True, text=True,
+                            env={**os.environ, **ENV})
+    assert result.returncode == 1 and "is being reconciled by" in result.stderr
+
+
+def test_sigterm_mid_apply_leaves_a_state_the_next_start_completes(setup: Setup) -> None:
+    docs = [{"apiVersion": "configmgr.gitops.io/v1alpha1", "kind": "TaskSequence", "metadata": {"name": f"bulk-{i}"},
+             "spec": {"name": f"Bulk {i}", "steps": [{"name": "Run", "type": "RunCommandLine",
+                                                      "settings": {"commandLine": f"cmd /c echo {i}"}}]}}
+            for i in range(60)]
+    (setup.repo_dir / "manifests" / "bulk.yaml").write_text(yaml.safe_dump_all(docs))
+    setup.commit("bulk")
+    process = setup.start("--interval", "60s")
+    wait_until(lambda: (setup.work / ".reconcile" / "state.db").exists() and _intents(setup) > 3, 30,
+               "the apply to start")
+    process.send_signal(signal.SIGTERM)
+    output = process.communicate(timeout=30)[0]
+    assert process.returncode == 0, output
+    with setup.site() as site:
+        before = len(site.read().task_sequences)
+    assert before < 62  # it stopped part-way
+    final = subprocess.run([sys.executable, "-m", "reconciler", "controller", "--repo", str(setup.repo_dir),
+                            "--once"], cwd=setup.work, capture_output=True, text=True, env={**os.environ, **ENV},
+                           timeout=120)
+    assert final.returncode == 0
+    with setup.site() as site:
+        names = [t.name for t in site.read().task_sequences.values()]
+    assert len(names) == 62 and len(set(names)) == 62
+
+
+def _intents(setup: Setup) -> int:
+    state = StateStore(setup.work / ".reconcile" / "state.db")
+    try:
+        return sum(1 for e in state.journal() if e.phase == "intent")
+    finally:
+        state.close()
