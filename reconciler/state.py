@@ -12,15 +12,13 @@ import hashlib
 import json
 import os
 import secrets
-import sqlite3
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from reconciler.errors import ReconcilerError
+from reconciler.storage import connect, migrate, transaction
 
 MIGRATIONS = [
     """
@@ -73,9 +71,7 @@ class StateStore:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA busy_timeout=30000")
+        self._db = connect(self.path)
         self._migrate()
         self._salt = self._ensure_salt()
         self._owned: dict[tuple[str, str], str] | None = None
@@ -85,26 +81,12 @@ class StateStore:
         self._db.close()
 
     def _migrate(self) -> None:
-        version = self._db.execute("PRAGMA user_version").fetchone()[0]
-        if version > len(MIGRATIONS):
-            raise StateError(f"{self.path} has state schema version {version}; this tool knows up to "
-                             f"{len(MIGRATIONS)}: upgrade the tool")
-        for number in range(version, len(MIGRATIONS)):
-            with self._tx() as db:
-                for statement in MIGRATIONS[number].split(";"):
-                    if statement.strip():
-                        db.execute(statement)
-                db.execute(f"PRAGMA user_version = {number + 1}")
+        migrate(self._db, MIGRATIONS, lambda version: StateError(
+            f"{self.path} has state schema version {version}; this tool knows up to {len(MIGRATIONS)}: "
+            "upgrade the tool"))
 
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+    def _tx(self) -> Any:
+        return transaction(self._db)
 
     def _ensure_salt(self) -> bytes:
         row = self._db.execute("SELECT value FROM meta WHERE key = 'salt'").fetchone()

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
@@ -37,6 +35,7 @@ from reconciler.site.records import (
     TaskSequenceRecord,
     VerificationSettings,
 )
+from reconciler.storage import connect, migrate, transaction
 from reconciler.tsxml.sequence import reference_ids
 
 #: Built-in collections and their IDs (SMS_Collection.IsBuiltIn).
@@ -142,10 +141,7 @@ class EmbeddedSite:
         existed = self.path.exists()
         if not existed:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA busy_timeout=30000")
+        self._db = connect(self.path)
         self._migrate()
         stored = self._meta("site_code")
         if stored is None:
@@ -171,27 +167,12 @@ class EmbeddedSite:
         self.close()
 
     def _migrate(self) -> None:
-        version = self._db.execute("PRAGMA user_version").fetchone()[0]
-        if version > len(MIGRATIONS):
-            raise SiteError(f"{self.path} has site schema version {version}; this tool knows up to "
-                            f"{len(MIGRATIONS)}: upgrade the tool")
-        for number in range(version, len(MIGRATIONS)):
-            # executescript() would commit on its own; statements run one by one inside the transaction.
-            with self._tx() as db:
-                for statement in MIGRATIONS[number].split(";"):
-                    if statement.strip():
-                        db.execute(statement)
-                db.execute(f"PRAGMA user_version = {number + 1}")
+        migrate(self._db, MIGRATIONS, lambda version: SiteError(
+            f"{self.path} has site schema version {version}; this tool knows up to {len(MIGRATIONS)}: "
+            "upgrade the tool"))
 
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+    def _tx(self) -> Any:
+        return transaction(self._db)
 
     def _meta(self, key: str) -> str | None:
         try:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pickle
-import sqlite3
 import time
 from pathlib import Path
 
 from reconciler.source.loader import FileResult
+from reconciler.storage import connect
 
 try:
     from importlib.metadata import version as _version
@@ -25,8 +25,7 @@ class ParseCache:
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(path, timeout=30, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db = connect(path)
         self.db.execute("CREATE TABLE IF NOT EXISTS files (blob TEXT NOT NULL, version TEXT NOT NULL, "
                         "data BLOB NOT NULL, used REAL NOT NULL, PRIMARY KEY (blob, version))")
         self.version = f"{TOOL_VERSION}/{CACHE_FORMAT}"
