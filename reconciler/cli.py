@@ -479,6 +479,8 @@ def export_command(out_dir: Path | None, zip_path: Path | None, console_name: st
     finally:
         workspace.close()
     click.echo(f"wrote {len(result.files)} manifest(s) to {out_dir}; {result.adopted} object(s) are now managed")
+    if result.skipped:
+        click.echo(f"{len(result.skipped)} object(s) are already managed from other manifests and were not exported")
     if result.secrets:
         click.echo("Secrets were not exported; provide them at apply time:")
         for obj, env in result.secrets:

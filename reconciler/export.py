@@ -62,6 +62,7 @@ class ExportResult:
     files: list[Path] = field(default_factory=list)
     secrets: list[tuple[str, str]] = field(default_factory=list)  # (object, env variable to provide)
     adopted: int = 0
+    skipped: list[str] = field(default_factory=list)  # already managed from manifests: not exported again
 
 
 def _names(items: list[tuple[str, str]]) -> dict[str, str]:
@@ -236,6 +237,9 @@ def export_site(live: LiveState, state: StateStore, out: Path, kinds: set[str] |
     for ts_id, record in sorted(live.task_sequences.items()):
         if "TaskSequence" not in kinds or not wanted(record.name):
             continue
+        if state.is_owned("TaskSequence", ts_id):
+            result.skipped.append(f"TaskSequence {ts_id} ({record.name})")
+            continue
         manifest, secrets = ts_manifest(record, ts_names[ts_id], live, unique)
         notes = [f"Exported from site {live.site_code}, task sequence {ts_id}."]
         for secret in secrets:
@@ -272,6 +276,9 @@ def export_site(live: LiveState, state: StateStore, out: Path, kinds: set[str] |
         for dep_id, record in sorted(live.deployments.items()):
             if record.package_id not in ts_names or not wanted(live.task_sequences[record.package_id].name):
                 continue
+            if state.is_owned("TaskSequenceDeployment", dep_id):
+                result.skipped.append(f"deployment {dep_id} ({record.name})")
+                continue
             manifest = deployment_manifest(record, dep_names[dep_id], ts_names[record.package_id], live)
             path = Path(KIND_FOLDERS["TaskSequenceDeployment"]) / f"{dep_names[dep_id]}.yaml"
             result.files.append(_write(out, path, manifest, [f"Exported from deployment {dep_id} ({record.name})."]))
@@ -289,6 +296,9 @@ def _export_variables(live: LiveState, state: StateStore, out: Path, kinds: set[
         for cid, settings in sorted(live.collection_settings.items()):
             if cid not in names or not wanted(live.collections[cid].name):
                 continue
+            if state.is_owned("CollectionVariables", cid):
+                result.skipped.append(f"variables of collection {cid}")
+                continue
             variables, refs, notes = _variables(settings.variables, names[cid], result, "CollectionVariables")
             manifest = {"apiVersion": API_VERSION, "kind": "CollectionVariables", "metadata": {"name": names[cid]},
                         "spec": {"collection": {"name": live.collections[cid].name}, "priority": settings.precedence,
@@ -304,6 +314,9 @@ def _export_variables(live: LiveState, state: StateStore, out: Path, kinds: set[
         for rid, settings in sorted(live.machine_settings.items()):
             key = str(rid)
             if key not in names or not wanted(live.computers[rid].name):
+                continue
+            if state.is_owned("ComputerVariables", key):
+                result.skipped.append(f"variables of computer {rid}")
                 continue
             variables, refs, notes = _variables(settings.variables, names[key], result, "ComputerVariables")
             manifest = {"apiVersion": API_VERSION, "kind": "ComputerVariables", "metadata": {"name": names[key]},

@@ -61,6 +61,9 @@ def test_export_then_plan_is_empty(applied_site: tuple[EmbeddedSite, Path]) -> N
         assert secret not in text
     assert "valueFrom" in text and result.secrets
     assert (tmp / "exported" / "task-sequences" / "OSD" / "Production").is_dir()  # console folders mirrored
+    again = export_site(site.read(), state, tmp / "exported-again")
+    assert again.files == [] and len(again.skipped) == result.adopted - len(
+        [p for p in result.files if "/content/" in p.as_posix()])  # already managed: not exported twice
 
 
 def test_export_names_are_stable_and_collisions_resolved(applied_site: tuple[EmbeddedSite, Path]) -> None:
