@@ -376,6 +376,8 @@ def vars_group() -> None:
 @click.option("--prune", is_flag=True, help="Delete managed objects that no manifest describes any more.")
 @click.option("--max-delete", type=click.FloatRange(0, 100), default=MAX_DELETE_PERCENT, show_default=True)
 @click.option("--watch", is_flag=True, help="Also tick when files change in the working copy of --repo.")
+@click.option("--commit-poll", default="2s", show_default=True,
+              help="How often to look for a new commit on the ref (0 turns it off: interval and --watch only).")
 @click.option("--listen", default=None, metavar="HOST:PORT",
               help="Serve /healthz, /readyz, /status and /metrics (Prometheus), for example 127.0.0.1:9180.")
 @click.option("--lease-seconds", type=click.FloatRange(1), default=30, show_default=True,
@@ -385,13 +387,14 @@ def vars_group() -> None:
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--once", is_flag=True, help="Run one tick and exit.")
 def controller_command(repo: str, ref: str, manifests_path: str, interval: str, self_heal: bool, prune: bool,
-                       max_delete: float, watch: bool, listen: str | None, lease_seconds: float,
+                       max_delete: float, watch: bool, commit_poll: str, listen: str | None, lease_seconds: float,
                        site_path: Path | None, state_path: Path | None, log_format: str, once: bool) -> None:
     """Keep the site equal to a Git branch: tick on an interval, on new commits and (--watch) on file changes."""
     try:
         seconds = parse_duration(interval)
+        poll = parse_duration(commit_poll)
     except ValueError:
-        raise click.BadParameter(f"{interval!r}: use seconds or 30s, 5m, 1h", param_hint="--interval") from None
+        raise click.BadParameter("use seconds or 30s, 5m, 1h", param_hint="--interval/--commit-poll") from None
     workspace = _open(site_path, state_path)
     cache_dir = site_path.parent if site_path else DEFAULT_SITE.parent
     config = ControllerConfig(repo=repo, ref=ref, path=manifests_path, self_heal=self_heal, prune=prune,
@@ -404,7 +407,7 @@ def controller_command(repo: str, ref: str, manifests_path: str, interval: str, 
         host, _, port = listen.rpartition(":")
         server = serve_metrics(metrics, host or "127.0.0.1", int(port))
     emit = json_emitter(sys.stdout) if log_format == "json" else text_emitter(sys.stdout)
-    loop = Loop(controller, LoopConfig(interval=seconds, poll=min(2.0, seconds), watch=Path(repo) if watch else None,
+    loop = Loop(controller, LoopConfig(interval=seconds, poll=min(poll, seconds), watch=Path(repo) if watch else None,
                                        once=once), metrics, emit)
     loop.install_signals()
     try:

@@ -237,3 +237,12 @@ def _intents(setup: Setup) -> int:
         return sum(1 for e in state.journal() if e.phase == "intent")
     finally:
         state.close()
+
+
+def test_watch_ticks_on_file_changes_in_the_working_copy(setup: Setup) -> None:
+    setup.start("--interval", "120s", "--commit-poll", "0", "--watch")
+    wait_until(lambda: setup.tick().get("outcome") == "ok", 30, "the first sync")
+    setup.edit("task-sequences.yaml", "type: Custom", "type: Custom\n  description: seen by the watcher")
+    setup.commit("a commit in the watched working copy")
+    wait_until(lambda: getattr(setup.bios(), "description", "") == "seen by the watcher", 15,
+               "the file change to trigger a tick")

@@ -30,7 +30,7 @@ log = logging.getLogger("reconciler.controller")
 @dataclass
 class LoopConfig:
     interval: float = 300.0
-    poll: float = 2.0
+    poll: float = 2.0  # seconds between checks of the ref for a new commit; 0: no polling
     backoff_base: float = 2.0
     backoff_cap: float = 300.0
     watch: Path | None = None
@@ -136,10 +136,10 @@ class Loop:
                     if self.config.once:
                         break
                     continue
-                self.wake.wait(min(self.config.poll, max(next_tick - now, 0.05)))
+                self.wake.wait(min(self.config.poll or 1.0, max(next_tick - now, 0.05)))
                 if self.controller.stop_requested:
                     break
-                if not self.wake.is_set() and failures == 0 and self._new_commit():
+                if self.config.poll and not self.wake.is_set() and failures == 0 and self._new_commit():
                     trigger = "commit"
                     next_tick = 0.0
         finally:
