@@ -246,3 +246,28 @@ def test_watch_ticks_on_file_changes_in_the_working_copy(setup: Setup) -> None:
     setup.commit("a commit in the watched working copy")
     wait_until(lambda: getattr(setup.bios(), "description", "") == "seen by the watcher", 15,
                "the file change to trigger a tick")
+
+
+def test_backoff_grows_with_jitter_up_to_its_cap() -> None:
+    import random
+
+    from reconciler.controller.loop import LoopConfig, backoff, parse_duration
+
+    config = LoopConfig(backoff_base=2, backoff_cap=60)
+    rng = random.Random(7)
+    delays = [backoff(n, config, rng) for n in range(1, 10)]
+    assert 1 <= delays[0] <= 3 and delays[-1] <= 90  # 60 s cap, jitter 0.5x-1.5x
+    assert delays[3] > delays[0]
+    assert parse_duration("5m") == 300 and parse_duration("30s") == 30 and parse_duration("2") == 2
+
+
+def test_an_unreachable_repository_is_reported_not_a_crash(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    subprocess.run([sys.executable, "-m", "reconciler", "site", "init", "--demo"], cwd=work, check=True,
+                   capture_output=True)
+    result = subprocess.run([sys.executable, "-m", "reconciler", "controller", "--repo", str(tmp_path / "missing"),
+                             "--once", "--log-format", "json"], cwd=work, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and "Traceback" not in result.stdout + result.stderr
+    tick = next(json.loads(line) for line in result.stdout.splitlines() if '"tick"' in line)
+    assert tick["outcome"] == "error" and "is not a Git repository" in tick["error"]

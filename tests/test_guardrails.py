@@ -351,3 +351,17 @@ def test_site_settings_command_shows_and_sets(world: World) -> None:
 
 def test_packages_without_share_exist_in_demo() -> None:
     assert PackageType.OPERATING_SYSTEM_IMAGE.value == "OperatingSystemImage"
+
+
+def test_a_failure_skips_its_dependents_and_the_others_go_on(world: World) -> None:
+    world.write(ts("broken", TOOL_STEPS, bootImage={"package": "Boot image (x64)"}),
+                deployment("broken-lab", "broken", {"name": "OSD Lab"}),
+                ts("fine", TOOL_STEPS), deployment("fine-lab", "fine", {"name": "OSD Lab"}))
+    plan = world.plan()
+    boot = next(p.id for p in world.site.read().packages.values() if p.name == "Boot image (x64)")
+    world.site.delete_package(boot)  # removed in the console between plan and apply
+    result = apply_plan(plan, world.site, world.state, world.manifests)
+    outcomes = {(r.action.ref.name, r.outcome) for r in result.results}
+    assert ("broken", "failed") in outcomes and ("broken-lab", "skipped") in outcomes
+    assert ("fine", "applied") in outcomes and ("fine-lab", "applied") in outcomes
+    assert "boot image" in next(r.message for r in result.results if r.outcome == "failed")

@@ -231,6 +231,12 @@ class EmbeddedSite:
                        (pid, name, package_type.value, source_version, int(share_enabled)))
         return pid
 
+    def delete_package(self, package_id: str) -> None:
+        """A console administrator deletes content; sequences that reference it keep a dangling reference."""
+        with self._tx() as db:
+            db.execute("DELETE FROM packages WHERE id = ?", (package_id,))
+            db.execute("DELETE FROM content_status WHERE package_id = ?", (package_id,))
+
     def update_package_source(self, package_id: str) -> int:
         """A source change: the package's version goes up, so DPs holding the old one are out of date."""
         with self._tx() as db:
