@@ -114,9 +114,16 @@ class Loop:
         failures = 0
         next_tick = 0.0
         trigger = "start"
+        renewed = time.monotonic()
+        lease = self.controller.config.lease_seconds
         try:
             while not self.controller.stop_requested:
                 now = time.monotonic()
+                if self.controller.config.self_heal and now - renewed >= lease / 3:
+                    # The writer keeps its lease alive between ticks, however long the interval.
+                    renewed = now
+                    if self.controller.last_outcome != "standby" and not self.controller.has_lease():
+                        next_tick = 0.0  # someone else writes now: become a standby at once
                 if now >= next_tick or self.wake.is_set():
                     if self.wake.is_set() and trigger != "start":
                         trigger = "watch"

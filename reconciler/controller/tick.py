@@ -106,6 +106,11 @@ class Controller:
         return result
 
     def _tick(self, force: bool) -> TickResult:
+        if self.config.self_heal and not self.has_lease():
+            # A standby does nothing but wait for the writer's lease to expire.
+            holder = self.state.lease_holder(self.site.site_code)
+            self.last_sha = None
+            return TickResult("standby", error=f"the lease is held by {holder[0] if holder else 'another writer'}")
         repo = GitRepository(self.config.repo, self.config.cache_dir)
         revision = repo.resolve(self.config.ref)
         live_changed = self.site.changed_since_read()
