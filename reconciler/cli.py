@@ -152,6 +152,8 @@ def crds_command(out_dir: Path, check: bool) -> None:
         sys.exit(EXIT_ERROR if paths else EXIT_OK)
     for path in paths:
         click.echo(f"wrote {path}")
+    if not paths:
+        click.echo(f"{out_dir}: up to date")
 
 
 def _open(site: Path | None, state: Path | None) -> Workspace:

@@ -365,3 +365,17 @@ def test_a_failure_skips_its_dependents_and_the_others_go_on(world: World) -> No
     assert ("broken", "failed") in outcomes and ("broken-lab", "skipped") in outcomes
     assert ("fine", "applied") in outcomes and ("fine-lab", "applied") in outcomes
     assert "boot image" in next(r.message for r in result.results if r.outcome == "failed")
+
+
+def test_a_sequence_over_two_megabytes_is_blocked_at_plan_time(world: World) -> None:
+    # 300 steps of 8 KB command lines: about 2.4 MB of sequence XML, which the site would refuse mid-apply.
+    steps = [{"name": f"Run {i}", "type": "RunCommandLine", "settings": {"commandLine": "x" * 8192}}
+             for i in range(300)]
+    world.write(ts("huge", steps), deployment("lab", "huge", {"name": "OSD Lab"}))
+    found = rules(world.plan())
+    assert "2 MB" in found["sequence-size"].message and "child task sequences" in found["sequence-size"].message
+    assert found["sequence-size"].path == "spec.steps" and found["sequence-size"].source.line
+    assert "waits for TaskSequence/huge" in found["dependency"].message
+    result = world.cli("manifests", "--yes")
+    assert result.returncode == 1 and "ConfigMgr refuses a sequence over" in result.stdout
+    assert not world.site.read().task_sequences

@@ -33,7 +33,7 @@ from reconciler.errors import Source
 from reconciler.models import TaskSequence
 from reconciler.plan.actions import Action, Blocked, FieldChange, ObjectRef, Plan, Reason, Verb
 from reconciler.plan.policies import evaluate_high_risk, run_from_dp_violations
-from reconciler.site.records import ContentState, LiveState, LiveVariable, TaskSequenceRecord
+from reconciler.site.records import MAX_SEQUENCE_BYTES, ContentState, LiveState, LiveVariable, TaskSequenceRecord
 from reconciler.source.loader import DesiredState, LoadedObject, format_path
 from reconciler.state import Applied, StateStore
 from reconciler.validate import MAX_VARIABLES_PER_COMPUTER
@@ -124,6 +124,13 @@ class _Planner:
             except Unresolved as exc:
                 self.ts_blocked.add(obj.name)
                 self.block(obj, exc.path, exc.message, "reference")
+                continue
+            size = len(record.sequence.encode("utf-8"))
+            if size > MAX_SEQUENCE_BYTES:
+                self.ts_blocked.add(obj.name)
+                self.block(obj, ("spec", "steps"), f"the sequence XML would be {size:,} bytes; ConfigMgr refuses a "
+                           f"sequence over {MAX_SEQUENCE_BYTES:,} bytes (2 MB): move groups into child task "
+                           "sequences (RunTaskSequence steps)", "sequence-size")
                 continue
             self.ts_records[obj.name] = record
             if not self.wanted(obj):

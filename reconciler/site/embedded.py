@@ -19,6 +19,7 @@ from typing import Any
 from reconciler.collector import paused
 from reconciler.errors import ReconcilerError
 from reconciler.site.records import (
+    MAX_SEQUENCE_BYTES,
     Collection,
     CollectionSettings,
     Computer,
@@ -382,7 +383,7 @@ class EmbeddedSite:
             raise SiteError(f"task sequence name {record.name!r} must be 1 to 50 characters")
         if len(record.description) > 512:
             raise SiteError("task sequence description is longer than 512 characters")
-        if len(record.sequence.encode("utf-8")) > 2 * 1024 * 1024:
+        if len(record.sequence.encode("utf-8")) > MAX_SEQUENCE_BYTES:
             raise SiteError(f"the sequence of {record.name!r} is larger than 2 MB; ConfigMgr refuses it")
         if record.boot_image_id and record.boot_image_id not in self._package_ids(PackageType.BOOT_IMAGE):
             raise SiteError(f"boot image {record.boot_image_id} does not exist")

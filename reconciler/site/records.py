@@ -76,6 +76,10 @@ class ContentStatus:
     installed_version: int
 
 
+#: ConfigMgr refuses a task sequence whose sequence XML is larger than this (bytes, UTF-8).
+MAX_SEQUENCE_BYTES = 2 * 1024 * 1024
+
+
 @dataclass(frozen=True, slots=True)
 class TaskSequenceRecord:
     """An ``SMS_TaskSequencePackage`` with its ``Sequence`` XML."""
