@@ -223,6 +223,11 @@ def _union(options: list[dict[str, Any]], defs: dict[str, Any], stack: tuple[str
         out = _free_object()  # differently shaped objects (a step, a condition): kept, checked by the loader
     else:
         out = _free_form()
+    if "type" not in out or out.get(PRESERVE):
+        # Kept as-is, a value of one described kind (a collection given by name or by ID) keeps its words.
+        described = {d for o in present if (d := _resolve(o, defs).get("description"))}
+        if len(described) == 1:  # a step tree's many kinds of node have no one description
+            out["description"] = described.pop()
     if nullable:
         out["nullable"] = True
         if "enum" in out and None not in out["enum"]:

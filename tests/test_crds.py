@@ -321,8 +321,7 @@ def test_the_recursive_step_tree_is_kept_as_a_free_form_object() -> None:
 def test_optional_fields_are_nullable_and_null_defaults_are_left_out() -> None:
     spec = crd("TaskSequenceDeployment")["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
     schedule = spec["properties"]["schedule"]["properties"]
-    assert schedule["availableAt"] == {"type": "string", "description": "PresentTime: available from.",
-                                       "format": "date-time", "nullable": True}
+    assert schedule["availableAt"]["nullable"] is True and schedule["availableAt"]["type"] == "string"
     event = schedule["assignments"]["items"]["properties"]["event"]
     assert event["nullable"] is True and event["enum"][-1] is None
     assert spec["properties"]["purpose"]["default"] == "Available"
@@ -388,6 +387,29 @@ def test_json_schema_accepts_one_condition_or_a_list() -> None:
     assert editor_errors(doc) == []
     step["condition"] = {"variable": {"name": "x", "operator": "equals"}, "wmi": {"query": "SELECT 1"}}
     assert editor_errors(doc) != []
+
+
+def test_json_schema_accepts_a_collection_by_name_alone_as_the_loader_does() -> None:
+    doc = with_value(example("TaskSequenceDeployment"), ("spec", "collection"), "OSD Lab")
+    KINDS["TaskSequenceDeployment"].model_validate(doc)
+    assert editor_errors(doc) == []
+    assert cluster_errors(doc) == []
+    assert editor_errors(with_value(doc, ("spec", "collection"), 7)) != []
+
+
+@pytest.mark.parametrize("when", ["2026-12-01T20:00:00", "2026-12-01 20:00", "2026-12-01", "2026-12-01T20:00:00Z",
+                                  "2026-12-01T20:00:00+01:00"])
+def test_schedule_times_without_an_offset_are_accepted_like_the_site_keeps_them(when: str) -> None:
+    doc = with_value(example("TaskSequenceDeployment"), ("spec", "schedule", "availableAt"), when)
+    KINDS["TaskSequenceDeployment"].model_validate(doc)
+    assert editor_errors(doc) == []
+    assert cluster_errors(doc) == []
+
+
+def test_a_schedule_time_that_is_not_a_time_is_refused_by_both_schemas() -> None:
+    doc = with_value(example("TaskSequenceDeployment"), ("spec", "schedule", "availableAt"), "next Tuesday")
+    assert any(e.startswith("spec.schedule.availableAt:") for e in editor_errors(doc))
+    assert any(e.startswith("spec.schedule.availableAt:") for e in cluster_errors(doc))
 
 
 # --- the example repository ------------------------------------------------------------------------------

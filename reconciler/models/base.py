@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -10,6 +11,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -101,7 +103,18 @@ class CollectionRef(Model):
         return self.id if self.id else repr(self.name)
 
 
-CollectionRefOrName = Annotated[CollectionRef, BeforeValidator(_collection_shorthand)]
+#: ``collection: OSD Lab`` is short for ``collection: {name: OSD Lab}``; the schema admits both spellings.
+CollectionRefOrName = Annotated[
+    CollectionRef, BeforeValidator(_collection_shorthand, json_schema_input_type=CollectionRef | str)
+]
+
+#: A schedule time as ConfigMgr keeps it: local to the client unless the schedule says UTC, so usually without
+#: an offset, which JSON Schema's ``date-time`` format would reject in an editor.
+ScheduleTime = Annotated[datetime, WithJsonSchema({
+    "type": "string",
+    "pattern": r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$",
+    "examples": ["2026-12-01T20:00:00", "2026-12-01 20:00"],
+})]
 
 
 class SecretSource(Model):

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from enum import StrEnum
 from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_core import PydanticCustomError
 
-from reconciler.models.base import API_VERSION, CollectionRefOrName, Metadata, Model, Text
+from reconciler.models.base import API_VERSION, CollectionRefOrName, Metadata, Model, ScheduleTime, Text
 
 
 class Purpose(StrEnum):
@@ -114,7 +113,7 @@ class Recurrence(Model):
 class Assignment(Model):
     """One assignment schedule: a time (optionally recurring) or an event."""
 
-    at: datetime | None = Field(default=None, description="Start time (SMS_ST_NonRecurring when no recurrence).")
+    at: ScheduleTime | None = Field(default=None, description="Start time (SMS_ST_NonRecurring when no recurrence).")
     recurrence: Recurrence | None = None
     event: Event | None = None
 
@@ -128,8 +127,8 @@ class Assignment(Model):
 
 
 class Schedule(Model):
-    available_at: datetime | None = Field(default=None, description="PresentTime: available from.")
-    expires_at: datetime | None = Field(default=None, description="ExpirationTime: deployment expires.")
+    available_at: ScheduleTime | None = Field(default=None, description="PresentTime: available from.")
+    expires_at: ScheduleTime | None = Field(default=None, description="ExpirationTime: deployment expires.")
     utc: bool = Field(default=False, description="Times are UTC (true) or the client's local time (false).")
     assignments: list[Assignment] = Field(default_factory=list, max_length=15,
                                           description="At most 15 schedule tokens (AssignedSchedule).")
@@ -155,7 +154,7 @@ class Alerts(Model):
                                            description="Alert when failures exceed this percentage.")
     on_success_below_percent: int | None = Field(default=None, ge=0, le=100,
                                                  description="Alert when success stays below this percentage…")
-    on_success_check_after: datetime | None = Field(default=None, description="…after this time.")
+    on_success_check_after: ScheduleTime | None = Field(default=None, description="…after this time.")
 
 
 class ContentAccess(StrEnum):
