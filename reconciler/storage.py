@@ -32,14 +32,20 @@ def transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
 def migrate(db: sqlite3.Connection, migrations: list[str], too_new: Callable[[int], Exception]) -> None:
     """Bring the schema (``PRAGMA user_version``) up to date, one transaction per step.
 
+    The version is read under the write lock: two processes opening a new store at once (a controller and
+    ``reconcile status``) would otherwise both see version 0 and the second would fail on existing tables.
     ``executescript()`` would commit on its own, so statements run one by one inside the transaction.
     """
-    version = db.execute("PRAGMA user_version").fetchone()[0]
-    if version > len(migrations):
-        raise too_new(version)
-    for number in range(version, len(migrations)):
+    if db.execute("PRAGMA user_version").fetchone()[0] == len(migrations):
+        return  # the usual case: no write lock, so a reader never waits behind a busy writer
+    while True:
         with transaction(db):
-            for statement in migrations[number].split(";"):
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version > len(migrations):
+                raise too_new(version)
+            if version == len(migrations):
+                return
+            for statement in migrations[version].split(";"):
                 if statement.strip():
                     db.execute(statement)
-            db.execute(f"PRAGMA user_version = {number + 1}")
+            db.execute(f"PRAGMA user_version = {version + 1}")

@@ -150,10 +150,13 @@ class EmbeddedSite:
             if not (len(code) == 3 and code.isalnum()):
                 raise SiteError(f"site code {code!r} must be three letters or digits, such as PS1")
             with self._tx() as db:
-                db.execute("INSERT INTO meta VALUES ('site_code', ?), ('next_id', '1')", (code,))
-                db.executemany("INSERT INTO collections (id, name, built_in) VALUES (?, ?, 1)",
-                               BUILT_IN_COLLECTIONS.items())
-            stored = code
+                # Checked again under the write lock: another process may have created the site meanwhile.
+                row = db.execute("SELECT value FROM meta WHERE key = 'site_code'").fetchone()
+                if row is None:
+                    db.execute("INSERT INTO meta VALUES ('site_code', ?), ('next_id', '1')", (code,))
+                    db.executemany("INSERT INTO collections (id, name, built_in) VALUES (?, ?, 1)",
+                                   BUILT_IN_COLLECTIONS.items())
+            stored = self._meta("site_code")
         self.site_code = stored
 
     # -- plumbing ------------------------------------------------------------------------------
