@@ -31,6 +31,7 @@ from reconciler.render.effective import render as render_effective
 from reconciler.render.history import render as render_history
 from reconciler.render.plan import plan_document
 from reconciler.review import review
+from reconciler.secrets import reader as secret_reader
 from reconciler.site.embedded import SiteError
 from reconciler.source import yamlfile
 from reconciler.source.git import GitSourceError
@@ -183,6 +184,10 @@ def _open(site: Path | None, state: Path | None) -> Workspace:
               "on a targeted distribution point.")
 @click.option("--content-timeout", type=click.FloatRange(0), default=1800, show_default=True, metavar="SECONDS",
               help="How long --wait-for-content waits per deployment.")
+@click.option("--refresh-secrets", is_flag=True,
+              help="Also read every secret the managed objects use and compare it with the hash stored at the last "
+                   "apply, so a rotated password behind an unchanged valueFrom is updated. Without it a plan never "
+                   "reads a secret.")
 @click.option("--output", "-o", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 0 with no changes, 2 with changes, 1 on error.")
 @click.option("--yes", "-y", is_flag=True, help="Apply without asking.")
@@ -194,7 +199,8 @@ def _open(site: Path | None, state: Path | None) -> Workspace:
 @click.option("--no-color", is_flag=True, help="No colours (also when NO_COLOR is set).")
 def apply_command(path: Path, dry_run: bool, site_path: Path | None, state_path: Path | None,
                   targets: tuple[str, ...], prune: bool, adopt: bool, max_delete: float, wait_for_content: bool,
-                  content_timeout: float, output: str, detailed_exitcode: bool, yes: bool, repo: str | None,
+                  content_timeout: float, refresh_secrets: bool, output: str, detailed_exitcode: bool, yes: bool,
+                  repo: str | None,
                   ref: str | None, base: str | None, head: str | None, no_color: bool) -> None:
     """Plan the changes that make the site equal to the manifests under PATH, then apply them.
 
@@ -226,8 +232,10 @@ def apply_command(path: Path, dry_run: bool, site_path: Path | None, state_path:
                                      param_hint="--target")
     workspace = _open(site_path, state_path)
     try:
+        secrets_base = path if path.is_dir() else path.parent
         plan = make_plan(desired, workspace.site.read(), workspace.state, adopt=adopt, prune=prune,
-                         targets=targets, max_delete=max_delete)
+                         targets=targets, max_delete=max_delete,
+                         secrets=secret_reader(secrets_base) if refresh_secrets else None)
         color = _color(no_color)
         if base_state is not None and base_rev is not None:
             result_review = review({"ref": base or "", "sha": base_rev.sha}, {"ref": head or "", "sha": provenance.sha
@@ -266,8 +274,8 @@ def apply_command(path: Path, dry_run: bool, site_path: Path | None, state_path:
                        "to expire) and run again", err=True)
             sys.exit(EXIT_ERROR)
         try:
-            result = apply_plan(plan, workspace.site, workspace.state, secrets_base=path if path.is_dir()
-                                else path.parent, progress=_progress_printer(),
+            result = apply_plan(plan, workspace.site, workspace.state, secrets_base=secrets_base,
+                                progress=_progress_printer(),
                                 wait_for_content=content_timeout if wait_for_content else None,
                                 notice=lambda message: click.echo(message, err=True))
         except ApplyRefused as exc:

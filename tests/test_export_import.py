@@ -66,6 +66,37 @@ def test_export_then_plan_is_empty(applied_site: tuple[EmbeddedSite, Path]) -> N
         [p for p in result.files if "/content/" in p.as_posix()])  # already managed: not exported twice
 
 
+def test_refresh_secrets_after_export_writes_the_secrets_the_tool_has_never_seen(
+        applied_site: tuple[EmbeddedSite, Path]) -> None:
+    """Exported objects keep the site's passwords until the administrator provides them and asks."""
+    from reconciler.plan.actions import Reason
+    from reconciler.secrets import reader
+
+    site, tmp = applied_site
+    state = StateStore(tmp / "fresh-state.db")
+    result = export_site(site.read(), state, tmp / "exported")
+    desired = load(tmp / "exported")
+    assert make_plan(desired, site.read(), state).actions == []
+    provided = {env: f"provided-{i}" for i, (_, env) in enumerate(result.secrets)}
+    os.environ.update(provided)
+    try:
+        plan = make_plan(desired, site.read(), state, secrets=reader(tmp / "exported"))
+        assert plan.blocked == [] and plan.actions
+        assert {a.reason for a in plan.actions} == {Reason.SECRET}
+        assert {a.ref.kind for a in plan.actions} >= {"TaskSequence"}
+        assert all(c.sensitive for a in plan.actions for c in a.changes)
+        assert apply_plan(plan, site, state, tmp / "exported").ok
+        sequences = "".join(t.sequence for t in site.read().task_sequences.values())
+        assert "provided-0" in sequences or any(
+            f"provided-{i}" in sequences for i in range(len(provided)))
+        again = make_plan(desired, site.read(), state, secrets=reader(tmp / "exported"))
+        assert again.actions == [], [(a.ref, a.changes) for a in again.actions]
+    finally:
+        for env in provided:
+            os.environ.pop(env, None)
+        state.close()
+
+
 def test_export_names_are_stable_and_collisions_resolved(applied_site: tuple[EmbeddedSite, Path]) -> None:
     site, tmp = applied_site
     from reconciler.site.records import TaskSequenceRecord

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -73,3 +74,104 @@ def test_no_secret_in_any_output_channel(tmp_path: Path) -> None:
         for store in stores:
             assert secret.encode() not in store
     assert "(sensitive)" in outputs[0]
+
+
+def run_with(work: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "reconciler", *args], cwd=work, capture_output=True, text=True,
+                          timeout=120, stdin=subprocess.DEVNULL, env={**os.environ, **env, "NO_COLOR": "1"})
+
+
+def test_refresh_secrets_turns_a_rotated_value_into_an_update_without_showing_it(tmp_path: Path) -> None:
+    manifests(tmp_path / "manifests")
+    assert run_with(tmp_path, SECRETS, "manifests", "--yes").returncode == 0
+    rotated = {**SECRETS, "SCAN_JOIN_PASSWORD": "join-Rotated-2718", "SCAN_ADMIN_PASSWORD": "admin-Rotated-1414"}
+    (tmp_path / "manifests" / "secrets" / "file.txt").write_text("file-Rotated-1732\n")
+
+    # Without the flag a plan never reads a secret, so it cannot see the rotation.
+    quiet = run_with(tmp_path, rotated, "manifests", "--dry-run", "--detailed-exitcode")
+    assert quiet.returncode == 0, quiet.stdout
+
+    plan = run_with(tmp_path, rotated, "manifests", "--dry-run", "--refresh-secrets", "--output", "json")
+    assert plan.returncode == 0, plan.stderr
+    document = json.loads(plan.stdout)
+    changed = {(a["kind"], a["name"]): a for a in document["actions"]}
+    assert set(changed) == {("TaskSequence", "secretive"), ("CollectionVariables", "lab"),
+                            ("ComputerVariables", "pc")}
+    assert all(a["reason"] == "secret" for a in changed.values())
+    sequence_fields = [c["path"] for c in changed[("TaskSequence", "secretive")]["changes"]]
+    assert sequence_fields == ["secrets.env:SCAN_JOIN_PASSWORD"]  # the run-as and dynamic secrets are unchanged
+    text = run_with(tmp_path, rotated, "manifests", "--dry-run", "--refresh-secrets")
+    for out in (plan.stdout + plan.stderr, text.stdout + text.stderr):
+        for secret in (*SECRETS.values(), *rotated.values(), FILE_SECRET, "file-Rotated-1732"):
+            assert secret not in out
+    assert "(sensitive)" in text.stdout
+
+    applied = run_with(tmp_path, rotated, "manifests", "--yes", "--refresh-secrets")
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    site = b"".join(p.read_bytes() for p in (tmp_path / ".reconcile").glob("site.db*"))
+    assert b"join-Rotated-2718" in site
+    again = run_with(tmp_path, rotated, "manifests", "--dry-run", "--refresh-secrets", "--detailed-exitcode")
+    assert again.returncode == 0, again.stdout
+
+
+def test_refresh_secrets_blocks_an_object_whose_secret_cannot_be_read(tmp_path: Path) -> None:
+    manifests(tmp_path / "manifests")
+    assert run_with(tmp_path, SECRETS, "manifests", "--yes").returncode == 0
+    missing = {k: v for k, v in SECRETS.items() if k != "SCAN_ADMIN_PASSWORD"}
+    env = {**os.environ, **missing, "NO_COLOR": "1"}
+    env.pop("SCAN_ADMIN_PASSWORD", None)
+    result = subprocess.run([sys.executable, "-m", "reconciler", "manifests", "--dry-run", "--refresh-secrets"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode == 1
+    assert "CollectionVariables/lab" in result.stdout and "SCAN_ADMIN_PASSWORD is not set" in result.stdout
+    assert "manifests/estate.yaml:" in result.stdout
+
+
+def test_a_drifted_sequence_with_secrets_shows_no_secret_in_its_plan(tmp_path: Path) -> None:
+    """A console edit makes the plan compare the live sequence, which holds the real values, field by field."""
+    from dataclasses import replace
+
+    from reconciler.site.embedded import EmbeddedSite
+
+    manifests(tmp_path / "manifests")
+    assert run_with(tmp_path, SECRETS, "manifests", "--yes").returncode == 0
+    with EmbeddedSite(tmp_path / ".reconcile" / "site.db") as site:
+        (live,) = site.read().task_sequences.values()
+        site.update_task_sequence(live.id, replace(live, description="edited in the console"))
+    for output in ("text", "json", "markdown"):
+        plan = run_with(tmp_path, SECRETS, "manifests", "--dry-run", "--output", output)
+        assert "edited in the console" in plan.stdout
+        for secret in SECRETS.values():
+            assert secret not in plan.stdout + plan.stderr, output
+
+
+def test_rules_the_typed_form_cannot_hold_keep_no_secret_value() -> None:
+    from reconciler.tsxml.sequence import read_sequence
+
+    rules = ('&lt;Rules&gt;&lt;Rule&gt;&lt;Variables&gt;&lt;Variable Name="Token" IsSecret="true"&gt;dyn-S3cret'
+             '&lt;/Variable&gt;&lt;/Variables&gt;&lt;Unknown /&gt;&lt;/Rule&gt;&lt;/Rules&gt;')
+    xml = ('<sequence version="3.10"><step type="SMS_TaskSequence_SetDynamicVariablesAction" name="Rules">'
+           '<action>OSDSetDynamicVariables.exe</action><defaultVarList><variable name="OSDSetDynamicVariablesRules" '
+           f'property="Rules">{rules}</variable></defaultVarList></step></sequence>')
+    spec = read_sequence(xml).spec
+    (kept,) = spec["steps"][0]["properties"]
+    assert "dyn-S3cret" not in json.dumps(spec)
+    assert 'Name="Token" IsSecret="true"' in kept["value"] and "<Unknown" in kept["value"]
+
+
+def test_a_step_password_moved_to_another_source_is_written_to_the_site(tmp_path: Path) -> None:
+    manifests(tmp_path / "manifests")
+    assert run_with(tmp_path, SECRETS, "manifests", "--yes").returncode == 0
+    estate = tmp_path / "manifests" / "estate.yaml"
+    estate.write_text(estate.read_text().replace("env: SCAN_JOIN_PASSWORD", "env: SCAN_JOIN_NEXT"))
+    env = {**SECRETS, "SCAN_JOIN_NEXT": "join-Next-5772"}
+    plan = run_with(tmp_path, env, "manifests", "--dry-run", "--output", "json")
+    (action,) = json.loads(plan.stdout)["actions"]
+    assert (action["kind"], action["verb"], action["reason"]) == ("TaskSequence", "UpdateTaskSequence", "secret")
+    assert [c["path"] for c in action["changes"]] == ["secrets.env:SCAN_JOIN_NEXT"]
+    assert "join-Next-5772" not in plan.stdout + plan.stderr
+    applied = run_with(tmp_path, env, "manifests", "--yes")
+    assert applied.returncode == 0 and "updated" in applied.stderr, applied.stderr
+    site = b"".join(p.read_bytes() for p in (tmp_path / ".reconcile").glob("site.db*"))
+    assert b"join-Next-5772" in site
+    assert run_with(tmp_path, env, "manifests", "--dry-run", "--detailed-exitcode").returncode == 0

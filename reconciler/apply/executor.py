@@ -10,7 +10,6 @@ action skips the actions that depend on it; independent actions go on.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,10 +21,11 @@ from reconciler.diff.normalize import Resolver, Unresolved, fingerprint, record_
 from reconciler.errors import ReconcilerError
 from reconciler.plan.actions import Action, ObjectRef, Plan, Verb
 from reconciler.plan.planner import live_variables_fingerprint
+from reconciler.secrets import SecretUnavailable, read_secret
 from reconciler.site import Site
 from reconciler.site.records import ContentState, DeploymentRecord, TaskSequenceRecord
 from reconciler.state import StateStore, who
-from reconciler.tsxml.sequence import fill_secrets, secret_references
+from reconciler.tsxml.sequence import fill_secrets, secret_references, step_secret_refs
 
 log = logging.getLogger("reconciler.apply")
 
@@ -57,20 +57,10 @@ class ApplyResult:
 
 def resolve_secret(source: dict[str, Any], base: Path, who: str = "this plan") -> str:
     """Read a valueFrom source at apply time; the value goes to the site and nowhere else."""
-    if source.get("env"):
-        name = source["env"]
-        if name not in os.environ:
-            raise ApplyRefused(f"environment variable {name} is not set; {who} needs it (valueFrom: {{env: {name}}}); "
-                               "nothing was applied")
-        return os.environ[name]
-    path = Path(source["file"])
-    if not path.is_absolute():
-        path = base / path
     try:
-        return path.read_text(encoding="utf-8").rstrip("\r\n")
-    except OSError as exc:
-        raise ApplyRefused(f"secret file {path} cannot be read ({exc.strerror or exc}); {who} needs it; "
-                           "nothing was applied") from None
+        return read_secret(source, base)
+    except SecretUnavailable as exc:
+        raise ApplyRefused(f"{exc}; {who} needs it; nothing was applied") from None
 
 
 class Executor:
@@ -159,6 +149,8 @@ class Executor:
             if isinstance(record, TaskSequenceRecord):
                 hashes = {f"{k}:{n}": self.state.secret_hash(self.step_secrets[(k, n)])
                           for k, n in secret_references(record.sequence) if (k, n) in self.step_secrets}
+                if hashes:
+                    hashes["@refs"] = step_secret_refs(record.sequence)  # type: ignore[assignment]
             self.state.record_applied(action.ref.kind, action.ref.name, action.params["desired_fp"],
                                       record_fingerprint(live, self.state.salt), hashes)
 
@@ -225,7 +217,8 @@ class Executor:
         live = self.site.get_task_sequence(ts_id) if ts_id else None
         if live is None:
             raise ReconcilerError(f"task sequence {ts_id} no longer exists; the next plan creates it again")
-        if ts_canonical(live) != ts_canonical(record):
+        if ts_canonical(live) != ts_canonical(record) or action.params.get("secrets_changed"):
+            # A password never shows in the canonical form, so a changed one is written on the plan's word.
             self.site.update_task_sequence(ts_id, self._with_secrets(record))
             message = f"updated {ts_id}"
         else:

@@ -12,7 +12,7 @@ from typing import Any
 
 from reconciler.errors import Source
 
-PLAN_FORMAT_VERSION = "1.0"
+PLAN_FORMAT_VERSION = "1.1"
 
 
 class Verb(StrEnum):
@@ -41,6 +41,7 @@ class Reason(StrEnum):
     CONTENT = "content"  # a DP lacks, failed, or holds an older version of content
     ORPHAN = "orphan"  # owned, no manifest
     ADOPT = "adopt"  # unowned live object taken over with --adopt
+    SECRET = "secret"  # only a secret changed: its valueFrom, or with --refresh-secrets its value
 
 
 #: Symbols of the text plan, as in terraform.

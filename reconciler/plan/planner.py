@@ -33,9 +33,11 @@ from reconciler.errors import Source
 from reconciler.models import TaskSequence
 from reconciler.plan.actions import Action, Blocked, FieldChange, ObjectRef, Plan, Reason, Verb
 from reconciler.plan.policies import evaluate_high_risk, run_from_dp_violations
+from reconciler.secrets import SecretReader, SecretUnavailable
 from reconciler.site.records import MAX_SEQUENCE_BYTES, ContentState, LiveState, LiveVariable, TaskSequenceRecord
 from reconciler.source.loader import DesiredState, LoadedObject, format_path
 from reconciler.state import Applied, StateStore
+from reconciler.tsxml.sequence import step_secret_refs
 from reconciler.validate import MAX_VARIABLES_PER_COMPUTER
 
 log = logging.getLogger("reconciler.plan")
@@ -67,8 +69,9 @@ def live_variables_fingerprint(variables: Iterable[LiveVariable], precedence: in
 
 class _Planner:
     def __init__(self, desired: DesiredState, live: LiveState, state: StateStore, adopt: bool, prune: bool,
-                 targets: tuple[str, ...]) -> None:
+                 targets: tuple[str, ...], secrets: SecretReader | None = None) -> None:
         self.desired = desired
+        self.secrets = secrets
         self.live = live
         self.state = state
         self.resolver = Resolver(live)
@@ -102,6 +105,28 @@ class _Planner:
         last: Applied | None = self.applied.get((kind, name))
         return last is not None and last.desired_fp == desired_fp and last.live_fp == live_fp
 
+    def rotated(self, obj: LoadedObject, current: dict[str, tuple[str, str]], path: tuple[str | int, ...]
+                ) -> list[str] | None:
+        """Keys of ``current`` whose secret no longer matches the hash stored at the last apply.
+
+        ``current`` maps a key (a variable name, or the reference itself) to its reference (``env:NAME``,
+        ``file:PATH``) and the stored hash. Only with ``--refresh-secrets``: a plan otherwise never reads a
+        secret. None when a value cannot be read; the object is then blocked.
+        """
+        if self.secrets is None or not current:
+            return []
+        changed = []
+        for key, (ref_text, stored) in sorted(current.items()):
+            kind, _, name = ref_text.partition(":")
+            try:
+                value = self.secrets({kind: name})
+            except SecretUnavailable as exc:
+                self.block(obj, path, f"{exc}; --refresh-secrets reads every secret the object uses", "secret")
+                return None
+            if not stored or self.state.secret_hash(value) != stored:  # no hash: taken over, never written
+                changed.append(key)
+        return changed
+
     # -- task sequences -------------------------------------------------------------------------
 
     def task_sequences(self) -> None:
@@ -113,9 +138,18 @@ class _Planner:
             desired_fp = spec_fingerprint(obj)
             owned_id = self.owned.get((obj.kind, obj.name))
             live = self.live.task_sequences.get(owned_id) if owned_id else None
+            rotated: list[str] = []
             if live is not None:
                 self.ts_ids[obj.name] = owned_id
-                if self.in_sync(obj.kind, obj.name, desired_fp, record_fingerprint(live, self.state.salt)):
+                last = self.applied.get((obj.kind, obj.name))
+                found = self.rotated(obj, {r: (r, h) for r, h in (last.secrets if last else {}).items()
+                                           if not r.startswith("@")}, ("spec", "steps"))
+                if found is None:
+                    self.ts_blocked.add(obj.name)
+                    continue
+                rotated = found
+                if not rotated and self.in_sync(obj.kind, obj.name, desired_fp,
+                                                record_fingerprint(live, self.state.salt)):
                     self.ts_records[obj.name] = live
                     continue
             try:
@@ -171,7 +205,39 @@ class _Planner:
                     self.add(Action(Verb.CREATE_TASK_SEQUENCE, ref, reason, None, changes, depends, obj.source,
                                     params=params, summary=record.name))
                     continue
-            self.compare_task_sequence(obj, record, live, desired_fp, params, depends)
+            secret_changes = self.step_secret_changes(obj, record, rotated)
+            if secret_changes:
+                params["secrets_changed"] = True
+            self.compare_task_sequence(obj, record, live, desired_fp, params, depends, secret_changes)
+
+    def step_secret_changes(self, obj: LoadedObject, record: TaskSequenceRecord, rotated: list[str]) -> list[str]:
+        """Secret references of the steps whose value the site may not hold: moved, new, or rotated.
+
+        The live sequence cannot show a password (a real site never returns it), so the references
+        recorded at the last apply, in step order, are what a plan compares with.
+        """
+        wanted = step_secret_refs(record.sequence)
+        if not wanted:
+            return []
+        last = self.applied.get((obj.kind, obj.name))
+        if last is None:
+            # Taken over (export, --adopt), never written by this tool: the site holds values it has not seen.
+            # Only --refresh-secrets, which reads them, may replace them.
+            return sorted(set(wanted)) if self.secrets is not None else []
+        stored = last.secrets
+        if "@refs" in stored:
+            before = list(stored["@refs"])
+            same = before == wanted
+        else:  # recorded before step order was kept: compare the references alone
+            before = sorted(k for k in stored if not k.startswith("@"))
+            same = before == sorted(set(wanted))
+        changed = set(rotated) & set(wanted)
+        if self.secrets is not None:
+            changed |= {r for r in wanted if r not in stored}  # no hash to compare with: write what is read
+        if not same:
+            moved = set(wanted) ^ set(before)
+            changed |= (moved & set(wanted)) or set(wanted)
+        return sorted(changed)
 
     def console_names(self) -> dict[str, str]:
         """Console name → metadata.name of every desired task sequence."""
@@ -186,21 +252,24 @@ class _Planner:
         return out
 
     def compare_task_sequence(self, obj: LoadedObject, record: TaskSequenceRecord, live: TaskSequenceRecord,
-                              desired_fp: str, params: dict[str, Any], depends: tuple[ObjectRef, ...] = ()
-                              ) -> None:
+                              desired_fp: str, params: dict[str, Any], depends: tuple[ObjectRef, ...] = (),
+                              rotated: list[str] | None = None) -> None:
         ref = ObjectRef(obj.kind, obj.name)
         if record.sequence == live.sequence:
             before, after = ts_properties(live), ts_properties(record)
         else:
             before, after = ts_canonical(live), ts_canonical(record)
-        if before == after:
+        if before == after and not rotated:
             return
         reason = Reason.ADOPT if live.id not in {i for (k, _), i in self.owned.items() if k == obj.kind} and \
             self.plan.adopt else self.reason(obj.kind, obj.name, desired_fp)
+        if before == after:
+            reason = Reason.SECRET
         changes = field_changes(before, after)
         enable = [c for c in changes if c.path == "enabled"]
         move = [c for c in changes if c.path == "folder"]
-        rest = tuple(c for c in changes if c.path not in ("enabled", "folder"))
+        rest = tuple(c for c in changes if c.path not in ("enabled", "folder")) + tuple(
+            FieldChange(f"secrets.{r}", "(sensitive)", "(sensitive)", True) for r in rotated or ())
         if rest:
             self.add(Action(Verb.UPDATE_TASK_SEQUENCE, ref, reason, live.id, rest, depends, obj.source, params,
                             summary=record.name))
@@ -485,15 +554,22 @@ class _Planner:
         ref = ObjectRef(obj.kind, obj.name)
         desired_fp = fingerprint([spec_fingerprint(obj), target, also or []])
         live_fp = live_variables_fingerprint(live, live_priority)
-        if self.in_sync(obj.kind, obj.name, desired_fp, live_fp):
+        last = self.applied.get((obj.kind, obj.name))
+        last_secrets: dict[str, Any] = last.secrets if last else {}
+        # A stored hash counts only while its variable still reads from the same source.
+        sources = {v.name.casefold(): str(v.value_from) for v in variables if v.value_from is not None}
+        found = self.rotated(obj, {k: (v["ref"], v.get("hash", "")) for k, v in last_secrets.items()
+                                   if sources.get(k) == v.get("ref")}, ("spec", "variables"))
+        if found is None:
+            return
+        rotated = set(found)
+        if not rotated and self.in_sync(obj.kind, obj.name, desired_fp, live_fp):
             return
         owned_id = self.owned.get((obj.kind, obj.name))
         if owned_id is None and live and not self.plan.adopt:
             self.block(obj, ("spec", scope), f"{scope} {target_name!r} already has {len(live)} variable(s) that this "
                        "tool does not manage; rerun with --adopt to take them over", "unowned")
             return
-        last = self.applied.get((obj.kind, obj.name))
-        last_secrets = last.secrets if last else {}
         live_by_name = {v.name.casefold(): v for v in live}
         changes: list[FieldChange] = []
         desired_names = set()
@@ -504,7 +580,7 @@ class _Planner:
             if var.hidden or var.value_from is not None:
                 ref_text = str(var.value_from)
                 if current is None or not current.masked or last_secrets.get(key, {}).get("ref") != ref_text \
-                        or current.name != var.name:
+                        or current.name != var.name or key in rotated:
                     changes.append(FieldChange(f"variables.{var.name}", "(sensitive)" if current else None,
                                                "(sensitive)", True))
             elif current is None or current.value != var.value or current.masked or current.name != var.name:
@@ -521,6 +597,8 @@ class _Planner:
             return
         reason = Reason.NEW if owned_id is None and not live else (
             Reason.ADOPT if owned_id is None else self.reason(obj.kind, obj.name, desired_fp))
+        if rotated and all(c.path.casefold().removeprefix("variables.") in rotated for c in changes):
+            reason = Reason.SECRET
         self.add(Action(Verb.SET_VARIABLES, ref, reason, str(target), tuple(changes), source=obj.source,
                         params={"scope": scope, "target": target, "priority": priority or 9,
                                 "variables": [v.model_dump(by_alias=True, exclude_none=True) for v in variables],
@@ -650,15 +728,21 @@ MAX_DELETE_PERCENT = 10.0
 
 
 def make_plan(desired: DesiredState, live: LiveState, state: StateStore, *, adopt: bool = False,
-              prune: bool = False, targets: Iterable[str] = (), max_delete: float = MAX_DELETE_PERCENT) -> Plan:
-    """Plan what makes the site equal to the manifests. Reads only."""
+              prune: bool = False, targets: Iterable[str] = (), max_delete: float = MAX_DELETE_PERCENT,
+              secrets: SecretReader | None = None) -> Plan:
+    """Plan what makes the site equal to the manifests. Reads only.
+
+    With ``secrets`` (``--refresh-secrets``) the plan also reads each secret the managed objects use and
+    compares its salted hash with the one stored at the last apply, so a rotated password behind an
+    unchanged ``valueFrom`` becomes an update; without it, a plan never reads a secret.
+    """
     with paused():
-        return _make_plan(desired, live, state, adopt, prune, tuple(targets), max_delete)
+        return _make_plan(desired, live, state, adopt, prune, tuple(targets), max_delete, secrets)
 
 
 def _make_plan(desired: DesiredState, live: LiveState, state: StateStore, adopt: bool, prune: bool,
-               targets: tuple[str, ...], max_delete: float) -> Plan:
-    planner = _Planner(desired, live, state, adopt, prune, tuple(targets))
+               targets: tuple[str, ...], max_delete: float, secrets: SecretReader | None) -> Plan:
+    planner = _Planner(desired, live, state, adopt, prune, tuple(targets), secrets)
     planner.content_pairs = {}
     planner.ts_dps = {}
     planner.task_sequences()

@@ -42,7 +42,8 @@ def _condition(el: Element) -> Any:
     return tuple(operand(c) for c in el)
 
 
-def _rules(text: str, mask: bool = True) -> Any:
+def _rules(text: str, mask: bool | str = True) -> Any:
+    """Comparable rules. ``mask`` blanks secret values; ``"presence"`` keeps only whether one is set."""
     try:
         root = parse(text.strip())
     except Exception:
@@ -55,17 +56,27 @@ def _rules(text: str, mask: bool = True) -> Any:
                 parts.append(("condition", _condition(part)))
             elif part.tag == "Variables":
                 parts.append(("variables", tuple(
-                    (v.get("Name"), v.get("IsSecret"),
-                     "" if mask and (v.get("IsSecret") or "").lower() == "true" else (v.text or ""))
-                    for v in part)))
+                    (v.get("Name"), v.get("IsSecret"), _rule_value(v, mask)) for v in part)))
             else:
                 parts.append(_generic(part))
         out.append(tuple(parts))
     return tuple(out)
 
 
+def _rule_value(variable: Element, mask: bool | str) -> str:
+    value = variable.text or ""
+    if not mask or (variable.get("IsSecret") or "").lower() != "true":
+        return value
+    return ("set" if value else "") if mask == "presence" else ""
+
+
 def same_rules(a: str, b: str) -> bool:
-    return _rules(a, mask=False) == _rules(b, mask=False)
+    """Whether two rule texts hold the same rules, a secret's value counting only as set or empty.
+
+    The codec turns every set secret into a ``valueFrom`` reference and never keeps its value, so a
+    secret's text must not decide whether the rules can be read as typed settings.
+    """
+    return _rules(a, mask="presence") == _rules(b, mask="presence")
 
 
 def _step(el: Element) -> Any:

@@ -161,6 +161,11 @@ def secret_references(xml: str) -> list[tuple[str, str]]:
     return sorted(set(SECRET_MARKER.findall(xml)))
 
 
+def step_secret_refs(xml: str) -> list[str]:
+    """Every secret marker as ``env:NAME`` / ``file:PATH``, in step order (a swap of two is a change)."""
+    return [f"{kind}:{name}" for kind, name in SECRET_MARKER.findall(xml)]
+
+
 def _text(prop: Prop, value: Any, resolve: PackageResolver, secrets: SecretText = no_secrets) -> str:
     kind = prop.kind
     if kind == "bool":
@@ -219,6 +224,22 @@ def _read_rules(text: str, secrets: Callable[[str], dict[str, Any]]) -> list[dic
             raise _NotCanonical
         rules.append(rule)
     return rules
+
+
+def _blank_rule_secrets(text: str) -> tuple[str, list[str]]:
+    """Rules text with every secret variable's value emptied (as the console's export does), and those values."""
+    try:
+        root = parse(text.strip(), where="SetDynamicVariables rules")
+    except CodecError:
+        return "", [text]  # unreadable text that mentions secrets is not kept at all
+    found = []
+    for var in root.iter("Variable"):
+        if (var.get("IsSecret") or "").lower() == "true" and var.text:
+            found.append(var.text)
+            var.text = ""
+    if not found:
+        return text, []
+    return serialize(root, indent=None) + ("\n" if text.endswith("\n") else ""), found
 
 
 def _write_rules(rules: list[dict[str, Any]], secrets: SecretText = no_secrets) -> str:
@@ -383,6 +404,10 @@ class _Reader:
             ):
                 item.update(self.secret_ref(name, var.property or var.name or "value"))
                 secret_values.append(var.text)
+            elif var.property == "Rules" and "IsSecret" in var.text:
+                # Rules the typed form cannot hold are kept as text, but never with a secret's value in it.
+                item["value"], found = _blank_rule_secrets(var.text)
+                secret_values += found
             else:
                 item["value"] = var.text
             if var.hidden:
@@ -470,7 +495,7 @@ class _Reader:
                     continue
                 from reconciler.tsxml.compare import same_rules
 
-                if not same_rules(_write_rules(rules), var.text):
+                if not same_rules(_write_rules(rules, secrets=lambda source: "set"), var.text):
                     continue
                 settings[prop.field] = rules
                 consumed.add(id(var))
