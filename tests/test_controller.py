@@ -242,6 +242,37 @@ def test_sigterm_mid_apply_leaves_a_state_the_next_start_completes(setup: Setup)
     assert len(names) == 402 and len(set(names)) == 402
 
 
+SLOW_ACTION = """
+import sys, time
+from reconciler.controller.loop import Loop, LoopConfig
+from reconciler.controller.metrics import Metrics
+
+class SlowAction:  # a controller busy in one long action (a slow site call) that cannot be cut short
+    stop_requested = False
+    on_action = None
+
+loop = Loop(SlowAction(), LoopConfig(), Metrics(), lambda event: None)
+loop.install_signals()
+print("busy", flush=True)
+deadline = time.time() + 30
+while time.time() < deadline:  # the action under way; a stop request is honoured only after it
+    time.sleep(0.01)
+sys.exit(0)
+"""
+
+
+def test_the_first_signal_waits_for_the_action_and_a_second_exits_at_once() -> None:
+    process = subprocess.Popen([sys.executable, "-c", SLOW_ACTION], stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None and process.stdout.readline().strip() == "busy"
+    process.send_signal(signal.SIGTERM)
+    time.sleep(1.0)
+    assert process.poll() is None  # still finishing the action under way
+    started = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=10) == 130
+    assert time.monotonic() - started < 5
+
+
 def _intents(setup: Setup) -> int:
     state = StateStore(setup.work / ".reconcile" / "state.db")
     try:
