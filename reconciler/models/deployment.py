@@ -210,6 +210,8 @@ class TaskSequenceDeploymentSpec(Model):
 
 
 class TaskSequenceDeployment(Model):
+    """A deployment (SMS_Advertisement) of a task sequence to one collection: purpose, schedule, user experience."""
+
     api_version: Literal["configmgr.gitops.io/v1alpha1"] = API_VERSION
     kind: Literal["TaskSequenceDeployment"] = "TaskSequenceDeployment"
     metadata: Metadata

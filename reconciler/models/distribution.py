@@ -28,6 +28,8 @@ class ContentDistributionSpec(Model):
 
 
 class ContentDistribution(Model):
+    """The distribution points and groups that must hold every package a task sequence references."""
+
     api_version: Literal["configmgr.gitops.io/v1alpha1"] = API_VERSION
     kind: Literal["ContentDistribution"] = "ContentDistribution"
     metadata: Metadata

@@ -113,6 +113,8 @@ class TaskSequenceSpec(Model):
 
 
 class TaskSequence(Model):
+    """A task sequence (SMS_TaskSequencePackage): its properties and its step tree, kept equal to this manifest."""
+
     api_version: Literal["configmgr.gitops.io/v1alpha1"] = API_VERSION
     kind: Literal["TaskSequence"] = "TaskSequence"
     metadata: Metadata

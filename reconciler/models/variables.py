@@ -88,6 +88,8 @@ class ComputerVariablesSpec(Model):
 
 
 class CollectionVariables(Model):
+    """Task sequence variables of one collection (SMS_CollectionSettings), with the collection's priority."""
+
     api_version: Literal["configmgr.gitops.io/v1alpha1"] = API_VERSION
     kind: Literal["CollectionVariables"] = "CollectionVariables"
     metadata: Metadata
@@ -95,6 +97,8 @@ class CollectionVariables(Model):
 
 
 class ComputerVariables(Model):
+    """Task sequence variables of one computer (SMS_MachineSettings); they beat every collection's."""
+
     api_version: Literal["configmgr.gitops.io/v1alpha1"] = API_VERSION
     kind: Literal["ComputerVariables"] = "ComputerVariables"
     metadata: Metadata
