@@ -142,12 +142,13 @@ class _Planner:
             if live is not None:
                 self.ts_ids[obj.name] = owned_id
                 last = self.applied.get((obj.kind, obj.name))
-                found = self.rotated(obj, {r: (r, h) for r, h in (last.secrets if last else {}).items()
-                                           if not r.startswith("@")}, ("spec", "steps"))
-                if found is None:
-                    self.ts_blocked.add(obj.name)
-                    continue
-                rotated = found
+                if self.secrets is not None and last is not None:
+                    found = self.rotated(obj, {r: (r, h) for r, h in last.secrets.items() if not r.startswith("@")},
+                                         ("spec", "steps"))
+                    if found is None:
+                        self.ts_blocked.add(obj.name)
+                        continue
+                    rotated = found
                 if not rotated and self.in_sync(obj.kind, obj.name, desired_fp,
                                                 record_fingerprint(live, self.state.salt)):
                     self.ts_records[obj.name] = live
