@@ -7,9 +7,37 @@ means in YAML, which properties are secrets, and how the console builds the step
 command line. The settings models and the XML codec are both generated from this table, so a
 property is described once.
 
-Variable names and ``hidden`` flags are those current ConfigMgr consoles write (checked against the
-real exports in the project's corpus). A property read with another variable name, flag or text form
-is kept verbatim in the step's ``properties`` list instead, so nothing read is ever changed.
+Where the names come from:
+
+* Checked against the real console exports in the project's corpus (``shared/corpus``): every
+  property the corpus shows of RunCommandLine, RunPowerShellScript, SetVariable,
+  SetDynamicVariables, Restart, FormatAndPartitionDisk, ApplyOperatingSystemImage,
+  ApplyWindowsSettings, ApplyNetworkSettings, AutoApplyDrivers, InstallApplication,
+  InstallSoftwareUpdates, SetupWindowsAndConfigMgr, DownloadPackageContent, UpgradeOperatingSystem,
+  EnableBitLocker, DisableBitLocker, PreProvisionBitLocker, PrepareConfigMgrClient,
+  PrepareWindowsForCapture, CaptureOperatingSystemImage, RunTaskSequence and CheckReadiness. Those
+  pairs, flags and text forms are ground truth and win over any documentation.
+* Checked against Microsoft's "SMS_TaskSequence_<X>Action server WMI class" reference
+  (learn.microsoft.com/…/configmgr/develop/reference/osd/): JoinDomainOrWorkgroup,
+  ConnectToNetworkFolder, ApplyDriverPackage, InstallPackage, CaptureUserState, RestoreUserState,
+  RequestStateStore, ReleaseStateStore, CaptureOperatingSystemImage, PrepareWindowsForCapture, and the
+  properties the corpus does not show of ApplyOperatingSystemImage (the destination),
+  AutoApplyDrivers (CategoryList), InstallSoftwareUpdates (UseCache), EnableBitLocker (PIN) and
+  DisableBitLocker (TargetDrive). ``tests/test_steptypes_docs.py`` pins what was read there.
+
+How the reference maps to XML, as the corpus confirms for the classes it covers: the variable is the
+property's ``VariableName`` qualifier, else the class's ``VariablePrefix`` followed by the property
+name, else the property name itself; a property the action's ``CommandLine`` takes as an argument
+(``CommandLineArg(n)``) is written ``hidden="true"``; a ``Secret`` property (a password, a PIN) is a
+secret here but is *not* written hidden (ApplyNetworkSettings' DomainPassword, ApplyWindowsSettings'
+AdminPassword and CaptureOperatingSystemImage's CapturePassword are not in any export); ``%%`` in a
+``CommandLine`` qualifier is one ``%`` in the action. A few properties the reference lists without a
+``VariableName`` are named after the variable the console's own command line uses (Recurse:
+``%OSDRecurse%``, ShutdownPreparedOs: ``%OSDShutdownPreparedOs%``); the step's ``Timeout`` is not a
+property but the step's ``timeout`` attribute (seconds), inherited from SMS_TaskSequence_Action.
+
+A property read with another variable name, flag or text form is kept verbatim in the step's
+``properties`` list instead, so nothing read is ever changed.
 """
 
 from __future__ import annotations
@@ -89,14 +117,26 @@ def _reboot_action(p: Mapping[str, str]) -> str:
     return f"smsboot.exe /target:{'WinPE' if target == 'WinPE' else 'HD'}"
 
 
+def _apply_os_target(p: Mapping[str, str]) -> str:
+    """``<?6: /target:%6,%7><?8: /target:%8><?9: /target:%%%9%%>`` of the class's CommandLine qualifier."""
+    target = ""
+    if p.get("DestinationDisk", "") != "":
+        target += f" /target:{p['DestinationDisk']},{p.get('DestinationPartition', '')}"
+    if p.get("DestinationLogicalDrive"):
+        target += f" /target:{p['DestinationLogicalDrive']}"
+    if p.get("DestinationVariable"):
+        target += f" /target:%{p['DestinationVariable']}%"
+    return target
+
+
 def _apply_os_action(p: Mapping[str, str]) -> str:
     if p.get("ImagePackageID"):
         net = _bool_flag(p.get("RunFromNet"))
-        return f"OSDApplyOS.exe /image:{p['ImagePackageID']},%OSDImageIndex% /runfromnet:{net}"
+        return f"OSDApplyOS.exe /image:{p['ImagePackageID']},%OSDImageIndex%{_apply_os_target(p)} /runfromnet:{net}"
     action = f"OSDApplyOS.exe /install:{p.get('InstallPackageID', '')},%OSDInstallEditionIndex%"
     if p.get("ConfigFilePackage"):
         action += f' "/config:{p["ConfigFilePackage"]},%OSDConfigFileName%"'
-    return action + f" /runfromnet:{_bool_flag(p.get('RunFromNet'))}"
+    return action + _apply_os_target(p) + f" /runfromnet:{_bool_flag(p.get('RunFromNet'))}"
 
 
 def _install_application_action(p: Mapping[str, str]) -> str:
@@ -116,8 +156,36 @@ def _enable_bitlocker_action(p: Mapping[str, str]) -> str:
     return action
 
 
+def _disable_bitlocker_action(p: Mapping[str, str]) -> str:
+    """``OSDBitLocker.exe /disable <?1: /drive:%1>``: the corpus shows the trailing space without a drive."""
+    action = "OSDBitLocker.exe /disable "
+    if p.get("TargetDrive"):
+        action += f" /drive:{p['TargetDrive']}"
+    return action
+
+
 def _install_package_action(p: Mapping[str, str]) -> str:
-    return f"smsswd.exe /pkg:{p.get('PackageID', '')} /install /basevar:{p.get('BaseVariableName', '')}"
+    """``smsswd.exe /pkg:%1 /install /basevar:%3 /continueOnError:%4``; an unset argument stays empty."""
+    cont = _bool_flag(p["ContinueOnInstallError"]) if "ContinueOnInstallError" in p else ""
+    return (f"smsswd.exe /pkg:{p.get('PackageID', '')} /install /basevar:{p.get('BaseVariableName', '')} "
+            f"/continueOnError:{cont}")
+
+
+def _apply_driver_package_action(p: Mapping[str, str]) -> str:
+    """The console's command line since version 1706 (Microsoft KB 4096313 shows it in smsts.log).
+
+    The WMI reference gives ``osddriverclient.exe /install:%1 <?2:"/bootcritical:…">/unsigned:…``; the
+    boot-critical argument is written only when a mass storage driver is chosen (BootCriticalDriverID).
+    """
+    action = f"osddriverclient.exe /install:{p.get('DriverPackageID', '')} "
+    if p.get("BootCriticalDriverID"):
+        action += ('"/bootcritical:%OSDApplyDriverBootCriticalContentUniqueID%,%OSDApplyDriverBootCriticalINFFile%,'
+                   '%OSDApplyDriverBootCriticalHardwareComponent%,%OSDApplyDriverBootCriticalID%" ')
+    return action + "/unsigned:%OSDAllowUnsignedDriver% /recurse:%OSDRecurse%"
+
+
+def _request_state_store_action(p: Mapping[str, str]) -> str:
+    return f"osdsmpclient.exe /{p.get('RequestType', '')}"
 
 
 _RUN_AS = (
@@ -151,7 +219,6 @@ STEP_TYPES: tuple[StepType, ...] = (
             Prop("disableWow64Redirection", "DisableWow64Redirection", "SMSTSDisableWow64Redirection", "bool"),
             Prop("outputVariableName", "OutputVariableName", "SMSTSRunCommandLineOutputVariableName"),
             Prop("successCodes", "SuccessCodes", "SuccessCodes", "codes", hidden=True),
-            Prop("timeoutMinutes", "Timeout", "SMSTSRunCommandLineTimeout", "int"),
             *_RUN_AS,
         ),
         success_codes="0 3010", action=_run_command_line_action,
@@ -169,10 +236,10 @@ STEP_TYPES: tuple[StepType, ...] = (
             Prop("outputVariableName", "OutputVariableName", "OSDRunPowerShellScriptOutputVariableName"),
             Prop("successCodes", "SuccessCodes", "OSDRunPowerShellScriptSuccessCodes", "codes", hidden=True),
             Prop("workingDirectory", "WorkingDirectory", "SMSTSRunPowerShellWorkingDirectory"),
-            Prop("timeoutMinutes", "Timeout", "SMSTSRunPowerShellTimeout", "int"),
             Prop("runAsUser", "RunAsUser", "_SMSTSRunPowerShellAsUser", "bool"),
             Prop("userName", "UserName", "SMSTSRunPowerShellUserName"),
-            Prop("userPassword", "UserPassword", "SMSTSRunPowerShellUserPassword", "secret"),
+            Prop("userPassword", "UserPassword", "SMSTSRunPowerShellUserPassword", "secret",
+                 doc="Run-as password: a valueFrom reference, never plaintext."),
         ),
         success_codes="0 3010", action="OSDRunPowerShellScript.exe",
     ),
@@ -230,7 +297,16 @@ STEP_TYPES: tuple[StepType, ...] = (
             Prop("unattendPackage", "ConfigFilePackage", "ConfigFilePackage", "package", hidden=True),
             Prop("unattendFile", "ConfigFileName", "OSDConfigFileName"),
             Prop("runFromNet", "RunFromNet", "RunFromNet", "bool", hidden=True),
-            Prop("destination", "DestinationDisk", "OSDDestinationDisk"),
+            Prop("destinationDisk", "DestinationDisk", "DestinationDisk", "int", hidden=True,
+                 doc="Apply to this disk (0-99), on destinationPartition; leave the destination unset for the "
+                     "next available partition."),
+            Prop("destinationPartition", "DestinationPartition", "DestinationPartition", "int", hidden=True,
+                 doc="Partition (1-99) of destinationDisk."),
+            Prop("destinationDrive", "DestinationLogicalDrive", "DestinationLogicalDrive", hidden=True,
+                 doc="Apply to this logical drive letter, as Windows PE assigns it (C:)."),
+            Prop("destinationVariable", "DestinationVariable", "DestinationVariable", hidden=True,
+                 doc="Apply to the drive letter held by this task sequence variable (e.g. OSDisk, set by "
+                     "Format and Partition Disk)."),
         ),
         run_in="WinPE", action=_apply_os_action, deploys_os=True,
     ),
@@ -272,24 +348,32 @@ STEP_TYPES: tuple[StepType, ...] = (
     StepType(
         "ApplyDriverPackage", "SMS_TaskSequence_ApplyDriverPackageAction", "Apply Driver Package",
         props=(
-            Prop("driverPackage", "DriverPackageID", "OSDApplyDriverDriverPackageID", "package", required=True),
-            Prop("installDriversSeparately", "InstallDriverSeparately", "OSDInstallDriversSeparately", "bool"),
-            Prop("unsignedDrivers", "UnsignedDriver", "OSDAllowUnsignedDriver", "bool"),
-            Prop("massStorageDriver", "MassStorageDriver", "OSDApplyDriverMassStorageDriver"),
-            Prop("massStorageModel", "MassStorageModel", "OSDApplyDriverMassStorageModel"),
-            Prop("bootCriticalInfFile", "BootCriticalINFFile", "OSDApplyDriverBootCriticalINFFile"),
+            Prop("driverPackage", "DriverPackageID", "OSDApplyDriverDriverPackageID", "package", hidden=True,
+                 required=True, doc="The driver package whose drivers are made available to Windows setup."),
+            Prop("recurse", "Recurse", "OSDRecurse", "bool",
+                 doc="Install the driver package by running DISM with /recurse (version 1706 and later)."),
+            Prop("unsignedDrivers", "UnsignedDriver", "OSDAllowUnsignedDriver", "bool",
+                 doc="Allow unsigned drivers where Windows allows it (ignored by current Windows versions)."),
+            Prop("massStorageDriver", "BootCriticalDriverID", "OSDApplyDriverBootCriticalDriverID", hidden=True,
+                 doc="CI_UniqueID of the mass storage driver to install before setup (pre-Vista Windows only)."),
+            Prop("bootCriticalContentId", "BootCriticalContentUniqueID", "OSDApplyDriverBootCriticalContentUniqueID",
+                 doc="Content unique ID of that mass storage driver."),
+            Prop("bootCriticalInfFile", "BootCriticalINFFile", "OSDApplyDriverBootCriticalINFFile",
+                 doc="INF file of that mass storage driver."),
             Prop("bootCriticalHardwareComponent", "BootCriticalHardwareComponent",
-                 "OSDApplyDriverBootCriticalHardwareComponent"),
-            Prop("bootCriticalId", "BootCriticalID", "OSDApplyDriverBootCriticalID"),
+                 "OSDApplyDriverBootCriticalHardwareComponent", doc="Hardware component; scsi."),
+            Prop("bootCriticalId", "BootCriticalID", "OSDApplyDriverBootCriticalID",
+                 doc="The console's Model: the boot-critical ID from the scsi section of txtsetup.oem."),
         ),
-        run_in="WinPE", action="osddriverclient.exe /install:%OSDApplyDriverDriverPackageID%",
+        run_in="WinPE", action=_apply_driver_package_action,
     ),
     StepType(
         "AutoApplyDrivers", "SMS_TaskSequence_AutoApplyAction", "Auto Apply Drivers",
         props=(
             Prop("bestMatch", "BestMatch", "OSDAutoApplyDriverBestMatch", "bool"),
             Prop("unsignedDrivers", "UnsignedDriver", "OSDAllowUnsignedDriver", "bool"),
-            Prop("categories", "DriverCategories", "OSDAutoApplyDriverCategoryList"),
+            Prop("categories", "CategoryList", "OSDAutoApplyDriverCategoryList",
+                 doc="Unique IDs of the driver categories to limit the search to."),
         ),
         run_in="WinPE",
         action="osddriverclient.exe /auto /bestmatch:%OSDAutoApplyDriverBestMatch% "
@@ -318,13 +402,17 @@ STEP_TYPES: tuple[StepType, ...] = (
     StepType(
         "InstallPackage", "SMS_TaskSequence_InstallSoftwareAction", "Install Package",
         props=(
-            Prop("package", "PackageID", "PackageID", "package", hidden=True),
-            Prop("program", "ProgramName", "ProgramName", hidden=True),
-            Prop("baseVariableName", "BaseVariableName", "BaseVariableName", hidden=True),
-            Prop("continueOnInstallError", "ContinueOnInstallError", "ContinueOnInstallError", "bool", hidden=True),
-            Prop("retryCount", "RetryCount", "RetryCount", "int", hidden=True),
+            Prop("package", "PackageID", "PackageID", "package", hidden=True,
+                 doc="The software package to install (a single package)."),
+            Prop("program", "ProgramName", "_SMSSWDProgramName", doc="Program of that package to run."),
+            Prop("baseVariableName", "BaseVariableName", "BaseVariableName", hidden=True,
+                 doc="Install the packages listed in <base>001, <base>002, … as PackageID:Program (dynamic list)."),
+            Prop("continueOnInstallError", "ContinueOnInstallError", "ContinueOnInstallError", "bool", hidden=True,
+                 doc="With a dynamic list: go on with the other packages when one fails."),
+            Prop("retryCount", "RetryCount", "RetryCount", "int", hidden=True,
+                 doc="Retry this step if the computer unexpectedly restarts (1-5; the console's default is 2)."),
         ),
-        action=_install_package_action,
+        run_in="FullOS", action=_install_package_action,
     ),
     StepType(
         "InstallSoftwareUpdates", "SMS_TaskSequence_InstallUpdateAction", "Install Software Updates",
@@ -347,24 +435,28 @@ STEP_TYPES: tuple[StepType, ...] = (
         "JoinDomainOrWorkgroup", "SMS_TaskSequence_JoinDomainWorkgroupAction", "Join Domain or Workgroup",
         props=(
             Prop("joinType", "Type", "OSDJoinType", "int", doc="0 domain, 1 workgroup."),
-            Prop("domain", "DomainName", "OSDJoinDomainName"),
-            Prop("organizationalUnit", "DomainOUName", "OSDJoinDomainOUName"),
-            Prop("account", "DomainUsername", "OSDJoinAccount"),
-            Prop("password", "DomainPassword", "OSDJoinPassword", "secret"),
-            Prop("workgroup", "WorkgroupName", "OSDJoinWorkgroupName"),
-            Prop("skipReboot", "SkipReboot", "OSDJoinSkipReboot", "bool"),
+            Prop("domain", "DomainName", "OSDJoinDomainName", doc="Domain to join (joinType 0)."),
+            Prop("organizationalUnit", "DomainOUName", "OSDJoinDomainOUName",
+                 doc="LDAP path of the organizational unit for the computer account."),
+            Prop("account", "DomainUsername", "OSDJoinAccount", doc="Account with permission to join: DOMAIN\\user."),
+            Prop("password", "DomainPassword", "OSDJoinPassword", "secret",
+                 doc="Password of that account: a valueFrom reference, never plaintext."),
+            Prop("workgroup", "WorkgroupName", "OSDJoinWorkgroupName", doc="Workgroup to join (joinType 1)."),
+            Prop("skipReboot", "SkipReboot", "OSDJoinSkipReboot", "bool",
+                 doc="Do not restart after joining."),
         ),
-        run_in="FullOS", action="osdjoin.exe /domain",
+        run_in="FullOS", action="osdjoin.exe /type:%OSDJoinType%",
     ),
     StepType(
         "ConnectToNetworkFolder", "SMS_TaskSequence_ConnectNetworkFolderAction", "Connect to Network Folder",
         props=(
-            Prop("path", "Path", "SMSConnectNetworkFolderPath"),
-            Prop("driveLetter", "DriveLetter", "SMSConnectNetworkFolderDriveLetter"),
-            Prop("account", "Account", "SMSConnectNetworkFolderAccount"),
-            Prop("password", "Password", "SMSConnectNetworkFolderPassword", "secret"),
+            Prop("path", "Path", "SMSConnectNetworkFolderPath", doc="UNC path of the share: \\\\server\\share."),
+            Prop("driveLetter", "DriveLetter", "SMSConnectNetworkFolderDriveLetter", doc="Drive letter to map."),
+            Prop("account", "Username", "SMSConnectNetworkFolderAccount", doc="Account that connects to the share."),
+            Prop("password", "Password", "SMSConnectNetworkFolderPassword", "secret",
+                 doc="Password of that account: a valueFrom reference, never plaintext."),
         ),
-        action="osdnetfolder.exe",
+        action="smsnetuse.exe %SMSConnectNetworkFolderPath%",
     ),
     StepType(
         "DownloadPackageContent", "SMS_TaskSequence_DownloadPackageContentAction", "Download Package Content",
@@ -426,10 +518,12 @@ STEP_TYPES: tuple[StepType, ...] = (
     StepType(
         "DisableBitLocker", "SMS_TaskSequence_DisableBitLockerAction", "Disable BitLocker",
         props=(
-            Prop("rebootCount", "RebootCount", "OSDBitLockerRebootCount", "int"),
-            Prop("drive", "Drive", "OSDBitLockerDrive"),
+            Prop("rebootCount", "RebootCount", "OSDBitLockerRebootCount", "int",
+                 doc="Number of restarts BitLocker stays disabled for (the console's default is 1)."),
+            Prop("drive", "TargetDrive", "OSDBitLockerTargetDrive", hidden=True,
+                 doc="Drive letter to disable BitLocker on; unset for the current operating system drive."),
         ),
-        run_in="FullOS", action="OSDBitLocker.exe /disable ",
+        run_in="FullOS", action=_disable_bitlocker_action,
     ),
     StepType(
         "PreProvisionBitLocker", "SMS_TaskSequence_OfflineEnableBitLockerAction", "Pre-provision BitLocker",
@@ -446,43 +540,67 @@ STEP_TYPES: tuple[StepType, ...] = (
     StepType(
         "CaptureUserState", "SMS_TaskSequence_CaptureUserStateAction", "Capture User State",
         props=(
-            Prop("package", "PackageID", "OSDCaptureUserStatePackageID", "package", doc="USMT package."),
-            Prop("captureAll", "CaptureAll", "OSDMigrateMode", doc="Simple or Advanced."),
-            Prop("configFiles", "ConfigFiles", "OSDMigrateConfigFiles"),
-            Prop("continueOnError", "ContinueOnError", "OSDMigrateContinueOnLockedFiles", "bool"),
-            Prop("verbose", "VerboseLogging", "OSDMigrateEnableVerboseLogging", "bool"),
-            Prop("skipEncryptedFiles", "SkipEncryptedFiles", "OSDMigrateSkipEncryptedFiles", "bool"),
-            Prop("useHardLinks", "UseHardLinks", "_OSDMigrateUseHardlinks", "bool"),
-            Prop("captureMode", "CaptureMode", "_OSDMigrateCaptureMode"),
+            Prop("package", "UsmtPackageID", "_OSDMigrateUsmtPackageID", "package",
+                 doc="Package holding the User State Migration Tool (USMT)."),
+            Prop("captureAll", "Mode", "OSDMigrateMode",
+                 doc="Simple (capture all user profiles by using standard options) or Advanced (customize how "
+                     "user profiles are captured, with configFiles)."),
+            Prop("configFiles", "ConfigFiles", "OSDMigrateConfigFiles",
+                 doc="Advanced mode: the USMT configuration files, comma-separated (miguser.xml,migapps.xml)."),
+            Prop("continueOnError", "ContinueOnLockedFiles", "OSDMigrateContinueOnLockedFiles", "bool",
+                 doc="Continue if some files cannot be captured."),
+            Prop("verbose", "EnableVerboseLogging", "OSDMigrateEnableVerboseLogging", "bool",
+                 doc="Verbose USMT logging."),
+            Prop("skipEncryptedFiles", "SkipEncryptedFiles", "OSDMigrateSkipEncryptedFiles", "bool",
+                 doc="Skip files encrypted with EFS."),
+            Prop("useHardLinks", "UseHardlinks", "_OSDMigrateUseHardlinks", "bool",
+                 doc="Capture locally by using hard links instead of copying files."),
+            Prop("offlineUserState", "OfflineUserState", "_OSDMigrateOfflineUserState", "bool",
+                 doc="Capture in offline mode (Windows PE only)."),
+            Prop("fileAccess", "FileAccess", "OSDMigrateFileAccess",
+                 doc="Normal (copy by using file system access) or VSS (Volume Shadow Copy Services)."),
         ),
-        run_in="FullOS", action="OSDMigrateUserState.exe /capture",
+        run_in="FullOS",
+        action="osdmigrateuserstate.exe /collect /continueOnError:%OSDMigrateContinueOnLockedFiles% "
+               "/skipefs:%OSDMigrateSkipEncryptedFiles%",
     ),
     StepType(
         "RestoreUserState", "SMS_TaskSequence_RestoreUserStateAction", "Restore User State",
         props=(
-            Prop("package", "PackageID", "OSDRestoreUserStatePackageID", "package", doc="USMT package."),
-            Prop("restoreMode", "RestoreMode", "OSDMigrateMode", doc="Simple or Advanced."),
-            Prop("configFiles", "ConfigFiles", "OSDMigrateConfigFiles"),
-            Prop("restoreLocalAccounts", "RestoreLocalAccounts", "OSDMigrateLocalAccounts", "bool"),
-            Prop("localAccountPassword", "LocalAccountPassword", "OSDMigrateLocalAccountPassword", "secret"),
-            Prop("continueOnError", "ContinueOnError", "OSDMigrateContinueOnRestore", "bool"),
-            Prop("verbose", "VerboseLogging", "OSDMigrateEnableVerboseLogging", "bool"),
+            Prop("package", "UsmtRestorePackageID", "_OSDMigrateUsmtRestorePackageID", "package",
+                 doc="Package holding the User State Migration Tool (USMT)."),
+            Prop("restoreMode", "Mode", "OSDMigrateMode",
+                 doc="Simple (standard options) or Advanced (customize, with configFiles)."),
+            Prop("configFiles", "ConfigFiles", "OSDMigrateConfigFiles",
+                 doc="Advanced mode: the USMT configuration files, comma-separated."),
+            Prop("restoreLocalAccounts", "LocalAccounts", "OSDMigrateLocalAccounts", "bool",
+                 doc="Restore local computer user profiles (needs localAccountPassword)."),
+            Prop("localAccountPassword", "LocalAccountPassword", "OSDMigrateLocalAccountPassword", "secret",
+                 doc="Password given to restored local accounts: a valueFrom reference, never plaintext."),
+            Prop("continueOnError", "ContinueOnRestore", "OSDMigrateContinueOnRestore", "bool",
+                 doc="Continue if some files cannot be restored."),
+            Prop("verbose", "EnableVerboseLogging", "OSDMigrateEnableVerboseLogging", "bool",
+                 doc="Verbose USMT logging."),
         ),
-        run_in="FullOS", action="OSDMigrateUserState.exe /restore",
+        run_in="FullOS", action="osdmigrateuserstate.exe /apply /continueOnError:%OSDMigrateContinueOnRestore%",
     ),
     StepType(
         "RequestStateStore", "SMS_TaskSequence_RequestStateStoreAction", "Request State Store",
         props=(
-            Prop("stateStoreType", "StateStoreType", "OSDStateStoreType", doc="Capture or Restore."),
-            Prop("retryCount", "RetryCount", "OSDStateStoreRetryCount", "int"),
-            Prop("retryWait", "RetryWait", "OSDStateStoreRetryWait", "int"),
-            Prop("fallbackToAccount", "FallbackToNAA", "OSDStateFallbackToNAA", "bool"),
+            Prop("stateStoreType", "RequestType", "OSDStateRequestType", hidden=True, required=True,
+                 doc="capture (capture user state) or restore (restore user state)."),
+            Prop("retryCount", "SMPRetryCount", "OSDStateSMPRetryCount", "int",
+                 doc="Times to retry finding a state migration point (0-30)."),
+            Prop("retryWait", "SMPRetryTime", "OSDStateSMPRetryTime", "int",
+                 doc="Seconds to wait between those retries (0-600)."),
+            Prop("fallbackToAccount", "FallbackToNAA", "OSDStateFallbackToNAA", "bool",
+                 doc="Use the network access account when the computer account cannot connect."),
         ),
-        action="osdsmpclient.exe /capture",
+        run_in="FullOS", action=_request_state_store_action,
     ),
     StepType(
         "ReleaseStateStore", "SMS_TaskSequence_ReleaseStateStoreAction", "Release State Store",
-        action="osdsmpclient.exe /release",
+        run_in="FullOS", action="osdsmpclient.exe /release",
     ),
     StepType(
         "PrepareConfigMgrClient", "SMS_TaskSequence_PrepareSMSClientAction", "Prepare ConfigMgr Client for Capture",
@@ -491,8 +609,12 @@ STEP_TYPES: tuple[StepType, ...] = (
     StepType(
         "PrepareWindowsForCapture", "SMS_TaskSequence_PrepareOSAction", "Prepare Windows for Capture",
         props=(
-            Prop("buildMassStorageDriverList", "BuildStorageDriverList", "OSDBuildStorageDriverList", "bool"),
-            Prop("keepActivation", "KeepActivation", "OSDKeepActivation", "bool"),
+            Prop("buildMassStorageDriverList", "BuildStorageDriverList", "OSDBuildStorageDriverList", "bool",
+                 doc="Build the mass storage driver list (Windows XP and Server 2003 only)."),
+            Prop("keepActivation", "KeepActivation", "OSDKeepActivation", "bool",
+                 doc="Do not reset the product activation flag."),
+            Prop("shutdown", "ShutdownPreparedOs", "OSDShutdownPreparedOs", "bool",
+                 doc="Shut the computer down after running this action."),
         ),
         run_in="FullOS",
         action="osdprepareos.exe /activate:%OSDKeepActivation% /bmsd:%OSDBuildStorageDriverList% "
@@ -501,12 +623,14 @@ STEP_TYPES: tuple[StepType, ...] = (
     StepType(
         "CaptureOperatingSystemImage", "SMS_TaskSequence_CaptureSystemImageAction", "Capture Operating System Image",
         props=(
-            Prop("destination", "CaptureDestination", "OSDCaptureDestination", doc="UNC path of the .wim."),
+            Prop("destination", "CaptureDestination", "OSDCaptureDestination",
+                 doc="UNC path of the .wim file; an existing file is overwritten."),
             Prop("description", "ImageDescription", "OSDImageDescription"),
             Prop("version", "ImageVersion", "OSDImageVersion"),
             Prop("createdBy", "ImageCreator", "OSDImageCreator"),
-            Prop("account", "CaptureUsername", "OSDCaptureAccount"),
-            Prop("password", "CapturePassword", "OSDCaptureAccountPassword", "secret"),
+            Prop("account", "CaptureUsername", "OSDCaptureAccount", doc="Account with write access: DOMAIN\\user."),
+            Prop("password", "CapturePassword", "OSDCaptureAccountPassword", "secret",
+                 doc="Password of that account: a valueFrom reference, never plaintext."),
         ),
         run_in="WinPE", action="osdcapturesystemimage.exe",
     ),
