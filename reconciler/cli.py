@@ -386,6 +386,8 @@ def vars_group() -> None:
 @click.option("--prune", is_flag=True, help="Delete managed objects that no manifest describes any more.")
 @click.option("--max-delete", type=click.FloatRange(0, 100), default=MAX_DELETE_PERCENT, show_default=True)
 @click.option("--watch", is_flag=True, help="Also tick when files change in the working copy of --repo.")
+@click.option("--refresh-secrets", is_flag=True,
+              help="Every interval tick also reads the secrets the managed objects use and writes rotated ones.")
 @click.option("--commit-poll", default="2s", show_default=True,
               help="How often to look for a new commit on the ref (0 turns it off: interval and --watch only).")
 @click.option("--listen", default=None, metavar="HOST:PORT",
@@ -397,7 +399,8 @@ def vars_group() -> None:
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--once", is_flag=True, help="Run one tick and exit.")
 def controller_command(repo: str, ref: str, manifests_path: str, interval: str, self_heal: bool, prune: bool,
-                       max_delete: float, watch: bool, commit_poll: str, listen: str | None, lease_seconds: float,
+                       max_delete: float, watch: bool, refresh_secrets: bool, commit_poll: str, listen: str | None,
+                       lease_seconds: float,
                        site_path: Path | None, state_path: Path | None, log_format: str, once: bool) -> None:
     """Keep the site equal to a Git branch: tick on an interval, on new commits and (--watch) on file changes."""
     try:
@@ -409,7 +412,7 @@ def controller_command(repo: str, ref: str, manifests_path: str, interval: str, 
     cache_dir = site_path.parent if site_path else DEFAULT_SITE.parent
     config = ControllerConfig(repo=repo, ref=ref, path=manifests_path, self_heal=self_heal, prune=prune,
                               max_delete=max_delete, lease_seconds=lease_seconds,
-                              secrets_base=Path(manifests_path), cache_dir=cache_dir)
+                              secrets_base=Path(manifests_path), cache_dir=cache_dir, refresh_secrets=refresh_secrets)
     controller = Controller(config, workspace.site, workspace.state)
     metrics = Metrics()
     server = None

@@ -242,6 +242,17 @@ def test_sigterm_mid_apply_leaves_a_state_the_next_start_completes(setup: Setup)
     assert len(names) == 402 and len(set(names)) == 402
 
 
+def test_refresh_secrets_writes_a_rotated_secret_on_the_next_interval(setup: Setup) -> None:
+    def site_holds(value: str) -> bool:
+        return value.encode() in b"".join(p.read_bytes() for p in (setup.work / ".reconcile").glob("site.db*"))
+
+    setup.start("--interval", "1s", "--refresh-secrets")
+    wait_until(lambda: setup.tick().get("outcome") == "ok" and site_holds("file-secret"), 30, "the first sync")
+    (setup.work / "manifests" / "secrets" / "join.txt").write_text("file-rotated\n")  # no commit, no live change
+    wait_until(lambda: site_holds("file-rotated"), 15, "the rotated secret to be written")
+    assert setup.tick().get("outcome") == "ok"
+
+
 SLOW_ACTION = """
 import sys, time
 from reconciler.controller.loop import Loop, LoopConfig

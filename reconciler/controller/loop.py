@@ -128,7 +128,10 @@ class Loop:
                     if self.wake.is_set() and trigger != "start":
                         trigger = "watch"
                     self.wake.clear()
-                    result = self.controller.tick()
+                    # Nothing in Git or on the site shows a rotated secret: with --refresh-secrets the
+                    # interval tick plans in full to read them.
+                    result = self.controller.tick(force=trigger == "interval"
+                                                  and self.controller.config.refresh_secrets)
                     self.record(result, trigger)
                     if result.outcome in ("error", "failed"):
                         failures += 1

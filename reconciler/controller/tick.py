@@ -20,6 +20,7 @@ from reconciler.apply.executor import ActionResult, ApplyRefused, apply_plan
 from reconciler.errors import ReconcilerError
 from reconciler.plan.actions import Plan, Reason, Verb
 from reconciler.plan.planner import MAX_DELETE_PERCENT, make_plan
+from reconciler.secrets import reader as secret_reader
 from reconciler.site.embedded import EmbeddedSite
 from reconciler.source.cache import ParseCache
 from reconciler.source.git import GitRepository, load_revision
@@ -41,6 +42,8 @@ class ControllerConfig:
     lease_seconds: float = 30.0
     secrets_base: Path = Path("manifests")
     cache_dir: Path = Path(".reconcile")
+    #: Interval ticks read the secrets too (a rotation shows nowhere else), so they always plan in full.
+    refresh_secrets: bool = False
 
 
 @dataclass
@@ -125,7 +128,8 @@ class Controller:
             return TickResult("error", revision.sha,
                               error=f"{first.render()} ({count} error(s)); the site is left as it is")
         live = self.site.read()
-        plan = make_plan(desired, live, self.state, prune=self.config.prune, max_delete=self.config.max_delete)
+        plan = make_plan(desired, live, self.state, prune=self.config.prune, max_delete=self.config.max_delete,
+                         secrets=secret_reader(self.config.secrets_base) if self.config.refresh_secrets else None)
         objects = object_status(desired, plan)
         self.last_sha = revision.sha
         if plan.blocked:
