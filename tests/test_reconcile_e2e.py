@@ -120,6 +120,9 @@ def test_failed_content_is_redistributed(work: Path) -> None:
 
 
 def test_enabling_a_disabled_sequence_is_an_enable_action(work: Path) -> None:
+    create = next(a for a in plan_json(work)["actions"] if a["name"] == "bios-settings")
+    assert {"path": "enabled", "before": None, "after": False} in [
+        {k: c[k] for k in ("path", "before", "after")} for c in create["changes"]]  # created disabled, and says so
     assert reconcile(work, "manifests", "--yes").returncode == 0
     path = work / "manifests" / "task-sequences.yaml"
     path.write_text(path.read_text().replace("  enabled: false\n", "  enabled: true\n"))

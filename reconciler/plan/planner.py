@@ -703,16 +703,16 @@ class _Planner:
                                 summary="already gone from the site", params={"gone": True}))
 
 
-def _created_fields(canonical: dict[str, Any]) -> tuple[FieldChange, ...]:
+def _created_fields(canonical: dict[str, Any], top: bool = True) -> tuple[FieldChange, ...]:
     out = []
     for key, value in canonical.items():
         if key == "steps":
             steps = value or []
             out.append(FieldChange("steps", None, f"{_count_steps(steps)} step(s) in {len(steps)} top-level item(s)"))
         elif isinstance(value, dict):
-            out.extend(FieldChange(f"{key}.{c.path}", None, c.after) for c in _created_fields(value))
-        elif value not in (None, "", False, [], {}, ()):
-            out.append(FieldChange(key, None, value))
+            out.extend(FieldChange(f"{key}.{c.path}", None, c.after) for c in _created_fields(value, top=False))
+        elif value not in (None, "", False, [], {}, ()) or (top and key == "enabled"):
+            out.append(FieldChange(key, None, value))  # a sequence created disabled says so
     return tuple(out)
 
 
