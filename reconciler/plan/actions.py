@@ -94,6 +94,13 @@ class Action:
     def key(self) -> str:
         return f"{self.verb.value}:{self.ref}" + (f":{self.params.get('package')}" if "package" in self.params else "")
 
+    @property
+    def symbol(self) -> str:
+        """The plan's mark; variables set where none were is a creation, as the summary counts it."""
+        if self.verb is Verb.SET_VARIABLES and self.reason is Reason.NEW:
+            return "+"
+        return SYMBOLS[self.verb]
+
 
 @dataclass(frozen=True, slots=True)
 class Blocked:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any, TextIO
 
-from reconciler.plan.actions import PLAN_FORMAT_VERSION, SYMBOLS, Action, Plan, Verb
+from reconciler.plan.actions import PLAN_FORMAT_VERSION, Action, Plan, Verb
 
 SENSITIVE = "(sensitive)"
 MARKDOWN_LIMIT = 65_536  # GitHub's comment limit
@@ -53,7 +53,7 @@ def plan_document(plan: Plan) -> dict[str, Any]:
 def _action(action: Action) -> dict[str, Any]:
     return {
         "verb": action.verb.value,
-        "symbol": SYMBOLS[action.verb],
+        "symbol": action.symbol,
         "kind": action.ref.kind,
         "name": action.ref.name,
         "live_id": action.live_id,
@@ -118,7 +118,7 @@ def render_text(plan: Plan, out: TextIO, color: bool = False, max_changes: int =
     if not plan.actions and not plan.blocked:
         out.write("\nNo changes. The site matches the manifests.\n")
     for action in plan.actions:
-        symbol = SYMBOLS[action.verb]
+        symbol = action.symbol
         live = f" [{action.live_id}]" if action.live_id else ""
         out.write("\n" + paint(symbol, f"  {symbol} {action.ref}{live}") +
                   f"  {action.verb.value} ({action.reason.value})" + (f": {action.summary}" if action.summary else "")
@@ -169,7 +169,7 @@ def render_markdown(plan: Plan, out: TextIO, limit: int = MARKDOWN_LIMIT) -> Non
     sections = []
     for action in plan.actions:
         body = "\n".join(f"    {_change_line(ch)}" for ch in action.changes) or "    (no field changes)"
-        title = f"{SYMBOLS[action.verb]} <code>{action.ref}</code> {action.verb.value} ({action.reason.value})"
+        title = f"{action.symbol} <code>{action.ref}</code> {action.verb.value} ({action.reason.value})"
         if action.risk is not None:
             title = "⚠ HIGH RISK " + title
         sections.append(f"<details><summary>{title}</summary>\n\n```\n{body}\n```\n</details>")
@@ -177,7 +177,7 @@ def render_markdown(plan: Plan, out: TextIO, limit: int = MARKDOWN_LIMIT) -> Non
     while len(text) > limit and sections:
         longest = max(range(len(sections)), key=lambda i: len(sections[i]))
         action = plan.actions[longest]
-        sections[longest] = (f"<details><summary>{SYMBOLS[action.verb]} <code>{action.ref}</code> "
+        sections[longest] = (f"<details><summary>{action.symbol} <code>{action.ref}</code> "
                              f"{action.verb.value}: {len(action.changes)} change(s), folded to fit</summary>"
                              "</details>")
         text = "\n".join(head) + "\n" + "\n".join(sections) + "\n\n" + summary_line(plan) + "\n"
