@@ -48,6 +48,8 @@ def test_first_apply_creates_everything_then_nothing_is_left(work: Path) -> None
     assert first.returncode == 2, first.stdout + first.stderr
     assert "created the embedded site" in first.stderr
     assert "Plan: 6 to create, 0 to modify, 4 to distribute, 0 to redistribute, 0 to delete." in first.stdout
+    creations = [line for line in first.stdout.splitlines() if line.startswith("  + ")]
+    assert len(creations) == 6 + 4 and not [line for line in first.stdout.splitlines() if line.startswith("  ~ ")]
     applied = reconcile(work, "manifests", "--yes")
     assert applied.returncode == 0, applied.stdout + applied.stderr
     assert "0 failed, 0 skipped" in applied.stdout
