@@ -218,12 +218,12 @@ SETTINGS: dict[str, dict[str, Any]] = {
         "continueOnInstallError": True, "retryCount": 2,
     },
     "CaptureUserState": {
-        "package": {"id": "PS100070"}, "captureAll": "Advanced", "configFiles": "miguser.xml,migapps.xml",
+        "package": {"id": "PS100070"}, "mode": "Advanced", "configFiles": "miguser.xml,migapps.xml",
         "continueOnError": True, "verbose": True, "skipEncryptedFiles": False, "useHardLinks": True,
         "offlineUserState": False, "fileAccess": "VSS",
     },
     "RestoreUserState": {
-        "package": {"id": "PS100070"}, "restoreMode": "Simple", "configFiles": "miguser.xml",
+        "package": {"id": "PS100070"}, "mode": "Simple", "configFiles": "miguser.xml",
         "restoreLocalAccounts": True, "localAccountPassword": {"valueFrom": {"env": "LOCAL_ACCOUNT_PASSWORD"}},
         "continueOnError": True, "verbose": False,
     },
@@ -303,10 +303,10 @@ ACTIONS = [
      "smsswd.exe /pkg:PS100060 /install /basevar: /continueOnError:"),
     ("InstallPackage", {"baseVariableName": "PACKAGES", "continueOnInstallError": True},
      "smsswd.exe /pkg: /install /basevar:PACKAGES /continueOnError:True"),
-    ("CaptureUserState", {"package": {"id": "PS100070"}, "captureAll": "Simple"},
+    ("CaptureUserState", {"package": {"id": "PS100070"}, "mode": "Simple"},
      "osdmigrateuserstate.exe /collect /continueOnError:%OSDMigrateContinueOnLockedFiles% "
      "/skipefs:%OSDMigrateSkipEncryptedFiles%"),
-    ("RestoreUserState", {"package": {"id": "PS100070"}, "restoreMode": "Simple"},
+    ("RestoreUserState", {"package": {"id": "PS100070"}, "mode": "Simple"},
      "osdmigrateuserstate.exe /apply /continueOnError:%OSDMigrateContinueOnRestore%"),
     ("RequestStateStore", {"stateStoreType": "capture"}, "osdsmpclient.exe /capture"),
     ("RequestStateStore", {"stateStoreType": "restore"}, "osdsmpclient.exe /restore"),

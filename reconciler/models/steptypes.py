@@ -542,7 +542,7 @@ STEP_TYPES: tuple[StepType, ...] = (
         props=(
             Prop("package", "UsmtPackageID", "_OSDMigrateUsmtPackageID", "package",
                  doc="Package holding the User State Migration Tool (USMT)."),
-            Prop("captureAll", "Mode", "OSDMigrateMode",
+            Prop("mode", "Mode", "OSDMigrateMode",
                  doc="Simple (capture all user profiles by using standard options) or Advanced (customize how "
                      "user profiles are captured, with configFiles)."),
             Prop("configFiles", "ConfigFiles", "OSDMigrateConfigFiles",
@@ -569,7 +569,7 @@ STEP_TYPES: tuple[StepType, ...] = (
         props=(
             Prop("package", "UsmtRestorePackageID", "_OSDMigrateUsmtRestorePackageID", "package",
                  doc="Package holding the User State Migration Tool (USMT)."),
-            Prop("restoreMode", "Mode", "OSDMigrateMode",
+            Prop("mode", "Mode", "OSDMigrateMode",
                  doc="Simple (standard options) or Advanced (customize, with configFiles)."),
             Prop("configFiles", "ConfigFiles", "OSDMigrateConfigFiles",
                  doc="Advanced mode: the USMT configuration files, comma-separated."),
