@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -214,3 +215,37 @@ def test_the_pull_request_comment_stays_under_githubs_limit() -> None:
     assert len(text) <= 65_536
     assert text.startswith("<!-- configmgr-ts-reconciler:plan -->") and "folded to fit" in text
     assert "| manifests changed |" in text
+
+
+def test_a_huge_pull_request_comment_folds_first_and_says_what_it_left_out() -> None:
+    from reconciler.plan.actions import Action, FieldChange, ObjectRef, Plan, Reason, Verb
+    from reconciler.plan.policies import HighRisk
+    from reconciler.render.review import markdown_text
+    from reconciler.review import ManifestChange, Review
+
+    added = [ManifestChange(ObjectRef("TaskSequence", f"gen-ts-{n:04}"), "added") for n in range(1500)]
+    edit_ = ManifestChange(ObjectRef("TaskSequence", "win11"), "modified",
+                           (FieldChange("spec.description", "old " * 50, "new " * 50),))
+    risk = HighRisk(reasons=("Required deployment of a task sequence that deploys an operating system",),
+                    collection_id="PS100001", collection_name="OSD Pilot", member_count=25, acknowledged=True,
+                    needs_acknowledgement=True, site_systems=False)
+    plan = Plan("p", "PS1", actions=[
+        Action(Verb.UPDATE_TASK_SEQUENCE, ObjectRef("TaskSequence", "win11"), Reason.CHANGED, "PS100001",
+               edit_.changes),
+        Action(Verb.CREATE_DEPLOYMENT, ObjectRef("TaskSequenceDeployment", "win11-pilot"), Reason.NEW, None,
+               (FieldChange("purpose", None, "Required"),), risk=risk),
+        *[Action(Verb.CREATE_TASK_SEQUENCE, ObjectRef("TaskSequence", c.ref.name), Reason.NEW, None,
+                 (FieldChange("description", None, "d" * 400),)) for c in added]])
+    text = markdown_text(Review({"ref": "main", "sha": "a" * 40}, {"ref": "pr", "sha": "b" * 40},
+                                [edit_, *added], plan))
+    assert len(text) <= 65_536
+    # What matters most is always there: the high-risk deployment and the modified sequence.
+    assert "⚠ HIGH RISK plan: <code>TaskSequenceDeployment/win11-pilot</code>" in text
+    assert "<code>TaskSequence/win11</code> manifest modified" in text
+    assert "plan: <code>TaskSequence/win11</code> UpdateTaskSequence" in text
+    # Nothing disappears silently: what is listed plus what the note counts is every object.
+    listed = text.count("<code>TaskSequence/gen-ts-")
+    note = re.search(r"Not listed, to stay under GitHub's comment limit: (.*?)\. ", text)
+    assert note is not None
+    left_out = sum(int(n) for n in re.findall(r"(\d+) ", note.group(1)))
+    assert listed + left_out == 2 * 1500
