@@ -379,3 +379,31 @@ def test_a_sequence_over_two_megabytes_is_blocked_at_plan_time(world: World) -> 
     result = world.cli("manifests", "--yes")
     assert result.returncode == 1 and "ConfigMgr refuses a sequence over" in result.stdout
     assert not world.site.read().task_sequences
+
+
+def test_content_deleted_in_the_console_blocks_the_sequence_and_its_deployments(world: World) -> None:
+    world.write(ts("tools", TOOL_STEPS), deployment("lab", "tools", {"name": "OSD Lab"}))
+    assert world.apply().ok and world.plan().actions == []
+    (tools,) = [p.id for p in world.site.read().packages.values() if p.name == "OSD Tools"]
+    world.site.delete_package(tools)
+    found = rules(world.plan())
+    assert "OSD Tools" in found["reference"].message and found["reference"].source.line
+    assert "waits for TaskSequence/tools" in found["dependency"].message
+
+
+def test_a_child_sequence_deleted_in_the_console_is_recreated_and_its_parent_follows(world: World) -> None:
+    run_child = [{"name": "Run child", "type": "RunTaskSequence",
+                  "settings": {"taskSequence": {"package": "TS child"}}}]
+    world.write(ts("child", TOOL_STEPS), ts("parent", run_child))
+    assert world.apply().ok and world.plan().actions == []
+    (old_id,) = [t.id for t in world.site.read().task_sequences.values() if t.name == "TS child"]
+    world.site.delete_task_sequence(old_id)
+    plan = world.plan()
+    assert {(a.verb.value, a.ref.name) for a in plan.actions} == {("CreateTaskSequence", "child"),
+                                                                  ("UpdateTaskSequence", "parent")}
+    assert world.apply().ok
+    live = world.site.read().task_sequences.values()
+    (new_id,) = [t.id for t in live if t.name == "TS child"]
+    (parent,) = [t for t in live if t.name == "TS parent"]
+    assert new_id != old_id and new_id in parent.references and old_id not in parent.references
+    assert world.plan().actions == []

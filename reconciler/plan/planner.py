@@ -127,6 +127,18 @@ class _Planner:
                 changed.append(key)
         return changed
 
+    def references_exist(self, record: TaskSequenceRecord) -> bool:
+        """Whether everything a live sequence points at is still on the site.
+
+        Content, a boot image or a child sequence deleted in the console leave the sequence itself
+        unchanged, so its fingerprint says "in sync"; only this check sends it back through resolution,
+        where the reference is re-resolved by name or reported as blocked.
+        """
+        live = self.live
+        if record.boot_image_id and record.boot_image_id not in live.packages:
+            return False
+        return all(r in live.packages or r in live.task_sequences for r in record.references if "/" not in r)
+
     # -- task sequences -------------------------------------------------------------------------
 
     def task_sequences(self) -> None:
@@ -150,7 +162,8 @@ class _Planner:
                         continue
                     rotated = found
                 if not rotated and self.in_sync(obj.kind, obj.name, desired_fp,
-                                                record_fingerprint(live, self.state.salt)):
+                                                record_fingerprint(live, self.state.salt)) \
+                        and self.references_exist(live):
                     self.ts_records[obj.name] = live
                     continue
             try:
