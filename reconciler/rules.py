@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from reconciler.models import GenericStep, Group, Manifest, TaskSequence, iter_steps
 from reconciler.models.deployment import MEDIA_AND_PXE, AvailableTo, TaskSequenceDeployment
 from reconciler.models.distribution import ContentDistribution
+from reconciler.models.steptypes import STEP_TYPES
 from reconciler.models.tasksequence import OS_DEPLOYMENT_TYPES
+from reconciler.site.records import TaskSequenceRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +56,17 @@ def deploys_os(ts: TaskSequence) -> bool:
         if known is not None and known.deploys_os:
             return True
     return False
+
+
+#: XML step types that apply an OS image or partition a disk, for sequences known only from the site.
+_OS_XML_TYPES = tuple(f'type="{t.xml_type}"' for t in STEP_TYPES if t.deploys_os)
+
+
+def live_deploys_os(record: TaskSequenceRecord) -> bool:
+    """``deploys_os`` of a sequence read from the site (a child sequence no manifest describes)."""
+    if record.ts_type in {t.value for t in OS_DEPLOYMENT_TYPES}:
+        return True
+    return any(marker in record.sequence for marker in _OS_XML_TYPES)
 
 
 def _deployment(dep: TaskSequenceDeployment) -> tuple[ObjectFacts, list[ObjectProblem]]:

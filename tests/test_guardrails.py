@@ -407,3 +407,46 @@ def test_a_child_sequence_deleted_in_the_console_is_recreated_and_its_parent_fol
     (parent,) = [t for t in live if t.name == "TS parent"]
     assert new_id != old_id and new_id in parent.references and old_id not in parent.references
     assert world.plan().actions == []
+
+
+PARTITION = {"name": "Partition", "type": "FormatAndPartitionDisk",
+             "settings": {"diskNumber": 0, "partitions": [{"volumeName": "OS", "type": "Primary", "fileSystem": "NTFS",
+                                                             "size": 100, "sizeUnits": "Percent"}]}}
+
+
+def test_editing_a_sequence_to_wipe_disks_blocks_when_a_deployment_would_become_unsafe(world: World) -> None:
+    world.write(ts("inventory", TOOL_STEPS),
+                deployment("inventory-all", "inventory", {"id": "SMS00001"}, purpose="Required"))
+    assert world.apply().ok and world.plan().actions == []
+    world.write(ts("inventory", [*TOOL_STEPS, PARTITION]),
+                deployment("inventory-all", "inventory", {"id": "SMS00001"}, purpose="Required"))
+    plan = world.plan()
+    blocked = rules(plan)["high-risk-built-in"]
+    assert blocked.ref.name == "inventory-all" and "the change to TaskSequence/inventory" in blocked.message
+    assert blocked.source.line
+    result = world.cli("manifests", "--yes")
+    assert result.returncode == 1
+    (live,) = world.site.read().task_sequences.values()
+    assert "PartitionDisk" not in live.sequence  # the sequence was not changed either
+
+
+def test_a_parent_running_a_child_that_wipes_disks_is_high_risk(world: World) -> None:
+    run_child = [{"name": "Run child", "type": "RunTaskSequence",
+                  "settings": {"taskSequence": {"package": "TS wipe"}}}]
+    world.write(ts("wipe", [PARTITION]), ts("parent", run_child),
+                deployment("parent-all", "parent", {"id": "SMS00001"}, purpose="Required"))
+    assert rules(world.plan())["high-risk-built-in"].ref.name == "parent-all"
+
+
+def test_a_collection_grown_past_the_maximum_after_apply_is_a_warning(world: World) -> None:
+    world.write(ts("install", OS_STEPS, type="InstallOperatingSystem"),
+                deployment("install-lab", "install", {"name": "OSD Lab"}, purpose="Required",
+                           highRisk={"acknowledge": True}))
+    assert world.apply().ok
+    (lab,) = [c.id for c in world.site.read().collections.values() if c.name == "OSD Lab"]
+    world.site.set_verification_settings(maximum_size=1000)
+    world.site.set_collection_members(lab, 50_000)
+    plan = world.plan()
+    assert plan.actions == [] and not plan.blocked
+    (warning,) = [w for w in plan.warnings if w.rule == "high-risk-maximum-size"]
+    assert warning.ref.name == "install-lab" and "50000 members" in warning.message

@@ -11,6 +11,7 @@ import logging
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
 from reconciler.collector import paused
@@ -33,11 +34,19 @@ from reconciler.errors import Source
 from reconciler.models import TaskSequence
 from reconciler.plan.actions import Action, Blocked, FieldChange, ObjectRef, Plan, Reason, Verb
 from reconciler.plan.policies import evaluate_high_risk, run_from_dp_violations
+from reconciler.rules import ObjectFacts, live_deploys_os
 from reconciler.secrets import SecretReader, SecretUnavailable
-from reconciler.site.records import MAX_SEQUENCE_BYTES, ContentState, LiveState, LiveVariable, TaskSequenceRecord
+from reconciler.site.records import (
+    MAX_SEQUENCE_BYTES,
+    ContentState,
+    DeploymentRecord,
+    LiveState,
+    LiveVariable,
+    TaskSequenceRecord,
+)
 from reconciler.source.loader import DesiredState, LoadedObject, format_path
 from reconciler.state import Applied, StateStore
-from reconciler.tsxml.sequence import step_secret_refs
+from reconciler.tsxml.sequence import reference_ids, step_secret_refs
 from reconciler.validate import MAX_VARIABLES_PER_COMPUTER
 
 log = logging.getLogger("reconciler.plan")
@@ -404,8 +413,66 @@ class _Planner:
 
     # -- deployments ----------------------------------------------------------------------------
 
+    def effective_facts(self, ts_obj: LoadedObject) -> ObjectFacts:
+        """A sequence's facts, counting what its child sequences do: a child's disk wipe runs in the parent."""
+        facts = ts_obj.facts
+        if facts.deploys_os:
+            return facts
+        sequences = {o.name: o for o in self.desired.of_kind("TaskSequence")}
+        record = self.ts_records.get(ts_obj.name)
+        seen: set[str] = set()
+        pending = [record] if record is not None else []
+        by_console = {r.name: (n, r) for n, r in self.ts_records.items()}
+        while pending:
+            for ref in reference_ids(pending.pop().sequence):
+                if ref in seen:
+                    continue
+                seen.add(ref)
+                if ref.startswith(PENDING):
+                    name, child = by_console.get(ref[len(PENDING):], (None, None))
+                else:
+                    name = next((n for n, i in self.ts_ids.items() if i == ref), None)
+                    child = self.ts_records.get(name) if name else self.live.task_sequences.get(ref)
+                if child is None:
+                    continue
+                child_obj = sequences.get(name) if name else None
+                if (child_obj is not None and child_obj.facts.deploys_os) or (
+                        child_obj is None and live_deploys_os(child)):
+                    return replace(facts, deploys_os=True)
+                pending.append(child)
+        return facts
+
+    def recheck_unchanged(self, obj: LoadedObject, ts_obj: LoadedObject, live: DeploymentRecord,
+                          changing: set[str]) -> None:
+        """Rules a deployment must keep meeting though it does not change itself.
+
+        A sequence edited to partition a disk makes its Required deployments high risk, and a collection
+        grows after an acknowledgement: the deployment's fingerprint shows neither.
+        """
+        if live.offer_type != 0:  # only Required deployments can be high risk
+            return
+        collection = self.live.collections.get(live.collection_id)
+        if collection is None:
+            return
+        spec = obj.manifest.spec  # type: ignore[union-attr]
+        _, violations = evaluate_high_risk(obj.manifest, self.effective_facts(ts_obj), collection,  # type: ignore
+                                           self.live.verification)
+        if ts_obj.name in changing:
+            content = self.content_of(self.ts_records[spec.task_sequence])
+            packages = [self.live.packages[p] for p in content if p in self.live.packages]
+            violations += run_from_dp_violations(obj.manifest, packages)  # type: ignore[arg-type]
+            for violation in violations:
+                self.block(obj, violation.path, f"the change to TaskSequence/{ts_obj.name} makes this deployment "
+                           f"break a rule: {violation.message}", violation.rule)
+            return
+        for violation in violations:
+            self.plan.warnings.append(Blocked(
+                ObjectRef(obj.kind, obj.name), f"deployed as it is, but it breaks a rule now: {violation.message}",
+                self.desired.locate(obj, violation.path), format_path(violation.path), violation.rule))
+
     def deployments(self) -> None:
         sequences = {o.name: o for o in self.desired.of_kind("TaskSequence")}
+        changing = {a.ref.name for a in self.plan.actions if a.ref.kind == "TaskSequence"}
         by_target: dict[tuple[str, str], list[str]] = defaultdict(list)
         for dep_id, rec in self.live.deployments.items():
             by_target[(rec.package_id, rec.collection_id)].append(dep_id)
@@ -425,6 +492,7 @@ class _Planner:
             if live is not None and live.package_id == self.ts_ids.get(ts_name_ref) and self.wanted(obj) \
                     and self.in_sync(obj.kind, obj.name, spec_fingerprint(obj),
                                      record_fingerprint(live, self.state.salt)):
+                self.recheck_unchanged(obj, ts_obj, live, changing)
                 continue  # unchanged on both sides since the last apply
             spec = obj.manifest.spec  # type: ignore[union-attr]
             try:
@@ -440,12 +508,13 @@ class _Planner:
             live = self.live.deployments.get(owned_id) if owned_id else None
             live_fp = record_fingerprint(live, self.state.salt) if live is not None else ""
             if live is not None and live.package_id == ts_id and self.in_sync(obj.kind, obj.name, desired_fp, live_fp):
+                self.recheck_unchanged(obj, ts_obj, live, changing)
                 continue
             ts_name = ts_obj.facts.console_name or ""
             record = deployment_record(obj.manifest, ts_id or "", ts_name, collection,  # type: ignore[arg-type]
                                        ts_obj.facts.deploys_os)
-            risk, violations = evaluate_high_risk(obj.manifest, ts_obj.facts, collection,  # type: ignore[arg-type]
-                                                  self.live.verification)
+            risk, violations = evaluate_high_risk(obj.manifest, self.effective_facts(ts_obj),  # type: ignore[arg-type]
+                                                  collection, self.live.verification)
             content = self.content_of(self.ts_records[spec.task_sequence])
             packages = [self.live.packages[p] for p in content if p in self.live.packages]
             violations += run_from_dp_violations(obj.manifest, packages)  # type: ignore[arg-type]
