@@ -450,3 +450,48 @@ def test_a_collection_grown_past_the_maximum_after_apply_is_a_warning(world: Wor
     assert plan.actions == [] and not plan.blocked
     (warning,) = [w for w in plan.warnings if w.rule == "high-risk-maximum-size"]
     assert warning.ref.name == "install-lab" and "50000 members" in warning.message
+
+
+def content(name: str, sequence: str, groups: list[str]) -> dict:
+    return {**HEAD, "kind": "ContentDistribution", "metadata": {"name": name},
+            "spec": {"taskSequence": sequence, "distributionPointGroups": groups}}
+
+
+def test_prune_keeps_content_that_a_deployed_sequence_still_needs(world: World) -> None:
+    world.write(ts("tools", TOOL_STEPS), deployment("lab", "tools", {"name": "OSD Lab"}),
+                content("tools-content", "tools", ["HQ DPs"]))
+    assert world.apply().ok
+    world.write(ts("tools", TOOL_STEPS), deployment("lab", "tools", {"name": "OSD Lab"}))
+    plan = world.plan(prune=True, max_delete=100)
+    assert not [a for a in plan.actions if a.verb.value == "RemoveContent" and a.params.get("package")]
+    (kept,) = [w for w in plan.warnings if w.rule == "content-in-use"]
+    assert "TaskSequence/tools" in kept.message and "3 DP(s)" in kept.message
+    assert world.apply(prune=True, max_delete=100).ok
+    (tools,) = [p.id for p in world.site.read().packages.values() if p.name == "OSD Tools"]
+    assert len([k for k in world.site.read().content if k[0] == tools]) == 3  # still on the HQ DPs
+
+
+def test_a_dp_group_dropped_from_a_distribution_is_cleaned_up_only_with_prune(world: World) -> None:
+    world.write(ts("tools", TOOL_STEPS), content("tools-content", "tools", ["HQ DPs", "Branch DPs"]))
+    assert world.apply().ok
+    world.write(ts("tools", TOOL_STEPS), content("tools-content", "tools", ["HQ DPs"]))
+    plan = world.plan()
+    assert plan.actions == [] and [w for w in plan.warnings if w.rule == "content-not-targeted"]
+    pruning = world.plan(prune=True)
+    (remove,) = pruning.actions
+    assert remove.verb.value == "RemoveContent" and remove.params["dps"] == ["DP03.branch.contoso.com"]
+    assert not pruning.blocked  # narrowing is not a deletion of a managed object
+    assert world.apply(prune=True).ok
+    (tools,) = [p.id for p in world.site.read().packages.values() if p.name == "OSD Tools"]
+    assert sorted(dp for p, dp in world.site.read().content if p == tools) == [
+        "CM01.corp.contoso.com", "DP01.corp.contoso.com", "DP02.corp.contoso.com"]
+    assert world.plan(prune=True).actions == [] and not world.plan().warnings
+
+
+def test_the_max_delete_hint_names_a_threshold_that_passes(world: World) -> None:
+    world.write(*[ts(f"m{i}", TOOL_STEPS) for i in range(7)])
+    assert world.apply().ok
+    world.write(*[ts(f"m{i}", TOOL_STEPS) for i in range(6)])
+    blocked = rules(world.plan(prune=True))["max-delete"]
+    assert "(14%)" in blocked.message and "--max-delete 15 or higher" in blocked.message
+    assert not world.plan(prune=True, max_delete=15).blocked

@@ -270,7 +270,8 @@ class Executor:
     def do_remove_content(self, action: Action) -> str:
         if action.params.get("package"):
             self.site.remove_content(action.params["package"], action.params["dps"])
-        self.state.disown(action.ref.kind, action.ref.name)
+        if not action.params.get("keep_ownership"):  # a narrowed distribution stays managed
+            self.state.disown(action.ref.kind, action.ref.name)
         return "content removed"
 
     def record_content_ownership(self, failed: set[ObjectRef]) -> None:

@@ -8,6 +8,7 @@ more than reading the manifests.
 from __future__ import annotations
 
 import logging
+import math
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable
@@ -721,7 +722,8 @@ class _Planner:
     def delete_threshold(self, max_delete: float) -> None:
         """A plan that deletes more than ``max_delete`` percent of the managed objects is blocked."""
         verbs = (Verb.DELETE_TASK_SEQUENCE, Verb.DELETE_DEPLOYMENT, Verb.REMOVE_VARIABLES, Verb.REMOVE_CONTENT)
-        deletions = list(dict.fromkeys(a.ref for a in self.plan.actions if a.verb in verbs))
+        deletions = list(dict.fromkeys(a.ref for a in self.plan.actions
+                                       if a.verb in verbs and not a.params.get("keep_ownership")))
         managed = len(self.owned)
         if not deletions or not managed:
             return
@@ -729,8 +731,46 @@ class _Planner:
         if share > max_delete:
             self.plan.blocked.append(Blocked(deletions[0], (
                 f"this plan deletes {len(deletions)} of {managed} managed objects ({share:.0f}%), more than "
-                f"--max-delete {max_delete:g}%; review the deletions, then rerun with --max-delete {share:.0f} "
-                "or higher"), None, "", "max-delete"))
+                f"--max-delete {max_delete:g}%; review the deletions, then rerun with --max-delete "
+                f"{math.ceil(share)} or higher"), None, "", "max-delete"))
+
+    def content_in_use(self, leaving: set[str]) -> dict[str, set[str]]:
+        """Package → the sequences that still need it: every desired one, and every live one still deployed."""
+        out: dict[str, set[str]] = defaultdict(set)
+        for name, record in self.ts_records.items():
+            for package_id in self.content_of(record):
+                out[package_id].add(f"TaskSequence/{name}")
+        deployed = {d.package_id for i, d in self.live.deployments.items() if i not in leaving}
+        for ts_id in deployed:
+            record = self.live.task_sequences.get(ts_id)
+            if record is not None:
+                for package_id in ts_references(record):
+                    out[package_id].add(f"{ts_id} ({record.name})")
+        return out
+
+    def narrowed_content(self) -> None:
+        """Content a ContentDistribution put on DPs it no longer targets (a DP group dropped from it)."""
+        wanted = {tuple(p) for v in self.content_pairs.values() for p in v}
+        for obj in self.desired.of_kind("ContentDistribution"):
+            if obj.name not in self.content_pairs or not self.wanted(obj):
+                continue
+            applied = self.applied.get((obj.kind, obj.name))
+            previous = applied.extra.get("pairs", []) if applied else []
+            by_package: dict[str, list[str]] = defaultdict(list)
+            for package_id, dp in previous:
+                if (package_id, dp) not in wanted and (package_id, dp) in self.live.content:
+                    by_package[package_id].append(dp)
+            ref = ObjectRef(obj.kind, obj.name)
+            for package_id, dps in sorted(by_package.items()):
+                if self.plan.prune:
+                    self.add(Action(Verb.REMOVE_CONTENT, ref, Reason.ORPHAN, package_id,
+                                    (FieldChange("distributionPoints", dps, None),), source=obj.source,
+                                    params={"package": package_id, "dps": dps, "keep_ownership": True},
+                                    summary=f"{package_id} from {len(dps)} DP(s) no longer targeted"))
+                else:
+                    self.plan.warnings.append(Blocked(ref, (
+                        f"{package_id} stays on {', '.join(dps)}, which this ContentDistribution no longer targets; "
+                        "run with --prune to remove it"), obj.source, "spec", "content-not-targeted"))
 
     def orphans(self) -> None:
         present = {(o.kind, o.name) for o in self.desired.objects}
@@ -738,6 +778,9 @@ class _Planner:
         leaving = {live_id for (kind, name), live_id in self.owned.items()
                    if kind == "TaskSequenceDeployment" and (kind, name) not in present and self.plan.prune
                    and (not self.targets or f"{kind}/{name}" in self.targets)}
+        needed_by = self.content_in_use(leaving)
+        needed = {p for p, users in needed_by.items() if users}
+        self.narrowed_content()
         # A computer's variables are owned by every manifest that contributes to them.
         for (kind, name), live_id in sorted(self.owned.items(), key=lambda i: (_KIND_ORDER.get(i[0][0], 9), i[0][1])):
             if (kind, name) in present or kind not in MANAGED_KINDS:
@@ -763,6 +806,12 @@ class _Planner:
                 for package_id, dp in pairs:
                     if (package_id, dp) not in wanted and (package_id, dp) in self.live.content:
                         by_package[package_id].append(dp)
+                for package_id in sorted(set(by_package) & needed):
+                    # No other ContentDistribution keeps it anywhere: removing it strands what still runs it.
+                    users = ", ".join(sorted(needed_by[package_id])[:3])
+                    self.plan.warnings.append(Blocked(ref, (
+                        f"--prune keeps {package_id} on {len(by_package.pop(package_id))} DP(s): {users} still "
+                        "needs it and no ContentDistribution targets it elsewhere"), None, "", "content-in-use"))
                 for package_id, dps in sorted(by_package.items()):
                     self.add(Action(Verb.REMOVE_CONTENT, ref, Reason.ORPHAN, package_id,
                                     (FieldChange("distributionPoints", dps, None),),
