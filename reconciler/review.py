@@ -1,8 +1,13 @@
 """A pull request's view: which manifests it changes, and what merging it would do to the site.
 
-The plan of the head revision is split: actions on objects the pull request touches (or that wait
-on them) are the review; anything else pending on the site (drift, earlier unapplied changes) is
-summarised in one line, so a reviewer is not asked to approve what the change did not cause.
+Both come from the merge result (``reconciler.source.select.load_pair``), not from the head branch: a
+branch cut before the base's latest commits still holds the base's older manifests, and comparing or
+planning from it would present the base's newer changes as reverted by the pull request.
+
+The plan of the merge result is split: actions on objects the pull request touches (or that wait on
+them) are the review; anything else pending on the site (drift, earlier unapplied changes, changes
+already on the base) is summarised in one line, so a reviewer is not asked to approve what the change
+did not cause.
 """
 
 from __future__ import annotations
@@ -65,6 +70,7 @@ def manifest_changes(base: DesiredState, head: DesiredState) -> list[ManifestCha
 
 def review(base_info: dict[str, str], head_info: dict[str, str], base: DesiredState, head: DesiredState,
            plan: Plan) -> Review:
+    """Split ``plan`` (made from ``head``, the manifests after merging) by what ``base`` -> ``head`` changes."""
     changes = manifest_changes(base, head)
     touched = {c.ref for c in changes}
     mine, others = [], []

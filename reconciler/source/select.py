@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 import git
 
-from reconciler.source.git import GitRepository, ParseCache, Revision, load_revision
+from reconciler.source.git import (
+    GitRepository,
+    MergeConflictError,
+    ParseCache,
+    Revision,
+    load_merge,
+    load_revision,
+    manifest_conflicts,
+)
 from reconciler.source.loader import DesiredState, load
+
+log = logging.getLogger("reconciler.source")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,12 +63,37 @@ def load_ref(repo_location: str, ref: str, path: str, cache_dir: Path) -> tuple[
 
 def load_pair(repo_location: str, base: str, head: str, path: str, cache_dir: Path
               ) -> tuple[DesiredState, Revision, DesiredState, Revision]:
-    """Base and head of a pull request, sharing one parse cache (unchanged files parse once)."""
+    """A pull request: (manifests before it, base, manifests after merging it, head), sharing one parse cache.
+
+    "After" is the merge of head into base, not head alone: when the base moved on after the branch was
+    cut, head still holds the base's old manifests, and planning from it would revert the base's newer
+    changes. "Before" is the tip of base, so that before -> after is what merging changes, which for a
+    merge without conflicts is the pull request's own change (merge base -> head), except that a change
+    both sides made is not listed: merging it changes nothing.
+    """
     repo = GitRepository(repo_location, cache_dir)
     base_rev, head_rev = repo.resolve(base), repo.resolve(head)
     cache = ParseCache(cache_dir / "parse-cache.db")
     try:
+        if not repo.can_merge():
+            # Without a merge result, compare from where the branch was cut, so at least the listed changes
+            # are the pull request's own; the plan is of head alone.
+            version = ".".join(str(n) for n in repo.repo.git.version_info)
+            fork = repo.merge_base(base_rev, head_rev) or base_rev
+            log.warning("git %s cannot merge without a working tree (needs 2.38 or later): planning %s alone; "
+                        "changes made on %s since %s was cut show as reverted", version, head, base, head)
+            return (load_revision(repo, fork, path, cache), base_rev,
+                    load_revision(repo, head_rev, path, cache), head_rev)
+        merge = repo.merge(base_rev, head_rev)
+        in_manifests, elsewhere = manifest_conflicts(merge, path)
+        if in_manifests:
+            raise MergeConflictError(
+                f"merging {head} into {base} conflicts in {', '.join(in_manifests)}: there is no merge result "
+                f"to plan; merge {base} into {head}, resolve the conflicts and push again")
+        if elsewhere:
+            log.warning("merging %s into %s conflicts in %s (not manifests under %s); planning the manifests "
+                        "of the merge", head, base, ", ".join(elsewhere), path)
         return (load_revision(repo, base_rev, path, cache), base_rev,
-                load_revision(repo, head_rev, path, cache), head_rev)
+                load_merge(repo, merge, path, cache), head_rev)
     finally:
         cache.close()
