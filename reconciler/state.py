@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import secrets
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,10 @@ MIGRATIONS = [
     """
     CREATE TABLE status (key TEXT PRIMARY KEY, value TEXT NOT NULL, at REAL NOT NULL);
     """,
+    # 3: objects whose last journaled action has an intent and no outcome (a run was killed mid-action)
+    """
+    CREATE TABLE pending (object TEXT PRIMARY KEY, plan_id TEXT NOT NULL, action TEXT NOT NULL, at REAL NOT NULL);
+    """,
 ]
 
 
@@ -65,6 +70,24 @@ class JournalEntry:
     detail: dict[str, Any]
     outcome: str | None
     error: str | None
+
+
+def _holder_gone(holder: str) -> bool:
+    """Whether a lease holder (``host:pid``) is a process of this host that no longer runs.
+
+    A writer killed with ``kill -9`` cannot release its lease; waiting out its expiry (an hour for a
+    one-shot apply) would lock the site for nothing. A holder on another host is trusted until expiry.
+    """
+    host, _, pid = holder.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # alive, owned by another user
+    return False
 
 
 class StateStore:
@@ -164,11 +187,21 @@ class StateStore:
     # -- journal -------------------------------------------------------------------------------
 
     def intent(self, plan_id: str, action: str, obj: str, detail: dict[str, Any] | None = None) -> int:
+        now = time.time()
         with self._tx() as db:
             cur = db.execute("INSERT INTO journal (plan_id, at, phase, action, object, detail) "
                              "VALUES (?, ?, ?, ?, ?, ?)",
-                             (plan_id, time.time(), "intent", action, obj, json.dumps(detail or {}, sort_keys=True)))
+                             (plan_id, now, "intent", action, obj, json.dumps(detail or {}, sort_keys=True)))
+            db.execute("INSERT OR REPLACE INTO pending VALUES (?, ?, ?, ?)", (obj, plan_id, action, now))
             return int(cur.lastrowid or 0)
+
+    def pending(self) -> set[str]:
+        """Objects (``Kind/name``) an interrupted run may have changed without recording it.
+
+        A create killed between the site's write and the ownership record leaves a live object this
+        tool made but does not own; the next plan takes such an object over instead of calling it foreign.
+        """
+        return {r[0] for r in self._db.execute("SELECT object FROM pending")}
 
     def outcome(self, plan_id: str, action: str, obj: str, outcome: str, error: str | None = None,
                 detail: dict[str, Any] | None = None) -> None:
@@ -177,6 +210,7 @@ class StateStore:
                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                        (plan_id, time.time(), "outcome", action, obj, json.dumps(detail or {}, sort_keys=True),
                         outcome, error))
+            db.execute("DELETE FROM pending WHERE object = ?", (obj,))
 
     def audit(self, plan_id: str, obj: str, detail: dict[str, Any]) -> None:
         """An audit record (who, when, what) for actions an organisation must be able to trace."""
@@ -208,7 +242,7 @@ class StateStore:
         now = time.time()
         with self._tx() as db:
             row = db.execute("SELECT holder, expires FROM lease WHERE site = ?", (site,)).fetchone()
-            if row is not None and row[0] != holder and row[1] > now:
+            if row is not None and row[0] != holder and row[1] > now and not _holder_gone(row[0]):
                 return False
             db.execute("INSERT OR REPLACE INTO lease VALUES (?, ?, ?)", (site, holder, now + ttl))
         return True
@@ -219,7 +253,7 @@ class StateStore:
 
     def lease_holder(self, site: str) -> tuple[str, float] | None:
         row = self._db.execute("SELECT holder, expires FROM lease WHERE site = ?", (site,)).fetchone()
-        return (row[0], row[1]) if row and row[1] > time.time() else None
+        return (row[0], row[1]) if row and row[1] > time.time() and not _holder_gone(row[0]) else None
 
     # -- status --------------------------------------------------------------------------------
 

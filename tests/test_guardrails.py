@@ -495,3 +495,29 @@ def test_the_max_delete_hint_names_a_threshold_that_passes(world: World) -> None
     blocked = rules(world.plan(prune=True))["max-delete"]
     assert "(14%)" in blocked.message and "--max-delete 15 or higher" in blocked.message
     assert not world.plan(prune=True, max_delete=15).blocked
+
+
+def test_a_creation_an_interrupted_apply_did_not_record_is_taken_over_not_blocked(world: World) -> None:
+    world.write(ts("tools", TOOL_STEPS), deployment("lab", "tools", {"name": "OSD Lab"}))
+    assert world.apply().ok
+    # The state a kill -9 leaves between the site's write and the ownership record: an intent, no outcome.
+    world.state.disown("TaskSequenceDeployment", "lab")
+    world.state.intent("killed-plan", "CreateDeployment", "TaskSequenceDeployment/lab")
+    plan = world.plan()
+    assert not plan.blocked
+    (adopt,) = plan.actions
+    assert adopt.verb.value == "Adopt" and "interrupted apply" in adopt.summary
+    assert world.apply().ok
+    assert len(world.site.read().deployments) == 1 and world.plan().actions == []
+    assert "TaskSequenceDeployment/lab" not in world.state.pending()
+
+
+def test_a_lease_left_by_a_killed_process_does_not_lock_the_site(world: World) -> None:
+    import socket
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    assert world.state.acquire_lease("PS1", f"{socket.gethostname()}:{dead.pid}", 3600)
+    assert world.state.lease_holder("PS1") is None  # nobody holds it any more
+    assert world.state.acquire_lease("PS1", f"{socket.gethostname()}:{os.getpid()}", 60)
+    assert not world.state.acquire_lease("PS1", "another-host:1", 60)  # a live holder keeps it

@@ -169,7 +169,8 @@ def test_orphans_are_kept_unless_pruned(work: Path) -> None:
     assert plan["actions"] == []
     assert plan["orphans"] == [{"kind": "TaskSequenceDeployment", "name": "bios-settings-lab"}]
     guarded = plan_json(work, "--prune")
-    assert guarded["blocked"][0]["rule"] == "max-delete" and "--max-delete 15 or higher" in guarded["blocked"][0]["message"]
+    blocked = guarded["blocked"][0]
+    assert blocked["rule"] == "max-delete" and "--max-delete 15 or higher" in blocked["message"]
     pruned = plan_json(work, "--prune", "--max-delete", "20")
     assert [(a["verb"], a["reason"]) for a in pruned["actions"]] == [("DeleteDeployment", "orphan")]
     assert reconcile(work, "manifests", "--yes", "--prune", "--max-delete", "20").returncode == 0

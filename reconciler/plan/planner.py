@@ -94,8 +94,13 @@ class _Planner:
         self.ts_ids: dict[str, str | None] = {}  # metadata.name -> live id (None while being created)
         self.ts_blocked: set[str] = set()
         self.owned_live_ids = {(k, i) for (k, _), i in self.owned.items()}
+        #: objects an interrupted apply was changing: a live match may be its own unrecorded creation
+        self.pending = state.pending()
 
     # -- helpers ---------------------------------------------------------------------------------
+
+    def resumed(self, ref: ObjectRef) -> str:
+        return " (made by an interrupted apply)" if str(ref) in self.pending and not self.plan.adopt else ""
 
     def wanted(self, obj: LoadedObject) -> bool:
         return not self.targets or obj.key in self.targets
@@ -205,7 +210,7 @@ class _Planner:
                 candidates = [i for i in by_console_name.get(record.name, ())
                               if ("TaskSequence", i) not in self.owned_live_ids]
                 if candidates and not owned_id:
-                    if not self.plan.adopt:
+                    if not self.plan.adopt and str(ref) not in self.pending:
                         self.ts_blocked.add(obj.name)
                         self.block(obj, ("spec", "name"),
                                    f"a task sequence named {record.name!r} already exists ({', '.join(candidates)}) "
@@ -221,7 +226,7 @@ class _Planner:
                     self.ts_ids[obj.name] = candidates[0]
                     self.add(Action(Verb.ADOPT, ref, Reason.ADOPT, candidates[0], source=obj.source,
                                     params={"desired_fp": desired_fp},
-                                    summary=f"take over {candidates[0]} ({record.name!r})"))
+                                    summary=f"take over {candidates[0]} ({record.name!r})" + self.resumed(ref)))
                 else:
                     self.ts_ids[obj.name] = None
                     reason = Reason.DRIFT if owned_id else Reason.NEW
@@ -530,7 +535,7 @@ class _Planner:
                 candidates = [i for i in by_target.get((ts_id or "", collection.id), ())
                               if ("TaskSequenceDeployment", i) not in self.owned_live_ids]
                 if candidates and not owned_id:
-                    if not self.plan.adopt:
+                    if not self.plan.adopt and str(ref) not in self.pending:
                         self.block(obj, ("spec", "collection"),
                                    f"{ts_name!r} is already deployed to {collection.name!r} ({candidates[0]}) by a "
                                    "deployment this tool does not manage; rerun with --adopt to take it over",
@@ -538,7 +543,7 @@ class _Planner:
                         continue
                     live = self.live.deployments[candidates[0]]
                     self.add(Action(Verb.ADOPT, ref, Reason.ADOPT, live.id, (), (ts_ref,), obj.source,
-                                 {"desired_fp": desired_fp}, f"take over {live.id}"))
+                                 {"desired_fp": desired_fp}, f"take over {live.id}" + self.resumed(ref)))
                 else:
                     self.add(Action(Verb.CREATE_DEPLOYMENT, ref, Reason.DRIFT if owned_id else Reason.NEW, None,
                                     _created_fields(deployment_canonical(record)), (ts_ref,), obj.source, params,
@@ -650,7 +655,7 @@ class _Planner:
         if not rotated and self.in_sync(obj.kind, obj.name, desired_fp, live_fp):
             return
         owned_id = self.owned.get((obj.kind, obj.name))
-        if owned_id is None and live and not self.plan.adopt:
+        if owned_id is None and live and not self.plan.adopt and str(ref) not in self.pending:
             self.block(obj, ("spec", scope), f"{scope} {target_name!r} already has {len(live)} variable(s) that this "
                        "tool does not manage; rerun with --adopt to take them over", "unowned")
             return
