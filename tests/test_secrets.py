@@ -175,3 +175,20 @@ def test_a_step_password_moved_to_another_source_is_written_to_the_site(tmp_path
     site = b"".join(p.read_bytes() for p in (tmp_path / ".reconcile").glob("site.db*"))
     assert b"join-Next-5772" in site
     assert run_with(tmp_path, env, "manifests", "--dry-run", "--detailed-exitcode").returncode == 0
+
+
+def test_convert_turns_a_secret_dynamic_variable_into_a_reference(tmp_path: Path) -> None:
+    rules = ('&lt;Rules&gt;&lt;Rule&gt;&lt;Variables&gt;&lt;Variable Name="MDMUser" IsSecret="false"&gt;CORP\\mdm'
+             '&lt;/Variable&gt;&lt;Variable Name="MDMPassword" IsSecret="true"&gt;dyn-S3cret-2'
+             '&lt;/Variable&gt;&lt;/Variables&gt;&lt;/Rule&gt;&lt;/Rules&gt;')
+    xml = tmp_path / "dynamic.xml"
+    xml.write_text('<sequence version="3.10"><step type="SMS_TaskSequence_SetDynamicVariablesAction" name="Dyn">'
+                   '<action>OSDSetDynamicVariables.exe</action><defaultVarList><variable '
+                   f'name="OSDSetDynamicVariablesRules" property="Rules">{rules}</variable></defaultVarList></step>'
+                   '</sequence>')
+    result = subprocess.run([sys.executable, "-m", "reconciler", "convert", str(xml)], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    (variables,) = [r["variables"] for r in yaml.safe_load(result.stdout)["spec"]["steps"][0]["settings"]["rules"]]
+    assert variables[1] == {"name": "MDMPassword", "secret": True, "valueFrom": {"env": "TS_DYN_RULE_MDMPASSWORD"}}
+    assert "dyn-S3cret-2" not in result.stdout + result.stderr and "TS_DYN_RULE_MDMPASSWORD" in result.stderr

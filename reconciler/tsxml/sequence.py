@@ -187,6 +187,7 @@ def _text(prop: Prop, value: Any, resolve: PackageResolver, secrets: SecretText 
 
 
 def _read_rules(text: str, secrets: Callable[[str], dict[str, Any]]) -> list[dict[str, Any]]:
+    """Typed rules; ``secrets(name)`` gives the ``{"valueFrom": …}`` a secret variable's value becomes."""
     root = parse(text.strip(), where="SetDynamicVariables rules")
     if root.tag != "Rules" or root.attrib:
         raise _NotCanonical
@@ -211,7 +212,7 @@ def _read_rules(text: str, secrets: Callable[[str], dict[str, Any]]) -> list[dic
                     if secret_flag == "true":
                         item["secret"] = True
                         if var.text:
-                            item["valueFrom"] = secrets(var.attrib["Name"])
+                            item.update(secrets(var.attrib["Name"]))  # {"valueFrom": {...}}
                         else:
                             item["value"] = ""
                     else:
