@@ -162,6 +162,23 @@ def test_a_broken_manifest_leaves_the_site_as_it_was(setup: Setup) -> None:
     assert getattr(setup.bios(), "description", None) == ""
 
 
+def test_the_fix_for_a_broken_commit_is_applied_at_once_not_after_the_backoff(setup: Setup) -> None:
+    # Commits are looked for every 0.3 s; the first backoff is at least 1 s: the fix must come by commit.
+    process = setup.start("--interval", "60s", "--commit-poll", "0.3s")
+    wait_until(lambda: setup.tick().get("outcome") == "ok", 30, "the first sync")
+    setup.edit("task-sequences.yaml", "type: Custom", "type: Custom\n  description: fixed\n  colour: red")
+    setup.commit("broken")
+    wait_until(lambda: setup.tick().get("outcome") == "error", 10, "the error to be reported")
+    setup.edit("task-sequences.yaml", "\n  colour: red", "")
+    setup.commit("fix")
+    wait_until(lambda: getattr(setup.bios(), "description", "") == "fixed", 10, "the fix to be applied")
+    process.send_signal(signal.SIGTERM)
+    ticks = [e for e in map(json.loads, process.communicate(timeout=30)[0].splitlines()) if e.get("event") == "tick"]
+    first_error = next(i for i, e in enumerate(ticks) if e["outcome"] == "error")
+    recovery = next(e for e in ticks[first_error:] if e["outcome"] == "ok")
+    assert recovery["trigger"] == "commit", ticks
+
+
 def test_two_controllers_never_apply_together_and_a_standby_takes_over(setup: Setup) -> None:
     first = setup.start("--interval", "1s", "--lease-seconds", "2")
     wait_until(lambda: setup.tick().get("outcome") == "ok", 30, "the first controller to sync")

@@ -149,7 +149,8 @@ class Loop:
                 self.wake.wait(min(self.config.poll or 1.0, max(next_tick - now, 0.05)))
                 if self.controller.stop_requested:
                     break
-                if self.config.poll and not self.wake.is_set() and failures == 0 and self._new_commit():
+                # A new commit ends a backoff too: it is most often the fix for what failed.
+                if self.config.poll and not self.wake.is_set() and self._new_commit():
                     trigger = "commit"
                     next_tick = 0.0
         finally:
