@@ -338,6 +338,6 @@ def test_an_unreachable_repository_is_reported_not_a_crash(tmp_path: Path) -> No
                    capture_output=True)
     result = subprocess.run([sys.executable, "-m", "reconciler", "controller", "--repo", str(tmp_path / "missing"),
                              "--once", "--log-format", "json"], cwd=work, capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0 and "Traceback" not in result.stdout + result.stderr
+    assert result.returncode == 1 and "Traceback" not in result.stdout + result.stderr  # --once: the tick failed
     tick = next(json.loads(line) for line in result.stdout.splitlines() if '"tick"' in line)
     assert tick["outcome"] == "error" and "is not a Git repository" in tick["error"]

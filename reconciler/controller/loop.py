@@ -111,6 +111,7 @@ class Loop:
 
     def run(self) -> int:
         observer = self.start_watch()
+        code = 0
         failures = 0
         next_tick = 0.0
         trigger = "start"
@@ -144,13 +145,15 @@ class Loop:
                     next_tick = time.monotonic() + delay
                     trigger = "interval"
                     if self.config.once:
+                        code = 1 if result.outcome in ("error", "failed", "blocked") else 0
                         break
                     continue
                 self.wake.wait(min(self.config.poll or 1.0, max(next_tick - now, 0.05)))
                 if self.controller.stop_requested:
                     break
                 # A new commit ends a backoff too: it is most often the fix for what failed.
-                if self.config.poll and not self.wake.is_set() and self._new_commit():
+                if self.config.poll and not self.wake.is_set() and self.controller.last_outcome != "standby" \
+                        and self._new_commit():
                     trigger = "commit"
                     next_tick = 0.0
         finally:
@@ -160,7 +163,7 @@ class Loop:
                                                             "holder": self.controller.holder})
             self.controller.release()
             self.emit({"event": "stop", "holder": self.controller.holder})
-        return 0
+        return code
 
     def _new_commit(self) -> bool:
         try:
