@@ -22,7 +22,7 @@ from reconciler.errors import CodecError, ReconcilerError, UnresolvedReference
 from reconciler.export import export_site, export_zip, import_zip
 from reconciler.models import KINDS
 from reconciler.plan.actions import Plan
-from reconciler.plan.planner import MAX_DELETE_PERCENT, make_plan
+from reconciler.plan.planner import MAX_DELETE_PERCENT, UnknownTarget, make_plan, resolve_targets
 from reconciler.render import findings as render_findings
 from reconciler.render import plan as render_plan
 from reconciler.render import review as render_review
@@ -226,13 +226,16 @@ def apply_command(path: Path, dry_run: bool, site_path: Path | None, state_path:
     if has_errors(findings):
         render_findings.render_text(desired, [f for f in findings if f.severity.value == "error"], sys.stderr)
         sys.exit(EXIT_ERROR)
-    for target in targets:
-        if "/" not in target:
-            raise click.BadParameter(f"{target!r}: use KIND/NAME, for example TaskSequence/win11-install",
-                                     param_hint="--target")
     workspace = _open(site_path, state_path)
     try:
-        secrets_base = path if path.is_dir() else path.parent
+        try:
+            targets = resolve_targets(targets, desired, workspace.state)
+        except UnknownTarget as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(EXIT_ERROR)
+        # A file secret's path is relative to the manifests folder named by PATH (in the working folder
+        # also when the manifests come from Git, where secrets never are).
+        secrets_base = path.parent if path.is_file() else path
         plan = make_plan(desired, workspace.site.read(), workspace.state, adopt=adopt, prune=prune,
                          targets=targets, max_delete=max_delete,
                          secrets=secret_reader(secrets_base) if refresh_secrets else None)

@@ -197,6 +197,20 @@ def test_unmanaged_objects_need_adopt(work: Path) -> None:
 def test_target_limits_the_plan(work: Path) -> None:
     plan = plan_json(work, "--target", "TaskSequence/bios-settings")
     assert {(a["kind"], a["name"]) for a in plan["actions"]} == {("TaskSequence", "bios-settings")}
+    assert plan_json(work, "--target", "tasksequence/bios-settings")["actions"] == plan["actions"]
+
+
+def test_a_target_that_matches_nothing_is_an_error(work: Path) -> None:
+    result = reconcile(work, "manifests", "--dry-run", "--target", "TaskSequence/bios-setings")
+    assert result.returncode == 1 and "matches no manifest" in result.stderr
+    assert "did you mean 'TaskSequence/bios-settings'" in result.stderr
+
+
+def test_a_targeted_deployment_waits_for_its_untargeted_new_sequence(work: Path) -> None:
+    plan = plan_json(work, "--target", "TaskSequenceDeployment/bios-settings-lab")
+    assert plan["actions"] == []
+    (blocked,) = plan["blocked"]
+    assert blocked["rule"] == "dependency" and "add --target TaskSequence/bios-settings" in blocked["message"]
 
 
 def test_markdown_plan_has_marker_and_summary(work: Path) -> None:

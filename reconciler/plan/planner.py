@@ -7,6 +7,7 @@ more than reading the manifests.
 
 from __future__ import annotations
 
+import difflib
 import logging
 import math
 import uuid
@@ -31,7 +32,7 @@ from reconciler.diff.normalize import (
     ts_references,
 )
 from reconciler.effective import effective_count
-from reconciler.errors import Source
+from reconciler.errors import ReconcilerError, Source
 from reconciler.models import TaskSequence
 from reconciler.plan.actions import Action, Blocked, FieldChange, ObjectRef, Plan, Reason, Verb
 from reconciler.plan.policies import evaluate_high_risk, run_from_dp_violations
@@ -510,6 +511,11 @@ class _Planner:
                 continue
             desired_fp = spec_fingerprint(obj)
             ts_id = self.ts_ids.get(spec.task_sequence)
+            if ts_id is None and not self.wanted(ts_obj):
+                self.block(obj, ("spec", "taskSequence"), f"TaskSequence/{ts_name_ref} is not on the site yet and "
+                           f"is not among the --target objects; add --target TaskSequence/{ts_name_ref}",
+                           "dependency")
+                continue
             owned_id = self.owned.get((obj.kind, obj.name))
             live = self.live.deployments.get(owned_id) if owned_id else None
             live_fp = record_fingerprint(live, self.state.salt) if live is not None else ""
@@ -862,6 +868,28 @@ def _status_text(status: Any) -> str:
 
 #: Default --max-delete: the share of managed objects one plan may delete.
 MAX_DELETE_PERCENT = 10.0
+
+
+class UnknownTarget(ReconcilerError):
+    """A ``--target`` names no manifest and no managed object: a typo would otherwise plan nothing."""
+
+
+def resolve_targets(targets: Iterable[str], desired: DesiredState, state: StateStore) -> tuple[str, ...]:
+    """``--target`` values as ``Kind/name``, the kind spelled as the manifests spell it (any case accepted)."""
+    kinds = {k.casefold(): k for k in MANAGED_KINDS}
+    known = {o.key for o in desired.objects} | {f"{k}/{n}" for (k, n) in state.owned()}
+    out = []
+    for target in targets:
+        kind, _, name = target.partition("/")
+        if not name or kind.casefold() not in kinds:
+            raise UnknownTarget(f"--target {target!r}: use KIND/NAME, KIND one of {', '.join(sorted(kinds.values()))}")
+        key = f"{kinds[kind.casefold()]}/{name}"
+        if key not in known:
+            close = difflib.get_close_matches(key, sorted(known), n=1)
+            raise UnknownTarget(f"--target {target!r} matches no manifest and no managed object"
+                                + (f"; did you mean {close[0]!r}?" if close else ""))
+        out.append(key)
+    return tuple(out)
 
 
 def make_plan(desired: DesiredState, live: LiveState, state: StateStore, *, adopt: bool = False,
