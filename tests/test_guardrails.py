@@ -521,3 +521,13 @@ def test_a_lease_left_by_a_killed_process_does_not_lock_the_site(world: World) -
     assert world.state.lease_holder("PS1") is None  # nobody holds it any more
     assert world.state.acquire_lease("PS1", f"{socket.gethostname()}:{os.getpid()}", 60)
     assert not world.state.acquire_lease("PS1", "another-host:1", 60)  # a live holder keeps it
+
+
+def test_content_names_compare_without_case_as_in_the_console(world: World) -> None:
+    steps = [{"name": "Run", "type": "RunCommandLine",
+              "settings": {"commandLine": "cmd /c echo", "package": {"package": "osd TOOLS"}}}]
+    world.write(ts("tools", steps))
+    plan = world.plan()
+    assert not plan.blocked
+    (tools,) = [p.id for p in world.site.read().packages.values() if p.name == "OSD Tools"]
+    assert tools in plan.actions[0].params["record"].sequence

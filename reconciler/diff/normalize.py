@@ -86,8 +86,8 @@ class Resolver:
     def __init__(self, live: LiveState) -> None:
         self.live = live
         self._packages_by_name: dict[str, list[Package]] = {}
-        for package in live.packages.values():
-            self._packages_by_name.setdefault(package.name, []).append(package)
+        for package in live.packages.values():  # console names compare without case, as the site's lookups do
+            self._packages_by_name.setdefault(package.name.casefold(), []).append(package)
         self._collections_by_name: dict[str, list[Collection]] = {}
         for collection in live.collections.values():
             self._collections_by_name.setdefault(collection.name.casefold(), []).append(collection)
@@ -105,9 +105,12 @@ class Resolver:
             if found is None:
                 raise Unresolved(path, f"{what} {ref_id.upper()} does not exist in site {self.live.site_code}")
         else:
-            matches = self._packages_by_name.get(str(ref_name), [])
+            matches = self._packages_by_name.get(str(ref_name).casefold(), [])
             if types:
                 matches = [p for p in matches if p.type in types]
+            exact = [p for p in matches if p.name == ref_name]
+            if len(matches) > 1 and len(exact) == 1:
+                matches = exact  # "OSD Tools" and "osd tools" both exist: the spelling decides
             if not matches:
                 raise Unresolved(path, f"no {what} named {ref_name!r} exists in site {self.live.site_code}; "
                                  "check the console name or refer to it by {id: …}")
