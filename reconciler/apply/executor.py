@@ -19,9 +19,10 @@ from typing import Any
 
 from reconciler.diff.normalize import Resolver, Unresolved, fingerprint, record_fingerprint, ts_canonical, ts_record
 from reconciler.errors import ReconcilerError
+from reconciler.models.variables import VALUE_LIMIT
 from reconciler.plan.actions import Action, ObjectRef, Plan, Verb
 from reconciler.plan.planner import live_variables_fingerprint
-from reconciler.secrets import SecretUnavailable, read_secret
+from reconciler.secrets import SecretUnavailable, describe, read_secret
 from reconciler.site import Site
 from reconciler.site.records import ContentState, DeploymentRecord, TaskSequenceRecord
 from reconciler.state import StateStore, who
@@ -93,8 +94,13 @@ class Executor:
                 continue
             for var in action.params["variables"]:
                 if var.get("valueFrom"):
-                    self.secret_values[(str(action.ref), var["name"])] = resolve_secret(
-                        var["valueFrom"], self.secrets_base, f"{action.ref} (variable {var['name']})")
+                    needed_by = f"{action.ref} (variable {var['name']})"
+                    value = resolve_secret(var["valueFrom"], self.secrets_base, needed_by)
+                    if len(value) > VALUE_LIMIT:  # validation sees only plaintext values
+                        raise ApplyRefused(f"{action.ref}: the value of variable {var['name']} read from "
+                                           f"{describe(var['valueFrom'])} is {len(value)} characters; ConfigMgr allows "
+                                           f"at most {VALUE_LIMIT}; nothing was applied")
+                    self.secret_values[(str(action.ref), var["name"])] = value
 
     def run(self) -> ApplyResult:
         self.preflight()
