@@ -18,7 +18,7 @@ from reconciler.controller.metrics import serve as serve_metrics
 from reconciler.controller.tick import Controller, ControllerConfig, holder_id
 from reconciler.convert import manifest_to_xml, xml_to_manifest
 from reconciler.effective import ComputerNotFound, effective_variables
-from reconciler.errors import CodecError, ReconcilerError, UnresolvedReference
+from reconciler.errors import CodecError, Finding, ReconcilerError, Severity, Source, UnresolvedReference
 from reconciler.export import export_site, export_zip, import_zip
 from reconciler.models import KINDS
 from reconciler.plan.actions import Plan
@@ -221,10 +221,21 @@ def apply_command(path: Path, dry_run: bool, site_path: Path | None, state_path:
             desired, provenance = load_folder(path)
     except GitSourceError as exc:
         click.echo(f"error: {exc}", err=True)
+        if output == "json":
+            json.dump({"error": str(exc)}, sys.stdout)
+            sys.stdout.write("\n")
+        elif output == "markdown":
+            render_findings.render_markdown([Finding(Severity.ERROR, Source(repo or str(path)), str(exc))],
+                                            sys.stdout)
         sys.exit(EXIT_ERROR)
     findings = validate(desired)
     if has_errors(findings):
-        render_findings.render_text(desired, [f for f in findings if f.severity.value == "error"], sys.stderr)
+        errors = [f for f in findings if f.severity is Severity.ERROR]
+        render_findings.render_text(desired, errors, sys.stderr)
+        if output == "json":  # a CI job reading stdout still learns why there is no plan
+            render_findings.render_json(desired, errors, sys.stdout)
+        elif output == "markdown":
+            render_findings.render_markdown(errors, sys.stdout)
         sys.exit(EXIT_ERROR)
     workspace = _open(site_path, state_path)
     try:

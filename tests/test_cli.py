@@ -65,3 +65,19 @@ def test_convert_refuses_entity_expansion(reconcile_cmd: list[str], tmp_path: Pa
                     '<sequence version="3.10"><step name="&b;"/></sequence>')
     result = run(reconcile_cmd, "convert", str(bomb))
     assert result.returncode == 1 and "refused unsafe XML" in result.stderr
+
+
+def test_a_plan_of_invalid_manifests_still_tells_json_and_markdown_readers_why(reconcile_cmd: list[str],
+                                                                                tmp_path: Path) -> None:
+    (tmp_path / "manifests").mkdir()
+    (tmp_path / "manifests" / "bad.yaml").write_text(
+        "apiVersion: configmgr.gitops.io/v1alpha1\nkind: TaskSequence\nmetadata: {name: x}\n"
+        "spec: {name: X, enabledd: true}\n")
+    as_json = run(reconcile_cmd, "manifests", "--dry-run", "--output", "json", cwd=tmp_path)
+    assert as_json.returncode == 1
+    assert json.loads(as_json.stdout)["findings"][0]["path"] == "spec.enabledd"
+    as_markdown = run(reconcile_cmd, "manifests", "--dry-run", "--output", "markdown", cwd=tmp_path)
+    assert as_markdown.returncode == 1
+    assert as_markdown.stdout.startswith("<!-- configmgr-ts-reconciler:plan -->")  # replaces the last PR comment
+    assert "`manifests/bad.yaml:4:" in as_markdown.stdout and "enabledd" in as_markdown.stdout
+    assert "bad.yaml:4" in as_markdown.stderr  # diagnostics stay on stderr

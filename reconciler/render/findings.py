@@ -45,3 +45,25 @@ def render_json(state: DesiredState, findings: list[Finding], out: TextIO) -> No
     }
     json.dump(document, out, indent=2)
     out.write("\n")
+
+
+def render_markdown(findings: list[Finding], out: TextIO, limit: int = 65_536) -> None:
+    """A pull request comment for manifests that cannot be planned: the PR still hears what is wrong.
+
+    It carries the plan comment's marker, so the CI job replaces this comment once the PR is fixed.
+    """
+    from reconciler.render.plan import MARKER
+
+    head = [MARKER, "### ConfigMgr plan: the manifests are invalid", "",
+            f"> **{len(findings)} problem(s): nothing can be planned until they are fixed.**", ""]
+    lines = [f"- `{f.source}`: {f.object + ': ' if f.object else ''}{f.path + ': ' if f.path else ''}{f.message}"
+             for f in findings]
+    size = sum(len(x) + 1 for x in head)
+    shown = []
+    for line in lines:
+        if size + len(line) + 1 > limit - 200:
+            shown.append(f"- … and {len(lines) - len(shown)} more (run `reconcile validate` to see them all)")
+            break
+        shown.append(line)
+        size += len(line) + 1
+    out.write("\n".join(head + shown) + "\n")
