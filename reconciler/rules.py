@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from reconciler.models import GenericStep, Group, Manifest, TaskSequence, iter_steps
-from reconciler.models.deployment import MEDIA_AND_PXE, AvailableTo, TaskSequenceDeployment
+from reconciler.models.deployment import MEDIA_AND_PXE, AvailableTo, ContentAccess, Purpose, TaskSequenceDeployment
 from reconciler.models.distribution import ContentDistribution
 from reconciler.models.steptypes import STEP_TYPES
 from reconciler.models.tasksequence import OS_DEPLOYMENT_TYPES
@@ -84,6 +84,15 @@ def _deployment(dep: TaskSequenceDeployment) -> tuple[ObjectFacts, list[ObjectPr
             f"TaskSequence '{ts}' deploys an operating system; OS deployments cannot run on internet-based "
             "clients; set it to false", "internet-os"))
     problems = []
+    if spec.send_wake_up_packets and spec.purpose is not Purpose.REQUIRED:
+        problems.append(ObjectProblem(
+            ("spec", "sendWakeUpPackets"), "sendWakeUpPackets is only offered for Required deployments; set "
+            "purpose: Required or sendWakeUpPackets: false", "wake-up-needs-required"))
+    if spec.content.access is ContentAccess.DOWNLOAD_ALL_BEFORE_START and spec.available_to in MEDIA_AND_PXE:
+        problems.append(ObjectProblem(
+            ("spec", "content", "access"), "DownloadAllBeforeStart is not offered when the deployment is available "
+            f"to media and PXE ({spec.available_to.value}); use DownloadWhenNeeded or availableTo: Clients",
+            "download-all-media-pxe"))
     if spec.available_to in MEDIA_AND_PXE and spec.schedule.assignments:
         only = spec.available_to is not AvailableTo.CLIENTS_MEDIA_AND_PXE
         message = ("assignment schedules are ignored by media and PXE boots"

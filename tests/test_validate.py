@@ -112,7 +112,15 @@ def test_notification_needs_high_impact_and_three_texts(tmp_path: Path) -> None:
 
 def test_wake_up_packets_only_for_required(tmp_path: Path) -> None:
     found = errors(findings_for(tmp_path, TS, deployment("purpose: Available\nsendWakeUpPackets: true\n")))
-    assert found[0].rule == "wake-up-needs-required"
+    assert found[0].rule == "wake-up-needs-required" and found[0].path == "spec.sendWakeUpPackets"
+    assert found[0].source.line == 8
+
+
+def test_console_rules_of_one_deployment_are_all_reported_at_once(tmp_path: Path) -> None:
+    found = errors(findings_for(tmp_path, TS, deployment(
+        "sendWakeUpPackets: true\navailableTo: MediaAndPxe\ncontent: {access: DownloadAllBeforeStart}\n")))
+    assert {(f.rule, f.path) for f in found} == {("wake-up-needs-required", "spec.sendWakeUpPackets"),
+                                                 ("download-all-media-pxe", "spec.content.access")}
 
 
 def test_metered_download_after_deadline_not_for_os_deployment(tmp_path: Path) -> None:

@@ -191,22 +191,8 @@ class TaskSequenceDeploymentSpec(Model):
     content: Content = Field(default_factory=Content)
     high_risk: HighRisk = Field(default_factory=HighRisk)
 
-    @model_validator(mode="after")
-    def _console_rules(self) -> TaskSequenceDeploymentSpec:
-        if self.send_wake_up_packets and self.purpose is not Purpose.REQUIRED:
-            raise PydanticCustomError(
-                "wake_up_needs_required",
-                "sendWakeUpPackets is only offered for Required deployments; set purpose: Required "
-                "or sendWakeUpPackets: false",
-            )
-        if self.content.access is ContentAccess.DOWNLOAD_ALL_BEFORE_START and self.available_to in MEDIA_AND_PXE:
-            raise PydanticCustomError(
-                "download_all_media_pxe",
-                "content.access DownloadAllBeforeStart is not offered when the deployment is available to "
-                "media and PXE ({available_to}); use DownloadWhenNeeded or availableTo: Clients",
-                {"available_to": self.available_to.value},
-            )
-        return self
+    # The console's cross-field rules (wake-up only for Required, no download-all for media and PXE) are in
+    # reconciler.rules, which reports each with the exact field, all of them at once.
 
 
 class TaskSequenceDeployment(Model):
