@@ -70,10 +70,12 @@ def _unique_names(out: _Findings) -> None:
 
 
 def _references(out: _Findings, sequences: dict[str, LoadedObject]) -> None:
+    # A sequence with errors of its own is defined all the same: its errors are reported where it is.
+    invalid = {f.object for f in out.state.findings if f.severity is Severity.ERROR and f.object}
     for obj in out.state.objects:
         if obj.kind in ("TaskSequenceDeployment", "ContentDistribution"):
             target = obj.facts.task_sequence or ""
-            if target not in sequences:
+            if target not in sequences and f"TaskSequence/{target}" not in invalid:
                 close = difflib.get_close_matches(target, list(sequences), n=1, cutoff=0.6)
                 hint = f"; did you mean '{close[0]}'?" if close else (
                     "; no TaskSequence manifest has that metadata.name")

@@ -253,3 +253,9 @@ def test_findings_render_as_json(tmp_path: Path) -> None:
     doc = json.loads(out.getvalue())
     assert doc["version"] == 1 and doc["valid"] is False
     assert doc["findings"][0]["line"] == 10 and doc["findings"][0]["path"] == "spec.steps[0].settings.indx"
+
+
+def test_a_reference_to_an_invalid_sequence_is_not_called_undefined(tmp_path: Path) -> None:
+    broken = TS.replace("  type: InstallOperatingSystem\n", "  type: InstallOperatingSystem\n  colour: red\n")
+    found = errors(findings_for(tmp_path, broken, deployment("purpose: Available\n")))
+    assert [f.rule for f in found] == ["unknown-field"]  # only the sequence's own error
