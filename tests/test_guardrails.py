@@ -531,3 +531,14 @@ def test_content_names_compare_without_case_as_in_the_console(world: World) -> N
     assert not plan.blocked
     (tools,) = [p.id for p in world.site.read().packages.values() if p.name == "OSD Tools"]
     assert tools in plan.actions[0].params["record"].sequence
+
+
+def test_the_content_warning_says_when_distribution_is_already_under_way(world: World) -> None:
+    world.write(ts("tools", TOOL_STEPS), content("tools-content", "tools", ["Branch DPs"]),
+                deployment("lab", "tools", {"name": "OSD Lab"}))
+    assert "this plan distributes it" in next(w.message for w in world.plan().warnings
+                                               if w.rule == "content-not-installed")
+    (tools,) = [p.id for p in world.site.read().packages.values() if p.name == "OSD Tools"]
+    world.site.set_content_state(tools, "DP03.branch.contoso.com", ContentState.INSTALL_PENDING)
+    warning = next(w.message for w in world.plan().warnings if w.rule == "content-not-installed")
+    assert "its distribution is still in progress" in warning

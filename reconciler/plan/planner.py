@@ -583,7 +583,11 @@ class _Planner:
                 waiting.append([package.id, *sorted(dps)])
         if missing:
             listing = ", ".join(f"{p.id} ({p.name})" for p in missing[:5]) + (" …" if len(missing) > 5 else "")
-            where = "this plan distributes it" if dps else "no ContentDistribution targets a DP for it"
+            sending = {a.params.get("package") for a in self.plan.actions
+                       if a.verb in (Verb.DISTRIBUTE_CONTENT, Verb.REDISTRIBUTE_CONTENT)}
+            where = ("no ContentDistribution targets a DP for it" if not dps
+                     else "this plan distributes it" if any(p.id in sending for p in missing)
+                     else "its distribution is still in progress")
             self.plan.warnings.append(Blocked(
                 ObjectRef(obj.kind, obj.name),
                 f"content is not yet installed on any targeted distribution point ({where}): {listing}; clients "
