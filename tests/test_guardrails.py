@@ -542,3 +542,32 @@ def test_the_content_warning_says_when_distribution_is_already_under_way(world: 
     world.site.set_content_state(tools, "DP03.branch.contoso.com", ContentState.INSTALL_PENDING)
     warning = next(w.message for w in world.plan().warnings if w.rule == "content-not-installed")
     assert "its distribution is still in progress" in warning
+
+
+def test_a_new_metadata_name_for_the_same_sequence_is_a_takeover_not_a_duplicate(world: World) -> None:
+    world.write(ts("alpha", TOOL_STEPS), deployment("lab", "alpha", {"name": "OSD Lab"}))
+    assert world.apply().ok
+    (ts_id,) = world.site.read().task_sequences
+    renamed = ts("beta", TOOL_STEPS)
+    renamed["spec"]["name"] = "TS alpha"  # the console name stays
+    world.write(renamed, deployment("lab", "beta", {"name": "OSD Lab"}))
+    plan = world.plan(prune=True, max_delete=100)
+    assert [(a.verb.value, a.ref.name) for a in plan.actions] == [("Adopt", "beta")]
+    assert "from TaskSequence/alpha" in plan.actions[0].summary and not plan.orphans
+    assert world.apply(prune=True, max_delete=100).ok
+    live = world.site.read()
+    assert list(live.task_sequences) == [ts_id] and len(live.deployments) == 1
+    assert world.state.owned_id("TaskSequence", "beta") == ts_id
+    assert world.state.owned_id("TaskSequence", "alpha") is None
+    assert world.plan(prune=True).actions == []
+
+
+def test_a_console_name_differing_only_in_case_is_the_same_name(world: World) -> None:
+    from reconciler.site.records import TaskSequenceRecord
+
+    world.site.create_task_sequence(TaskSequenceRecord(id=None, name="Console TS",
+                                                       sequence='<sequence version="3.10" />'))
+    doc = ts("console", TOOL_STEPS)
+    doc["spec"]["name"] = "console ts"
+    world.write(doc)
+    assert rules(world.plan())["unowned"].message.startswith("a task sequence named 'console ts' already exists")

@@ -179,6 +179,8 @@ class Executor:
 
     def do_adopt(self, action: Action) -> str:
         assert action.live_id
+        if action.params.get("renamed_from"):  # one live object, one owner: the old name lets go
+            self.state.disown(action.ref.kind, action.params["renamed_from"])
         self.state.own(action.ref.kind, action.ref.name, action.live_id)
         if action.ref.kind == "TaskSequence":
             self._record_ts(action, action.live_id)

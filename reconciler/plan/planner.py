@@ -97,6 +97,11 @@ class _Planner:
         self.owned_live_ids = {(k, i) for (k, _), i in self.owned.items()}
         #: objects an interrupted apply was changing: a live match may be its own unrecorded creation
         self.pending = state.pending()
+        present = {(o.kind, o.name) for o in desired.objects}
+        #: (kind, live ID) → the metadata.name owning it that no manifest has any more (a rename's old name)
+        self.orphan_owners = {(k, i): n for (k, n), i in self.owned.items() if (k, n) not in present}
+        #: live objects a renamed manifest takes over in this plan: not orphans of their old name
+        self.taken_over: set[tuple[str, str]] = set()
 
     # -- helpers ---------------------------------------------------------------------------------
 
@@ -158,9 +163,9 @@ class _Planner:
     # -- task sequences -------------------------------------------------------------------------
 
     def task_sequences(self) -> None:
-        by_console_name: dict[str, list[str]] = defaultdict(list)
+        by_console_name: dict[str, list[str]] = defaultdict(list)  # without case, as the site compares names
         for ts_id, rec in self.live.task_sequences.items():
-            by_console_name[rec.name].append(ts_id)
+            by_console_name[rec.name.casefold()].append(ts_id)
         for obj in self.desired.of_kind("TaskSequence"):
             ref = ObjectRef(obj.kind, obj.name)
             desired_fp = spec_fingerprint(obj)
@@ -208,9 +213,21 @@ class _Planner:
                 depends = tuple(ObjectRef("TaskSequence", n) for n in pending)
                 params.update(deferred=True, manifest=ts)
             if live is None:
-                candidates = [i for i in by_console_name.get(record.name, ())
+                candidates = [i for i in by_console_name.get(record.name.casefold(), ())
                               if ("TaskSequence", i) not in self.owned_live_ids]
-                if candidates and not owned_id:
+                renamed = [i for i in by_console_name.get(record.name.casefold(), ())
+                           if ("TaskSequence", i) in self.orphan_owners]
+                if not candidates and not owned_id and len(renamed) == 1:
+                    # metadata.name changed, console name kept: the same sequence under a new Git identity.
+                    old_name = self.orphan_owners[("TaskSequence", renamed[0])]
+                    self.taken_over.add(("TaskSequence", renamed[0]))
+                    live = self.live.task_sequences[renamed[0]]
+                    self.ts_ids[obj.name] = renamed[0]
+                    self.add(Action(Verb.ADOPT, ref, Reason.ADOPT, renamed[0], source=obj.source,
+                                    params={"desired_fp": desired_fp, "renamed_from": old_name},
+                                    summary=f"take over {renamed[0]} from TaskSequence/{old_name} "
+                                            "(metadata.name changed)"))
+                elif candidates and not owned_id:
                     if not self.plan.adopt and str(ref) not in self.pending:
                         self.ts_blocked.add(obj.name)
                         self.block(obj, ("spec", "name"),
@@ -798,7 +815,7 @@ class _Planner:
         self.narrowed_content()
         # A computer's variables are owned by every manifest that contributes to them.
         for (kind, name), live_id in sorted(self.owned.items(), key=lambda i: (_KIND_ORDER.get(i[0][0], 9), i[0][1])):
-            if (kind, name) in present or kind not in MANAGED_KINDS:
+            if (kind, name) in present or kind not in MANAGED_KINDS or (kind, live_id) in self.taken_over:
                 continue
             if self.targets and f"{kind}/{name}" not in self.targets:
                 continue
