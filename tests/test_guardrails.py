@@ -571,3 +571,19 @@ def test_a_console_name_differing_only_in_case_is_the_same_name(world: World) ->
     doc["spec"]["name"] = "console ts"
     world.write(doc)
     assert rules(world.plan())["unowned"].message.startswith("a task sequence named 'console ts' already exists")
+
+
+def test_renaming_a_child_sequence_its_parent_calls_by_name_is_blocked_at_the_parent(world: World) -> None:
+    run_child = [{"name": "Run child", "type": "RunTaskSequence",
+                  "settings": {"taskSequence": {"package": "TS child"}}}]
+    world.write(ts("child", TOOL_STEPS), ts("parent", run_child))
+    assert world.apply().ok
+    child = ts("child", TOOL_STEPS)
+    child["spec"]["name"] = "TS child renamed"
+    world.write(child, ts("parent", run_child))
+    blocked = rules(world.plan())["reference"]
+    assert blocked.ref.name == "parent" and "renames to 'TS child renamed'" in blocked.message
+    assert blocked.path == "spec.steps[0].settings.taskSequence.package" and blocked.source.line
+    run_child[0]["settings"]["taskSequence"]["package"] = "TS child renamed"  # the parent follows
+    world.write(child, ts("parent", run_child))
+    assert not world.plan().blocked and world.apply().ok and world.plan().actions == []

@@ -33,10 +33,10 @@ from reconciler.diff.normalize import (
 )
 from reconciler.effective import effective_count
 from reconciler.errors import ReconcilerError, Source
-from reconciler.models import TaskSequence
+from reconciler.models import TaskSequence, iter_steps
 from reconciler.plan.actions import Action, Blocked, FieldChange, ObjectRef, Plan, Reason, Verb
 from reconciler.plan.policies import evaluate_high_risk, run_from_dp_violations
-from reconciler.rules import ObjectFacts, live_deploys_os
+from reconciler.rules import ObjectFacts, live_deploys_os, step_path
 from reconciler.secrets import SecretReader, SecretUnavailable
 from reconciler.site.records import (
     MAX_SEQUENCE_BYTES,
@@ -285,6 +285,31 @@ class _Planner:
             moved = set(wanted) ^ set(before)
             changed |= (moved & set(wanted)) or set(wanted)
         return sorted(changed)
+
+    def renamed_children(self) -> None:
+        """Parents still calling a child sequence by the console name this plan renames it away from.
+
+        The parent itself does not change, so nothing else would look at it until the next edit of it,
+        and then the reference would no longer resolve.
+        """
+        renames = {a.live_id: (c.before, c.after) for a in self.plan.actions
+                   if a.verb is Verb.UPDATE_TASK_SEQUENCE for c in a.changes if c.path == "name" and a.live_id}
+        if not renames:
+            return
+        for obj in self.desired.of_kind("TaskSequence"):
+            record = self.ts_records.get(obj.name)
+            if record is None or not set(record.references) & set(renames):
+                continue
+            for path, node in iter_steps(obj.manifest.spec.steps):  # type: ignore[union-attr]
+                if getattr(node, "type", None) != "RunTaskSequence":
+                    continue
+                called = getattr(node.settings.task_sequence, "package", None)  # type: ignore[union-attr]
+                for old, new in renames.values():
+                    if called is not None and called == old:
+                        self.ts_blocked.add(obj.name)
+                        self.block(obj, (*step_path(path), "settings", "taskSequence", "package"),
+                                   f"runs the child sequence {old!r}, which this plan renames to {new!r}; refer to "
+                                   "it by its new console name (or by name: its metadata.name)", "reference")
 
     def console_names(self) -> dict[str, str]:
         """Console name → metadata.name of every desired task sequence."""
@@ -932,6 +957,7 @@ def _make_plan(desired: DesiredState, live: LiveState, state: StateStore, adopt:
     planner.content_pairs = {}
     planner.ts_dps = {}
     planner.task_sequences()
+    planner.renamed_children()
     planner.content()
     planner.deployments()
     planner.variables()
