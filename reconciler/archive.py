@@ -6,6 +6,14 @@ task sequence XML), ``ReferencesInfo.xml`` (referenced packages with their names
 ``AppReferencesInfo.xml``; exported dependencies add ``SMS_Package/<ID>/object.xml``. Archives come
 from other people: anything that could escape the output folder or exhaust the machine is refused
 before a single file is written.
+
+Two manifest fields have no ``SMS_TaskSequencePackage`` property: the console folder (a separate
+``SMS_ObjectContainerItem``, never exported) and the task sequence type beyond ConfigMgr's own
+``Type`` (1 generic, 2 operating system deployment; the corpus shows no other type property). ZIPs
+written here carry both in one more part, :data:`CARRIED_PART`, which nothing links to: the console
+finds what it imports through ``Manifest.xml`` and ``_rels/.rels``, so it never reads that part, and
+``[Content_Types].xml`` already types every ``.xml`` part, so the package stays valid OPC. Exports
+made by the console do not have it: their folder is not imported and their type is inferred.
 """
 
 from __future__ import annotations
@@ -17,7 +25,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
-from xml.sax.saxutils import escape
+from xml.sax.saxutils import escape, quoteattr
 
 from reconciler.errors import ReconcilerError
 from reconciler.tsxml.sequence import find_sequence_text
@@ -46,6 +54,14 @@ class ConsoleExport:
     references: dict[str, ExportedPackage] = field(default_factory=dict)
     packages: dict[str, ExportedPackage] = field(default_factory=dict)  # exported SMS_Package dependencies
     content_folder: Path | None = None
+    #: id -> {"type": …, "folder": …} from :data:`CARRIED_PART` (only in ZIPs this tool wrote)
+    carried: dict[str, dict[str, str]] = field(default_factory=dict)
+
+
+#: The part that carries what an ``SMS_TaskSequencePackage`` instance cannot hold (see the module docstring).
+CARRIED_PART = "configmgr-gitops/TaskSequenceProperties.xml"
+#: Attributes of a ``<TaskSequence>`` element in that part, and the keys they are read into.
+_CARRIED_ATTRIBUTES = {"Type": "type", "Folder": "folder"}
 
 
 def check_archive(archive: zipfile.ZipFile, where: str) -> None:
@@ -99,6 +115,17 @@ def _references(text: bytes, where: str) -> list[ExportedPackage]:
     return out
 
 
+def _carried(text: bytes, where: str) -> dict[str, dict[str, str]]:
+    """Type and folder per task sequence ID; the values are checked later, with the manifest they go into."""
+    out: dict[str, dict[str, str]] = {}
+    for entry in parse(text, where=where):
+        package_id = entry.get("PackageID")
+        if entry.tag == "TaskSequence" and package_id:
+            out[package_id] = {key: entry.get(attr) or "" for attr, key in _CARRIED_ATTRIBUTES.items()
+                               if entry.get(attr)}
+    return out
+
+
 def read_console_export(path: Path) -> ConsoleExport:
     where = str(path)
     try:
@@ -123,6 +150,8 @@ def read_console_export(path: Path) -> ConsoleExport:
             elif len(parts) == 3 and parts[0] == "SMS_Package" and parts[2] == "object.xml":
                 props = _instance_props(archive.read(name), f"{where}:{name}")
                 export.packages[parts[1]] = ExportedPackage(parts[1], props.get("Name") or parts[1], 0)
+            elif name == CARRIED_PART:
+                export.carried = _carried(archive.read(name), f"{where}:{name}")
         if not export.task_sequences:
             raise ReconcilerError(f"{where}: the export holds no task sequence")
     folder = path.with_name(path.stem + "_files")
@@ -132,12 +161,14 @@ def read_console_export(path: Path) -> ConsoleExport:
 
 # -- writing ----------------------------------------------------------------------------------------
 
+#: CIM types as the console's exports in the corpus write them. HighImpactTaskSequence and
+#: RestartRequired read like flags but are uint32 0 / 1 there; TsEnabled is a real boolean (TRUE / FALSE).
 _PROPERTY_TYPES = {
     "BootImageID": "string", "Category": "string", "CustomHighImpactHeadline": "string",
     "CustomHighImpactSet": "uint32", "CustomHighImpactWarning": "string", "CustomHighImpactWarningInstall": "string",
     "CustomHighImpactWarningTop": "string", "Description": "string", "Duration": "uint32",
-    "EstimatedDownloadSizeMB": "uint32", "EstimatedRunTimeMinutes": "uint32", "HighImpactTaskSequence": "boolean",
-    "Name": "string", "PackageID": "string", "ProgramFlags": "uint32", "RestartRequired": "boolean",
+    "EstimatedDownloadSizeMB": "uint32", "EstimatedRunTimeMinutes": "uint32", "HighImpactTaskSequence": "uint32",
+    "Name": "string", "PackageID": "string", "ProgramFlags": "uint32", "RestartRequired": "uint32",
     "Sequence": "string", "TsEnabled": "boolean", "Type": "uint32",
 }
 
@@ -175,8 +206,19 @@ def _references_xml(refs: list[ExportedPackage], ts_id: str) -> str:
     return head + (">\r\n" + "\r\n".join(items) + "\r\n</ArrayOfString>" if items else " />")
 
 
-def write_console_export(path: Path, ts_id: str, props: dict[str, Any], refs: list[ExportedPackage]) -> None:
-    """A ZIP the console's Import Task Sequence wizard reads: one sequence, no content, no passwords."""
+def _carried_xml(ts_id: str, carried: dict[str, str]) -> str:
+    attrs = "".join(f" {attr}={quoteattr(carried[key])}" for attr, key in _CARRIED_ATTRIBUTES.items()
+                    if carried.get(key))
+    return ('<?xml version="1.0" encoding="utf-8"?>\r\n<ConfigMgrGitOps>\r\n'
+            f"  <TaskSequence PackageID={quoteattr(ts_id)}{attrs} />\r\n</ConfigMgrGitOps>\r\n")
+
+
+def write_console_export(path: Path, ts_id: str, props: dict[str, Any], refs: list[ExportedPackage],
+                         carried: dict[str, str] | None = None) -> None:
+    """A ZIP the console's Import Task Sequence wizard reads: one sequence, no content, no passwords.
+
+    ``carried`` (``type``, ``folder``) goes into :data:`CARRIED_PART`, which only this tool reads back.
+    """
     rel_id = uuid.uuid5(uuid.NAMESPACE_URL, ts_id).hex.upper()
     manifest = (
         '<LibraryDocument xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
@@ -201,3 +243,5 @@ def write_console_export(path: Path, ts_id: str, props: dict[str, Any], refs: li
         archive.writestr(f"SMS_TaskSequencePackage/{ts_id}/AppReferencesInfo.xml",
                          '\ufeff<ArrayOfString xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
                          'xmlns:xsd="http://www.w3.org/2001/XMLSchema" />')
+        if carried:
+            archive.writestr(CARRIED_PART, _carried_xml(ts_id, carried))

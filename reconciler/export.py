@@ -4,6 +4,11 @@ Export writes one readable file per object in folders that mirror console folder
 exported (ownership is recorded, so the next plan is empty), and never writes a secret: passwords
 and hidden variable values become ``valueFrom`` placeholders listed at the end. Package IDs become
 console names wherever the name is unique, so manifests read the same on another site.
+
+A task sequence read from a site, and the same task sequence read back from a ZIP that
+:func:`export_zip` wrote, give the same manifest: the same key order, the same placeholder names
+(``TS_<METADATA NAME>__<STEP>__<PROPERTY>``), names for package IDs. A ZIP the console wrote has no
+folder, and its type is inferred from the steps (see :mod:`reconciler.archive`).
 """
 
 from __future__ import annotations
@@ -12,9 +17,12 @@ import fnmatch
 import json
 import re
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from reconciler.archive import ConsoleExport, ExportedPackage, read_console_export, write_console_export
 from reconciler.convert import infer_type, slug, xml_to_manifest
@@ -37,14 +45,17 @@ from reconciler.diff.normalize import (
     RUN_INDEPENDENTLY,
     SHOW_PROGRESS,
     WAKE_ON_LAN,
+    ts_references,
 )
 from reconciler.errors import ReconcilerError
 from reconciler.models import API_VERSION, KINDS
-from reconciler.site.records import ContentState, DeploymentRecord, LiveState, TaskSequenceRecord
+from reconciler.models.steptypes import BY_NAME
+from reconciler.models.tasksequence import TaskSequenceType
+from reconciler.site.records import ContentState, DeploymentRecord, LiveState, PackageType, TaskSequenceRecord
 from reconciler.source.loader import load
-from reconciler.source.yamlfile import dump
+from reconciler.source.yamlfile import YamlProblem, decode, dump, load_documents
 from reconciler.state import StateStore
-from reconciler.tsxml.sequence import SecretPlaceholder, read_sequence, reference_ids
+from reconciler.tsxml.sequence import SecretPlaceholder, read_sequence, reference_ids, write_sequence
 
 KIND_FOLDERS = {
     "TaskSequence": "task-sequences",
@@ -55,6 +66,37 @@ KIND_FOLDERS = {
 }
 _WEEKDAYS = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"]
 _WEEK_ORDER = {0: "Last", 1: "First", 2: "Second", 3: "Third", 4: "Fourth"}
+
+#: Device names Windows reserves in every folder, in any case and with any extension ("CON", "nul.txt",
+#: "Com1.yaml"): Git for Windows cannot check out a file or folder so named. COM0/LPT0 and the
+#: superscript digits are on Microsoft's list ("Naming Files, Paths, and Namespaces") too.
+_WINDOWS_DEVICE = re.compile(r"(con|prn|aux|nul|com[0-9\u00b9\u00b2\u00b3]|lpt[0-9\u00b9\u00b2\u00b3])", re.IGNORECASE)
+
+#: The order of a TaskSequence spec's keys in every manifest written here, so that a task sequence
+#: exported from a site and the same one imported from a ZIP are the same text.
+_SPEC_ORDER = ("name", "description", "type", "folder", "enabled", "bootImage", "highImpact", "softwareCenter",
+               "category", "maxRunTimeMinutes")
+
+#: ConfigMgr's PackageType numbers as ReferencesInfo.xml holds them (the corpus shows 0, 258 and 259).
+_PACKAGE_TYPE_NUMBERS = {PackageType.PACKAGE: 0, PackageType.DRIVER_PACKAGE: 3, PackageType.TASK_SEQUENCE: 4,
+                         PackageType.OPERATING_SYSTEM_IMAGE: 257, PackageType.BOOT_IMAGE: 258,
+                         PackageType.OPERATING_SYSTEM_UPGRADE: 259}
+
+#: The console's Export Task Sequence wizard empties every password. An empty secret is only a
+#: left-out value when the step uses it; then import asks for it with a placeholder. An empty product
+#: key is a common, working choice (volume licensing needs none), so it stays empty.
+_SECRET_IN_USE: dict[tuple[str, str], Callable[[dict[str, Any]], bool]] = {
+    ("RunCommandLine", "userPassword"): lambda s: s.get("runAsUser") is True,
+    ("RunPowerShellScript", "userPassword"): lambda s: s.get("runAsUser") is True,
+    ("SetVariable", "value"): lambda s: s.get("doNotShowValue") is True,
+    ("ApplyWindowsSettings", "adminPassword"): lambda s: s.get("randomAdminPassword") is False,
+    ("ApplyNetworkSettings", "password"): lambda s: bool(s.get("account")),
+    ("JoinDomainOrWorkgroup", "password"): lambda s: bool(s.get("account")),
+    ("ConnectToNetworkFolder", "password"): lambda s: bool(s.get("account")),
+    ("CaptureOperatingSystemImage", "password"): lambda s: bool(s.get("account")),
+    ("RestoreUserState", "localAccountPassword"): lambda s: s.get("restoreLocalAccounts") is True,
+    ("EnableBitLocker", "pin"): lambda s: s.get("mode") == "TPMAndPIN",
+}
 
 
 @dataclass
@@ -87,6 +129,105 @@ def _safe_folder(folder: str | None) -> Path:
     return Path(*parts) if parts else Path()
 
 
+def _portable(part: str) -> str:
+    """A file or folder name every system can check out: a Windows device name gets '_' (CON -> CON_).
+
+    Windows reads the base name up to the first dot, trailing spaces dropped, so "nul .txt" is NUL too.
+    """
+    base, dot, rest = part.partition(".")
+    stem = base.rstrip(" ")
+    if _WINDOWS_DEVICE.fullmatch(stem):
+        return f"{stem}_{base[len(stem):]}{dot}{rest}"
+    return part
+
+
+def _unique(base: str, used: set[str]) -> str:
+    name, n = base, 2
+    while name in used:
+        name = f"{base}_{n}"
+        n += 1
+    used.add(name)
+    return name
+
+
+def _secret_env(ts_name: str, step: str, prop: str, used: set[str]) -> str:
+    """``TS_<METADATA NAME>__<STEP>__<PROPERTY>``: one variable per secret, the same on every run.
+
+    Each part is upper case with every run of other characters one ``_``, so ``__`` only ever separates
+    parts: two task sequences (their metadata.names differ) never share a name, whatever their steps
+    are called. Two steps of one sequence with the same name get _2, _3… in step order, from ``used``.
+    """
+    parts = (re.sub(r"[^A-Z0-9]+", "_", part.upper()).strip("_") or "_" for part in (ts_name, step, prop))
+    return _unique("TS_" + "__".join(parts), used)
+
+
+def _secret_placeholders(spec: dict[str, Any], ts_name: str, used: set[str], fill_empty: bool
+                         ) -> list[SecretPlaceholder]:
+    """Name every secret of the steps after its task sequence, step and property, in step order.
+
+    Secrets the sequence reader found are renamed. With ``fill_empty`` (a console export, which empties
+    every password), an empty secret the step uses becomes a placeholder too, so that the administrator
+    is asked for it instead of the site receiving an empty password.
+    """
+    found: list[SecretPlaceholder] = []
+
+    def placeholder(step: str, prop: str) -> dict[str, str]:
+        env = _secret_env(ts_name, step, prop, used)
+        found.append(SecretPlaceholder(step, prop, env))
+        return {"env": env}
+
+    def walk(nodes: list[dict[str, Any]]) -> None:
+        for node in nodes:
+            if "group" in node:
+                walk(node.get("steps") or [])
+                continue
+            known = BY_NAME.get(node.get("type") or "")
+            settings = node.get("settings") or {}
+            for prop in known.props if known is not None else ():
+                value = settings.get(prop.field)
+                in_use = _SECRET_IN_USE.get((node["type"], prop.field))
+                left_out = fill_empty and value == "" and in_use is not None and in_use(settings)
+                if prop.kind == "rules" and isinstance(value, list):
+                    for rule in value:
+                        variables = rule.get("variables") or []
+                        for i, var in enumerate(variables):
+                            if var.get("valueFrom") is not None:
+                                var["valueFrom"] = placeholder(node["name"], f"rule {var['name']}")
+                            elif fill_empty and var.get("secret") and not var.get("value"):
+                                variables[i] = {"name": var["name"], "secret": True,
+                                                "valueFrom": placeholder(node["name"], f"rule {var['name']}")}
+                elif left_out or (isinstance(value, dict) and value.get("valueFrom") is not None):
+                    settings[prop.field] = {"valueFrom": placeholder(node["name"], prop.property)}
+            for raw in node.get("properties") or ():
+                if raw.get("valueFrom") is not None:
+                    raw["valueFrom"] = placeholder(node["name"], raw.get("property") or raw.get("variable") or "value")
+
+    walk(spec.get("steps") or [])
+    return found
+
+
+def _ordered(spec: dict[str, Any]) -> dict[str, Any]:
+    return {**{k: spec[k] for k in _SPEC_ORDER if k in spec}, **{k: v for k, v in spec.items() if k not in _SPEC_ORDER}}
+
+
+def _content_of(ts_id: str, live: LiveState, seen: frozenset[str] = frozenset()) -> list[str]:
+    """Packages a sequence needs on its DPs, counted as the planner counts them.
+
+    A child task sequence (Run Task Sequence) is in the reference list, but a DP never "installs" a
+    task sequence: the child brings its own content instead, and never itself.
+    """
+    out: list[str] = []
+    for ref in ts_references(live.task_sequences[ts_id]):
+        package = live.packages.get(ref)
+        if ref in live.task_sequences or (package is not None and package.type is PackageType.TASK_SEQUENCE):
+            if ref in live.task_sequences and ref not in seen | {ts_id}:
+                out.extend(_content_of(ref, live, seen | {ts_id}))
+            continue
+        if package is not None:
+            out.append(ref)
+    return list(dict.fromkeys(out))
+
+
 def _package_ref(package_id: str, live: LiveState, unique_names: set[str]) -> dict[str, str]:
     package = live.packages.get(package_id)
     if package is not None and package.name in unique_names:
@@ -104,8 +245,9 @@ def _rename_refs(node: Any, live: LiveState, unique: set[str]) -> Any:
     return node
 
 
-def ts_manifest(record: TaskSequenceRecord, name: str, live: LiveState, unique: set[str]
-                ) -> tuple[dict[str, Any], list[SecretPlaceholder]]:
+def ts_manifest(record: TaskSequenceRecord, name: str, live: LiveState, unique: set[str],
+                used_envs: set[str] | None = None) -> tuple[dict[str, Any], list[SecretPlaceholder]]:
+    """The manifest of a live task sequence; ``used_envs`` collects placeholder names across one export."""
     read = read_sequence(record.sequence, where=record.name)
     spec: dict[str, Any] = {"name": record.name}
     if record.description:
@@ -133,7 +275,8 @@ def ts_manifest(record: TaskSequenceRecord, name: str, live: LiveState, unique: 
     if record.duration is not None:
         spec["maxRunTimeMinutes"] = record.duration
     spec.update(_rename_refs(read.spec, live, unique))
-    return {"apiVersion": API_VERSION, "kind": "TaskSequence", "metadata": {"name": name}, "spec": spec}, read.secrets
+    secrets = _secret_placeholders(spec, name, used_envs if used_envs is not None else set(), fill_empty=False)
+    return {"apiVersion": API_VERSION, "kind": "TaskSequence", "metadata": {"name": name}, "spec": spec}, secrets
 
 
 def deployment_manifest(record: DeploymentRecord, name: str, ts_name: str, live: LiveState) -> dict[str, Any]:
@@ -210,6 +353,7 @@ def deployment_manifest(record: DeploymentRecord, name: str, ts_name: str, live:
 
 
 def _write(out: Path, relative: Path, manifest: dict[str, Any], comments: list[str]) -> Path:
+    relative = Path(*(_portable(part) for part in relative.parts))
     path = out / relative
     path.parent.mkdir(parents=True, exist_ok=True)
     kind = manifest["kind"].lower()
@@ -234,13 +378,14 @@ def export_site(live: LiveState, state: StateStore, out: Path, kinds: set[str] |
         counts[package.name] += 1
     unique = {n for n, c in counts.items() if c == 1}
     ts_names = _names([(i, t.name) for i, t in live.task_sequences.items()])
+    used_envs: set[str] = set()
     for ts_id, record in sorted(live.task_sequences.items()):
         if "TaskSequence" not in kinds or not wanted(record.name):
             continue
         if state.is_owned("TaskSequence", ts_id):
             result.skipped.append(f"TaskSequence {ts_id} ({record.name})")
             continue
-        manifest, secrets = ts_manifest(record, ts_names[ts_id], live, unique)
+        manifest, secrets = ts_manifest(record, ts_names[ts_id], live, unique, used_envs)
         notes = [f"Exported from site {live.site_code}, task sequence {ts_id}."]
         for secret in secrets:
             notes.append(f"Secret {secret.property!r} of step {secret.where!r}: provide it in ${secret.env}.")
@@ -250,9 +395,7 @@ def export_site(live: LiveState, state: StateStore, out: Path, kinds: set[str] |
         state.own("TaskSequence", ts_names[ts_id], ts_id)
         result.adopted += 1
         if "ContentDistribution" in kinds:
-            needed = [r for r in reference_ids(record.sequence) if r in live.packages]
-            if record.boot_image_id:
-                needed.append(record.boot_image_id)
+            needed = _content_of(ts_id, live)
             dps = sorted({dp for (pid, dp) in live.content if pid in needed})
             holding = [dp for dp in dps if all(
                 (s := live.content.get((pid, dp))) is not None and s.state is ContentState.INSTALLED for pid in needed)]
@@ -284,12 +427,12 @@ def export_site(live: LiveState, state: StateStore, out: Path, kinds: set[str] |
             result.files.append(_write(out, path, manifest, [f"Exported from deployment {dep_id} ({record.name})."]))
             state.own("TaskSequenceDeployment", dep_names[dep_id], dep_id)
             result.adopted += 1
-    _export_variables(live, state, out, kinds, wanted, result)
+    _export_variables(live, state, out, kinds, wanted, result, used_envs)
     return result
 
 
 def _export_variables(live: LiveState, state: StateStore, out: Path, kinds: set[str], wanted: Any,
-                      result: ExportResult) -> None:
+                      result: ExportResult, used_envs: set[str]) -> None:
     if "CollectionVariables" in kinds:
         names = _names([(cid, f"{live.collections[cid].name}-variables") for cid in live.collection_settings
                         if cid in live.collections])
@@ -299,7 +442,8 @@ def _export_variables(live: LiveState, state: StateStore, out: Path, kinds: set[
             if state.is_owned("CollectionVariables", cid):
                 result.skipped.append(f"variables of collection {cid}")
                 continue
-            variables, refs, notes = _variables(settings.variables, names[cid], result, "CollectionVariables")
+            variables, refs, notes = _variables(settings.variables, names[cid], result, "CollectionVariables",
+                                                used_envs)
             manifest = {"apiVersion": API_VERSION, "kind": "CollectionVariables", "metadata": {"name": names[cid]},
                         "spec": {"collection": {"name": live.collections[cid].name}, "priority": settings.precedence,
                                  "variables": variables}}
@@ -318,7 +462,8 @@ def _export_variables(live: LiveState, state: StateStore, out: Path, kinds: set[
             if state.is_owned("ComputerVariables", key):
                 result.skipped.append(f"variables of computer {rid}")
                 continue
-            variables, refs, notes = _variables(settings.variables, names[key], result, "ComputerVariables")
+            variables, refs, notes = _variables(settings.variables, names[key], result, "ComputerVariables",
+                                                used_envs)
             manifest = {"apiVersion": API_VERSION, "kind": "ComputerVariables", "metadata": {"name": names[key]},
                         "spec": {"computer": {"name": live.computers[rid].name}, "variables": variables}}
             result.files.append(_write(out, Path(KIND_FOLDERS["ComputerVariables"]) / f"{names[key]}.yaml",
@@ -328,14 +473,15 @@ def _export_variables(live: LiveState, state: StateStore, out: Path, kinds: set[
             result.adopted += 1
 
 
-def _variables(live_vars: Any, name: str, result: ExportResult, kind: str
+def _variables(live_vars: Any, name: str, result: ExportResult, kind: str, used_envs: set[str]
                ) -> tuple[list[dict[str, Any]], dict[str, dict[str, str]], list[str]]:
     variables: list[dict[str, Any]] = []
     refs: dict[str, dict[str, str]] = {}
     notes: list[str] = []
     for var in live_vars:
         if var.masked:
-            env = re.sub(r"[^A-Z0-9]+", "_", f"{name}_{var.name}".upper()).strip("_")
+            base = re.sub(r"[^A-Z0-9]+", "_", f"{name}_{var.name}".upper()).strip("_")
+            env = _unique(base if re.match(r"[A-Z]", base) else f"_{base}", used_envs)  # never a leading digit
             variables.append({"name": var.name, "hidden": True, "valueFrom": {"env": env}})
             refs[var.name.casefold()] = {"ref": f"env:{env}"}
             notes.append(f"Hidden value of {var.name} is never exported: provide it in ${env}.")
@@ -351,26 +497,29 @@ def export_zip(live: LiveState, path: Path, console_name: str) -> Path:
     if len(matches) != 1:
         raise ReconcilerError(f"{len(matches)} task sequences are named {console_name!r}; export needs exactly one")
     record = matches[0]
-    from reconciler.tsxml.sequence import write_sequence
-
     spec = read_sequence(record.sequence).spec
     sequence = write_sequence(spec, resolve=lambda ref: str(ref.get("id") or ref.get("package")), indent=None)
+    # Values and CIM types as the console writes them (see archive._PROPERTY_TYPES): flags are uint32 0 / 1.
     props = {
         "PackageID": record.id, "Name": record.name, "Description": record.description, "Sequence": sequence,
         "BootImageID": record.boot_image_id or "", "Category": record.category or "",
-        "HighImpactTaskSequence": "TRUE" if record.high_impact else "FALSE",
+        "HighImpactTaskSequence": 1 if record.high_impact else 0,
         "CustomHighImpactSet": 1 if record.custom_high_impact else 0,
         "CustomHighImpactHeadline": record.headline, "CustomHighImpactWarningTop": record.warning_top,
         "CustomHighImpactWarning": record.warning, "CustomHighImpactWarningInstall": record.warning_install,
-        "RestartRequired": "TRUE" if record.restart_required else "FALSE",
+        "RestartRequired": 1 if record.restart_required else 0,
         "EstimatedDownloadSizeMB": record.download_size_mb or 0,
         "EstimatedRunTimeMinutes": record.run_time_minutes or 0,
         "Duration": record.duration or 0, "ProgramFlags": 0 if record.enabled else 0x1000,
         "TsEnabled": "TRUE" if record.enabled else "FALSE", "Type": 2 if record.ts_type != "Custom" else 1,
     }
-    refs = [ExportedPackage(pid, live.packages[pid].name, 0) for pid in reference_ids(record.sequence)
-            if pid in live.packages]
-    write_console_export(path, str(record.id), props, refs)
+    # ReferencesInfo.xml names every package the sequence needs, the boot image first, as the console's
+    # exports do; import turns IDs into these names.
+    ids = ([record.boot_image_id] if record.boot_image_id else []) + list(reference_ids(record.sequence))
+    refs = [ExportedPackage(pid, live.packages[pid].name, _PACKAGE_TYPE_NUMBERS.get(live.packages[pid].type, 0))
+            for pid in dict.fromkeys(ids) if pid in live.packages]
+    write_console_export(path, str(record.id), props, refs,
+                         carried={"type": record.ts_type, "folder": record.folder or ""})
     return path
 
 
@@ -384,7 +533,11 @@ class ImportResult:
 
 
 def import_zip(zip_path: Path, out: Path, on_conflict: str = "ignore") -> ImportResult:
-    """Manifests from a console export ZIP; ``on_conflict`` is the console's choice: ignore, overwrite or new."""
+    """Manifests from a console export ZIP; ``on_conflict`` is the console's choice: ignore, overwrite or new.
+
+    ``overwrite`` replaces only the conflicting document: a file that also holds other manifests (a
+    deployment after ``---``) keeps them, and its comments, as written.
+    """
     export: ConsoleExport = read_console_export(zip_path)
     existing = {o.name: o for o in load(out).objects if o.kind == "TaskSequence"} if out.exists() else {}
     names_by_id = {pid: ref.name for pid, ref in export.references.items() if ref.name}
@@ -392,10 +545,17 @@ def import_zip(zip_path: Path, out: Path, on_conflict: str = "ignore") -> Import
     result = ImportResult(packages=sorted(export.references.values(), key=lambda r: r.package_id),
                           content_folder=export.content_folder)
     planned: list[tuple[Path, dict[str, Any], list[str]]] = []
+    replaced: dict[Path, str] = {}  # --on-conflict overwrite: file -> its new text
+    used_envs: set[str] = set()
     for ts_id, (text, _props) in sorted(export.task_sequences.items()):
         converted = xml_to_manifest(text, where=f"{zip_path}:{ts_id}")
         manifest = converted.manifest
-        manifest["spec"] = _by_name(manifest["spec"], names_by_id)
+        spec = _by_name(manifest["spec"], names_by_id)
+        carried = export.carried.get(ts_id, {})
+        if carried.get("type") in {t.value for t in TaskSequenceType}:
+            spec["type"] = carried["type"]
+        if carried.get("folder"):
+            spec["folder"] = carried["folder"]
         name = manifest["metadata"]["name"]
         if name in existing:
             if on_conflict == "ignore":
@@ -407,19 +567,69 @@ def import_zip(zip_path: Path, out: Path, on_conflict: str = "ignore") -> Import
                     n += 1
                 name = f"{name}-{n}"
                 manifest["metadata"]["name"] = name
-        target = (Path(existing[manifest["metadata"]["name"]].source.file)
-                  if on_conflict == "overwrite" and manifest["metadata"]["name"] in existing
-                  else out / KIND_FOLDERS["TaskSequence"] / f"{name}.yaml")
+        secrets = _secret_placeholders(spec, name, used_envs, fill_empty=True)
+        manifest["spec"] = _ordered(spec)
         notes = [f"Imported from {zip_path.name} (task sequence {ts_id})."]
-        for secret in converted.secrets:
+        for secret in secrets:
             notes.append(f"Secret {secret.property!r} of step {secret.where!r}: provide it in ${secret.env}.")
             result.secrets.append((f"TaskSequence/{name}", secret.env))
         KINDS["TaskSequence"].model_validate(manifest)
-        planned.append((target, manifest, notes))
-    for target, manifest, notes in planned:  # everything validated first: a bad archive writes nothing
-        relative = target.relative_to(out) if target.is_relative_to(out) else Path(target.name)
-        result.written.append(_write(out, relative, manifest, notes))
+        if on_conflict == "overwrite" and name in existing:
+            target = Path(existing[name].source.file)
+            before = replaced[target] if target in replaced else decode(target.read_bytes(), str(target))
+            replaced[target] = _replace_document(before, existing[name].doc_index, manifest, notes, str(target))
+            result.written.append(target)
+            continue
+        planned.append((out / KIND_FOLDERS["TaskSequence"] / f"{name}.yaml", manifest, notes))
+    # Everything is validated and every new text is built first: a bad archive writes nothing.
+    for target, text in replaced.items():
+        bom = "\ufeff" if target.read_bytes().startswith(b"\xef\xbb\xbf") else ""
+        target.write_bytes((bom + text).encode("utf-8"))
+    for target, manifest, notes in planned:
+        result.written.append(_write(out, target.relative_to(out), manifest, notes))
     return result
+
+
+#: Comment lines an import writes above a manifest; an overwrite replaces them with the document.
+_IMPORT_NOTES = ("# Imported from ", "# Secret ")
+
+
+def _replace_document(text: str, index: int, manifest: dict[str, Any], notes: list[str], where: str) -> str:
+    """``text`` with document ``index`` replaced by ``manifest``; other documents and comments stay as written.
+
+    The span replaced runs from the document's first key to the end of its last value's line, so the
+    ``---`` separators, a comment header, and comments after the document are kept.
+    """
+    try:
+        nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))  # character offsets (libyaml's are bytes)
+        count = sum(1 for _ in load_documents(text))
+    except (yaml.YAMLError, YamlProblem) as exc:
+        raise ReconcilerError(f"{where}: cannot be read to replace a manifest in it ({exc})") from None
+    if index >= len(nodes) or nodes[index] is None:
+        raise ReconcilerError(f"{where}: document {index + 1} is gone; run the import again")
+    node = nodes[index]
+    start = node.start_mark.index
+    if node.start_mark.column == 0:  # drop the notes an earlier import wrote right above it
+        lines = text[:start].splitlines(keepends=True)
+        while lines and lines[-1].startswith(_IMPORT_NOTES):
+            start -= len(lines.pop())
+    last = node
+    while isinstance(last, yaml.MappingNode | yaml.SequenceNode) and last.value and not last.flow_style:
+        last = last.value[-1][1] if isinstance(last, yaml.MappingNode) else last.value[-1]
+    end = start + len(text[start:last.end_mark.index].rstrip())  # a block scalar's span takes in blank lines
+    line_end = text.find("\n", end)
+    end = len(text) if line_end < 0 else line_end + 1
+    body = "".join(f"# {note}\n" for note in notes) + dump(manifest)
+    if "\r\n" in text:
+        body = body.replace("\n", "\r\n")
+    before = text[:start]
+    if before and not before.endswith("\n"):
+        before += "\n"  # the document began on its "---" line
+    new = before + body + text[end:]
+    if sum(1 for _ in load_documents(new)) != count:
+        raise ReconcilerError(f"{where}: replacing document {index + 1} would change the other documents; "
+                              "edit the file by hand or import with --on-conflict new")
+    return new
 
 
 def _by_name(node: Any, names: dict[str, str]) -> Any:

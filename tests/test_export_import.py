@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from reconciler.site.demo import add_demo_inventory
 from reconciler.site.embedded import EmbeddedSite
 from reconciler.source.loader import load
 from reconciler.state import StateStore
+from reconciler.tsxml.sequence import reference_ids
 from tests.conftest import CORPUS, REPO
 
 SECRETS = {"OSD_LOCAL_ADMIN_PASSWORD": "exp-admin-1", "LAB_PC_042_BITLOCKER_PIN": "4711",
@@ -125,25 +127,236 @@ def test_every_corpus_zip_imports_and_validates(tmp_path: Path) -> None:
     assert bitlocker.startswith("# yaml-language-server: $schema=../../crds/tasksequence.schema.json")
 
 
-def test_zip_to_import_to_apply_to_export_gives_the_same_manifest(applied_site: tuple[EmbeddedSite, Path]) -> None:
+EXAMPLE_TASK_SEQUENCES = sorted((REPO / "manifests" / "task-sequences").glob("*.yaml"))
+
+
+def _differences(a: object, b: object, path: str = "") -> list[str]:
+    """Every field path where two manifests differ, with both values: a readable assertion."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [d for k in sorted(set(a) | set(b), key=str)
+                for d in _differences(a.get(k, "<absent>"), b.get(k, "<absent>"), f"{path}.{k}")]
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        return [d for i, (x, y) in enumerate(zip(a, b, strict=True)) for d in _differences(x, y, f"{path}[{i}]")]
+    return [] if a == b else [f"{path}: {a!r} != {b!r}"]
+
+
+def _secrets_masked(node: object) -> object:
+    """A spec with every placeholder's variable name hidden: examples name theirs by hand, exports by rule."""
+    if isinstance(node, dict):
+        if set(node) == {"env"}:
+            return {"env": "…"}
+        return {k: _secrets_masked(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_secrets_masked(v) for v in node]
+    return node
+
+
+def _spec(manifest: dict) -> object:
+    from reconciler.models import TaskSequence
+
+    spec = TaskSequence.model_validate(manifest).spec
+    return _secrets_masked(spec.model_dump(by_alias=True, mode="json", exclude_none=True))
+
+
+def test_zip_round_trip_gives_the_same_manifest_for_every_example_task_sequence(
+        applied_site: tuple[EmbeddedSite, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Site → export → ZIP → import → apply → export: the same manifest, field by field, for all six types."""
     site, tmp = applied_site
-    archive = export_zip(site.read(), tmp / "install.zip", "Windows 11 23H2 - Install")
-    imported = import_zip(archive, tmp / "imported")
-    assert len(imported.written) == 1
-    manifest = yaml.safe_load(imported.written[0].read_text())
+    examples = {m["spec"]["name"]: m for m in (yaml.safe_load(p.read_text()) for p in EXAMPLE_TASK_SEQUENCES)}
+    assert len(examples) == 6 and len({m["spec"]["type"] for m in examples.values()}) == 6
+    exported = export_site(site.read(), StateStore(tmp / "site-export.db"), tmp / "from-site", {"TaskSequence"})
+    from_site = {m["spec"]["name"]: m for m in (yaml.safe_load(p.read_text()) for p in exported.files)}
+    assert set(from_site) == set(examples)
+
+    imported: dict[str, dict] = {}
+    secrets: list[tuple[str, str]] = []
+    for console_name, manifest in sorted(from_site.items()):
+        archive = export_zip(site.read(), tmp / "zips" / f"{manifest['metadata']['name']}.zip", console_name)
+        result = import_zip(archive, tmp / "imported")
+        assert len(result.written) == 1
+        imported[console_name] = yaml.safe_load(result.written[0].read_text())
+        secrets += result.secrets
+        # ZIP → import is what the site export gives, including folder and type, which the ZIP carries
+        # in a part of its own, and the placeholders for the passwords the ZIP leaves out.
+        assert _differences(manifest, imported[console_name]) == [], console_name
+        # … and that is what the example says, but for the names of the placeholders' variables.
+        assert _differences(_spec(examples[console_name]), _spec(imported[console_name])) == [], console_name
+    assert sorted(secrets) == sorted(exported.secrets) and len(secrets) == 4  # install 2, capture 1, firmware 1
+
     fresh = EmbeddedSite(tmp / "fresh.db")
     add_demo_inventory(fresh)
     state = StateStore(tmp / "fresh-state.db")
-    # the child sequence it runs must exist on the target site first
-    child = export_zip(site.read(), tmp / "child.zip", "Module - BIOS settings")
-    import_zip(child, tmp / "imported")
+    for _, env in secrets:
+        monkeypatch.setenv(env, f"provided-{env}")
     result = apply_plan(make_plan(load(tmp / "imported"), fresh.read(), state), fresh, state, tmp / "imported")
     assert result.ok, [(r.action.ref, r.message) for r in result.results if r.outcome != "applied"]
-    exported = export_site(fresh.read(), StateStore(tmp / "x.db"), tmp / "again", {"TaskSequence"})
-    again = next(yaml.safe_load(p.read_text()) for p in exported.files if "install" in p.name)
-    assert again["spec"]["steps"] == manifest["spec"]["steps"]
-    assert again["spec"]["name"] == manifest["spec"]["name"] and again["metadata"] == manifest["metadata"]
+    again = export_site(fresh.read(), StateStore(tmp / "x.db"), tmp / "again", {"TaskSequence"})
+    round_tripped = {m["spec"]["name"]: m for m in (yaml.safe_load(p.read_text()) for p in again.files)}
+    for console_name, manifest in imported.items():
+        assert _differences(manifest, round_tripped[console_name]) == [], console_name
     fresh.close()
+
+
+def test_export_zip_writes_the_properties_as_the_console_does(applied_site: tuple[EmbeddedSite, Path]) -> None:
+    """object.xml property types are those of real console exports; the boot image is a named reference."""
+    from reconciler.archive import read_console_export
+    from reconciler.tsxml.xmltext import parse
+
+    site, tmp = applied_site
+
+    def properties(xml: bytes) -> dict[str, tuple[str, str]]:
+        return {p.get("NAME"): (p.get("TYPE"), (p.findtext("VALUE") or "")) for p in parse(xml)
+                if p.tag == "PROPERTY" and not p.get("NAME", "").startswith("__")}
+
+    with zipfile.ZipFile(CORPUS / "zips" / "garytown__HPIA_Task_Sequence.zip") as archive:
+        console = properties(archive.read(next(n for n in archive.namelist() if n.endswith("/object.xml"))))
+    for console_name in ("Windows 11 23H2 - In-place upgrade", "Windows 11 23H2 - Install"):
+        path = export_zip(site.read(), tmp / "out.zip", console_name)
+        with zipfile.ZipFile(path) as archive:
+            ours = properties(archive.read(next(n for n in archive.namelist() if n.endswith("/object.xml"))))
+        for name, (cim_type, value) in ours.items():
+            assert cim_type == console[name][0], name
+            if cim_type == "uint32":
+                assert value.isdigit(), (name, value)
+        flags = ("HighImpactTaskSequence", "RestartRequired")
+        assert [ours[f][1] for f in flags] == (["1", "1"] if "upgrade" in console_name else ["0", "1"])
+    install = next(t for t in site.read().task_sequences.values() if t.name == "Windows 11 23H2 - Install")
+    boot_image = read_console_export(path).references[install.boot_image_id]  # path: the install sequence's ZIP
+    assert (boot_image.name, boot_image.package_type) == ("Boot image (x64)", 258)
+
+
+def test_import_asks_for_the_passwords_a_console_export_left_out(tmp_path: Path) -> None:
+    """The console empties passwords; one the step uses becomes a placeholder, an unused one stays empty."""
+    result = import_zip(CORPUS / "zips" / "garytown__OSDCloudTaskSequence.zip", tmp_path / "out")
+    text = result.written[0].read_text()
+    manifest = yaml.safe_load(text)
+
+    def steps(nodes: list[dict]) -> list[dict]:
+        return [s for n in nodes for s in (steps(n["steps"]) if "group" in n else [n])]
+
+    by_type = {s["type"]: s["settings"] for s in steps(manifest["spec"]["steps"]) if s.get("type") in (
+        "ApplyWindowsSettings", "ApplyNetworkSettings")}
+    join = by_type["ApplyNetworkSettings"]["password"]["valueFrom"]["env"]
+    admin = by_type["ApplyWindowsSettings"]["adminPassword"]["valueFrom"]["env"]
+    assert by_type["ApplyWindowsSettings"]["productKey"] == ""  # no key is the edition's default key
+    assert join.startswith("TS_OSD_CLOUD_DOMAIN_JOIN__") and admin.startswith("TS_OSD_CLOUD_DOMAIN_JOIN__")
+    assert {env for _, env in result.secrets} >= {join, admin}
+    assert f"provide it in ${join}" in text and f"provide it in ${admin}" in text
+
+
+def test_overwrite_replaces_only_the_conflicting_document_of_a_file(tmp_path: Path) -> None:
+    """A file holding the task sequence and, after ---, its deployment keeps the deployment and its comments."""
+    archive = CORPUS / "zips" / "DRFiles__TS-BitLocker.zip"
+    fresh = import_zip(archive, tmp_path / "fresh").written[0].read_text()
+    imported = yaml.safe_load(fresh)
+    ts_text = fresh.split("apiVersion:", 1)[1].replace("name: Child TS - BitLocker", "name: Edited by hand")
+    deployment = ("# The deployment that goes with it.\n"
+                  "apiVersion: configmgr.gitops.io/v1alpha1\nkind: TaskSequenceDeployment\n"
+                  "metadata: {name: bitlocker-lab}\n"
+                  "spec:\n  taskSequence: child-ts-bitlocker\n  collection: {name: OSD Lab}\n"
+                  "  purpose: Available\n  schedule: {rerun: Always}  # on demand\n")
+    head = "# Mine: BitLocker and where it runs.\n# yaml-language-server: $schema=../../crds/tasksequence.schema.json\n"
+    out = tmp_path / "out"
+    mine = out / "other" / "mine.yaml"
+    mine.parent.mkdir(parents=True)
+    mine.write_text(head + "apiVersion:" + ts_text + "---\n" + deployment + "# end of file\n")
+
+    for _ in range(2):  # twice: a second overwrite replaces the first one's notes, it does not add to them
+        result = import_zip(archive, out, "overwrite")
+        assert result.written == [mine]
+        text = mine.read_text()
+        documents = list(yaml.safe_load_all(text))
+        assert len(documents) == 2 and documents[0] == imported
+        assert text.startswith(head) and text.endswith("---\n" + deployment + "# end of file\n")
+        assert text.count("# Imported from") == 1 and "Edited by hand" not in text
+    assert sorted((o.kind, o.name) for o in load(out).objects) == [
+        ("TaskSequence", "child-ts-bitlocker"), ("TaskSequenceDeployment", "bitlocker-lab")]
+    assert not (out / "task-sequences").exists()
+
+
+def test_content_of_a_sequence_that_runs_a_child_is_exported(applied_site: tuple[EmbeddedSite, Path]) -> None:
+    """The child task sequence is no content: the install sequence's DPs still hold all it needs."""
+    site, tmp = applied_site
+    state = StateStore(tmp / "fresh-state.db")
+    live = site.read()
+    child_id = next(i for i, t in live.task_sequences.items() if t.name == "Module - BIOS settings")
+    assert child_id in reference_ids(next(t for t in live.task_sequences.values()
+                                          if t.name == "Windows 11 23H2 - Install").sequence)
+    result = export_site(live, state, tmp / "exported", {"TaskSequence", "ContentDistribution"})
+    content = {m["spec"]["taskSequence"]: m for m in (yaml.safe_load(p.read_text()) for p in result.files)
+               if m["kind"] == "ContentDistribution"}
+    install = content["windows-11-23h2-install"]
+    assert sorted(install["spec"]["distributionPoints"]) == sorted(live.distribution_points)  # All DPs
+    pairs = state.applied()[("ContentDistribution", install["metadata"]["name"])].extra["pairs"]
+    packages = {p for p, _ in pairs}
+    assert child_id not in packages
+    assert {live.packages[p].name for p in packages} >= {"Boot image (x64)", "Windows 11 23H2 x64", "OSD Tools"}
+    assert make_plan(load(tmp / "exported"), site.read(), state).actions == []
+
+
+def _run_as_sequence(password: str, step: str = "Run as admin") -> str:
+    from reconciler.tsxml.sequence import write_sequence
+
+    spec = {"steps": [{"name": step, "type": "RunCommandLine", "settings": {
+        "commandLine": "cmd /c echo", "runAsUser": True, "userName": "CORP\\osd",
+        "userPassword": {"valueFrom": {"env": "ANY"}}}}]}
+    return write_sequence(spec, secrets=lambda source: password)
+
+
+def test_export_gives_every_secret_its_own_placeholder(tmp_path: Path) -> None:
+    """Two task sequences with a "Run as admin" step: two variables, named after each task sequence."""
+    from reconciler.site.records import TaskSequenceRecord
+
+    site = EmbeddedSite(tmp_path / "site.db")
+    for name, step, password in (("TS 1", "Run as admin", "pw-1"), ("TS 2", "Run as admin", "pw-2"),
+                                 ("TS 1 Run", "as admin", "pw-3")):  # a name built to collide with TS 1's
+        site.create_task_sequence(TaskSequenceRecord(id=None, name=name, sequence=_run_as_sequence(password, step)))
+
+    def envs(out: str) -> dict[str, str]:
+        result = export_site(site.read(), StateStore(tmp_path / f"{out}.db"), tmp_path / out, {"TaskSequence"})
+        by_file = {}
+        for path in result.files:
+            settings = yaml.safe_load(path.read_text())["spec"]["steps"][0]["settings"]
+            by_file[path.name] = settings["userPassword"]["valueFrom"]["env"]
+        assert sorted(by_file.values()) == sorted(env for _, env in result.secrets)
+        return by_file
+
+    first = envs("one")
+    assert len(set(first.values())) == 3
+    assert all(re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", env) for env in first.values())
+    assert first["ts-1.yaml"] == "TS_TS_1__RUN_AS_ADMIN__SMSTSRUNCOMMANDLINEUSERPASSWORD"
+    assert first["ts-2.yaml"] == "TS_TS_2__RUN_AS_ADMIN__SMSTSRUNCOMMANDLINEUSERPASSWORD"
+    assert envs("two") == first  # deterministic
+    site.close()
+
+
+def _has_windows_device_name(part: str) -> bool:
+    return re.fullmatch(r"(con|prn|aux|nul|com[0-9]|lpt[0-9])", part.split(".")[0].rstrip(" "), re.I) is not None
+
+
+def test_export_never_writes_a_windows_device_name(tmp_path: Path) -> None:
+    """Folders and files named CON, aux.old, "nul .txt", Com9, LPT1… cannot be checked out on Windows."""
+    from reconciler.site.records import TaskSequenceRecord
+
+    site = EmbeddedSite(tmp_path / "site.db")
+    for name, folder in (("Nul", "CON/aux.old/nul .txt/Com9"), ("Deploy", "lpt1\\PRN.backup"),
+                         ("AUX", None), ("COM3", "Servers")):
+        site.create_task_sequence(TaskSequenceRecord(id=None, name=name, folder=folder,
+                                                     sequence='<sequence version="3.10" />'))
+
+    def paths(out: str) -> list[Path]:
+        result = export_site(site.read(), StateStore(tmp_path / f"{out}.db"), tmp_path / out, {"TaskSequence"})
+        return sorted(p.relative_to(tmp_path / out) for p in result.files)
+
+    first = paths("one")
+    assert len(first) == 4
+    assert [p for p in first if any(_has_windows_device_name(part) for part in p.parts)] == []
+    assert paths("two") == first  # deterministic
+    assert {o.name for o in load(tmp_path / "one").objects} == {"nul", "deploy", "aux", "com3"}
+    archive = export_zip(site.read(), tmp_path / "aux.zip", "AUX")
+    written = import_zip(archive, tmp_path / "imported").written
+    assert [p.name for p in written] == ["aux_.yaml"]
+    site.close()
 
 
 def _zip(path: Path, entries: dict[str, bytes], symlink: str | None = None) -> Path:
