@@ -249,3 +249,247 @@ def test_a_huge_pull_request_comment_folds_first_and_says_what_it_left_out() -> 
     assert note is not None
     left_out = sum(int(n) for n in re.findall(r"(\d+) ", note.group(1)))
     assert listed + left_out == 2 * 1500
+
+
+def run_at_once(cwd: Path, count: int, *args: str) -> list[subprocess.CompletedProcess[str]]:
+    """Start ``count`` reconcile processes together and wait for all of them."""
+    command = [sys.executable, "-m", "reconciler", *args]
+    procs = [subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env={**os.environ, **ENV}, stdin=subprocess.DEVNULL) for _ in range(count)]
+    out = []
+    for proc in procs:
+        stdout, stderr = proc.communicate(timeout=180)
+        out.append(subprocess.CompletedProcess(command, proc.returncode, stdout, stderr))
+    return out
+
+
+def test_concurrent_plans_on_a_fresh_parse_cache_all_succeed(repo: git.Repo, tmp_path: Path) -> None:
+    root = str(repo.working_tree_dir)
+    # More files make more cache writes racing each other, as in a real estate.
+    for n in range(12):
+        edit_from = Path(root) / "manifests" / "task-sequences.yaml"
+        (Path(root) / "manifests" / f"copy-{n}.yaml").write_text(
+            edit_from.read_text().replace("name: ", f"name: c{n}-").replace("{name: ", f"{{name: c{n}-"))
+    commit(repo, "more files")
+    # A first run creates the embedded site; its cache is then thrown away so every run below starts cold.
+    first = reconcile(tmp_path, "manifests", "--repo", root, "--ref", "main", "--dry-run", "--output", "json")
+    assert first.returncode == 0, first.stderr
+    for stale in (tmp_path / ".reconcile").glob("parse-cache.db*"):
+        stale.unlink()
+    runs = run_at_once(tmp_path, 8, "manifests", "--repo", root, "--ref", "main", "--dry-run", "--output", "json")
+    assert [r.returncode for r in runs] == [0] * 8, "\n".join(r.stderr for r in runs)
+    assert not any("Traceback" in r.stderr or "locked" in r.stderr for r in runs)
+    assert {r.stdout.replace(json.loads(r.stdout)["plan_id"], "") for r in runs} == {
+        first.stdout.replace(json.loads(first.stdout)["plan_id"], "")}
+    r = GitRepository(root, tmp_path / "cache")
+    cache = ParseCache(tmp_path / ".reconcile" / "parse-cache.db")
+    try:
+        assert load_revision(r, r.resolve("main"), "manifests", cache).parsed == 0  # the runs filled the cache
+    finally:
+        cache.close()
+
+
+def test_a_locked_parse_cache_is_waited_on_then_skipped(repo: git.Repo, tmp_path: Path,
+                                                         caplog: pytest.LogCaptureFixture) -> None:
+    import sqlite3
+
+    r = GitRepository(str(repo.working_tree_dir), tmp_path / "cache")
+    path = tmp_path / "cache" / "parse-cache.db"
+    cache = ParseCache(path, busy_timeout=0.2)
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another run holds the write lock for longer than we wait
+    try:
+        locked = load_revision(r, r.resolve("main"), "manifests", cache)
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert locked.parsed == 4 and len(locked.objects) == 7 and not locked.findings
+    assert "parse cache" in caplog.text and "database is locked; parsing without it" in caplog.text
+    # A long-lived holder of the cache (the controller) uses it again once the lock is gone.
+    assert load_revision(r, r.resolve("main"), "manifests", cache).parsed == 4
+    assert load_revision(r, r.resolve("main"), "manifests", cache).parsed == 0
+    cache.close()
+
+
+def test_a_damaged_parse_cache_is_skipped(repo: git.Repo, tmp_path: Path) -> None:
+    (tmp_path / ".reconcile").mkdir()
+    (tmp_path / ".reconcile" / "parse-cache.db").write_bytes(b"not a database " * 1000)
+    result = reconcile(tmp_path, "manifests", "--repo", str(repo.working_tree_dir), "--ref", "main", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert "parse-cache.db: file is not a database; parsing without it" in result.stderr
+
+
+def diverged(repo: git.Repo, on_main: tuple[str, str, str], on_branch: tuple[str, str, str]) -> None:
+    """Cut ``feature`` from main, then commit one edit (file, old, new) on main and one on the branch."""
+    root = Path(repo.working_tree_dir)
+    repo.git.checkout("-b", "feature")
+    edit(root / "manifests" / on_branch[0], *on_branch[1:])
+    commit(repo, "the pull request's change")
+    repo.git.checkout("main")
+    edit(root / "manifests" / on_main[0], *on_main[1:])
+    commit(repo, "main moved on")
+
+
+def test_pull_request_plan_is_of_the_merge_when_main_moved_on(repo: git.Repo, tmp_path: Path) -> None:
+    root = Path(repo.working_tree_dir)
+    # The two edits are in one file, on different lines: the file Git merges is neither side's.
+    diverged(repo, ("deployments.yaml", "rerun: IfFailed", "rerun: Always"),  # A on main
+             ("deployments.yaml", "schedule: {rerun: Always}", "schedule: {rerun: Never}"))  # B on the branch
+    edit(root / "manifests" / "task-sequences.yaml", "Module - BIOS settings", "Module - Firmware settings")
+    commit(repo, "main moved on again, in another file")
+    secrets_beside(tmp_path)
+    assert reconcile(tmp_path, "manifests", "--repo", str(root), "--ref", "main", "--yes").returncode == 0
+    result = reconcile(tmp_path, "manifests", "--repo", str(root), "--base", "main", "--head", "feature",
+                       "--dry-run", "--output", "json")
+    assert result.returncode == 0, result.stderr
+    review = json.loads(result.stdout)
+    assert [(c["status"], c["kind"], c["name"]) for c in review["manifest_changes"]] == [
+        ("modified", "TaskSequenceDeployment", "bios-settings-lab")]
+    change = review["manifest_changes"][0]
+    assert change["changes"] == [{"path": "spec.schedule.rerun", "before": "Always", "after": "Never"}]
+    assert change["file"] == "main+feature:manifests/deployments.yaml"  # merged from both sides
+    # Merging keeps main's A (already on the site) and main's sequence name: nothing reverts them.
+    assert [(a["verb"], a["name"]) for a in review["plan"]["actions"]] == [("UpdateDeployment", "bios-settings-lab")]
+    assert review["untouched"]["count"] == 0
+    assert review["head"]["sha"] == repo.commit("feature").hexsha
+    assert repo.git.status("--porcelain") == "" and repo.active_branch.name == "main"
+
+
+def test_a_change_on_main_not_yet_applied_stays_out_of_the_pull_requests_plan(repo: git.Repo,
+                                                                              tmp_path: Path) -> None:
+    root = Path(repo.working_tree_dir)
+    secrets_beside(tmp_path)
+    assert reconcile(tmp_path, "manifests", "--repo", str(root), "--ref", "main", "--yes").returncode == 0
+    diverged(repo, ("task-sequences.yaml", "Module - BIOS settings", "Module - Firmware settings"),
+             ("deployments.yaml", "rerun: IfFailed", "rerun: Always"))
+    review = json.loads(reconcile(tmp_path, "manifests", "--repo", str(root), "--base", "main", "--head", "feature",
+                                  "--dry-run", "--output", "json").stdout)
+    assert [c["name"] for c in review["manifest_changes"]] == ["win11-install-pilot"]
+    assert review["manifest_changes"][0]["file"] == "feature:manifests/deployments.yaml"  # the branch's own file
+    assert [(a["verb"], a["name"]) for a in review["plan"]["actions"]] == [("UpdateDeployment", "win11-install-pilot")]
+    # Main's rename is pending on the site, forward (to main's name), and summarised apart from the review.
+    assert review["untouched"]["objects"] == ["TaskSequence/bios-settings"]
+
+
+def test_a_pull_request_that_conflicts_with_main_is_a_clear_error(repo: git.Repo, tmp_path: Path) -> None:
+    diverged(repo, ("deployments.yaml", "rerun: IfFailed", "rerun: Always"),
+             ("deployments.yaml", "rerun: IfFailed", "rerun: Never"))
+    result = reconcile(tmp_path, "manifests", "--repo", str(repo.working_tree_dir), "--base", "main", "--head",
+                       "feature", "--dry-run", "--output", "markdown")
+    assert result.returncode == 1 and "### ConfigMgr plan for" not in result.stdout  # no plan
+    assert "merging feature into main conflicts in manifests/deployments.yaml" in result.stderr
+    assert "conflicts in manifests/deployments.yaml" in result.stdout  # the PR comment says why
+    assert "Traceback" not in result.stderr
+    assert repo.git.status("--porcelain") == ""
+
+
+def test_a_conflict_outside_the_manifests_is_noted_and_the_merge_planned(repo: git.Repo, tmp_path: Path) -> None:
+    diverged(repo, ("../README.md", "# estate", "# the estate"), ("../README.md", "# estate", "# our estate"))
+    root = Path(repo.working_tree_dir)
+    repo.git.checkout("feature")
+    edit(root / "manifests" / "deployments.yaml", "rerun: IfFailed", "rerun: Always")
+    commit(repo, "and a manifest")
+    result = reconcile(tmp_path, "manifests", "--repo", str(root), "--base", "main", "--head", "feature",
+                       "--dry-run", "--output", "json")
+    assert result.returncode == 0, result.stderr
+    assert "conflicts in README.md (not manifests under manifests)" in result.stderr
+    assert [c["name"] for c in json.loads(result.stdout)["manifest_changes"]] == ["win11-install-pilot"]
+
+
+def test_without_merge_tree_the_changes_are_the_branchs_own_and_stderr_says_so(
+        repo: git.Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    from reconciler.review import manifest_changes
+    from reconciler.source import git as git_source
+    from reconciler.source.select import load_pair
+
+    diverged(repo, ("task-sequences.yaml", "Module - BIOS settings", "Module - Firmware settings"),
+             ("deployments.yaml", "rerun: IfFailed", "rerun: Always"))
+    monkeypatch.setattr(git_source, "MERGE_TREE_GIT", (99, 0))  # as with Git older than 2.38
+    before, base_rev, after, head_rev = load_pair(str(repo.working_tree_dir), "main", "feature", "manifests",
+                                                  tmp_path / "cache")
+    assert [c.ref.name for c in manifest_changes(before, after)] == ["win11-install-pilot"]
+    assert base_rev.sha == repo.commit("main").hexsha and head_rev.sha == repo.commit("feature").hexsha
+    assert "needs 2.38 or later): planning feature alone" in caplog.text
+
+
+CI = REPO / "examples" / "ci"
+
+
+def github_steps() -> list[dict[str, object]]:
+    workflow = yaml.safe_load((CI / "github-actions.yml").read_text())
+    return workflow["jobs"]["plan"]["steps"]
+
+
+def test_the_github_workflow_fails_the_check_after_posting_when_the_plan_fails() -> None:
+    steps = github_steps()
+    ids = [s.get("id") for s in steps]
+    for at, step in enumerate(steps):
+        text = " ".join(str(v) for v in (step.get("if", ""), step.get("run", ""), step.get("with", "")))
+        for used in re.findall(r"steps\.([\w-]+)\.outputs\.(\w+)", text):
+            assert used[0] in ids[:at], f"step {at} reads {used[0]!r}, which no earlier step has as id"
+            assert f"{used[1]}=" in str(steps[ids.index(used[0])]["run"]) and "$GITHUB_OUTPUT" in str(
+                steps[ids.index(used[0])]["run"])
+    post = next(i for i, s in enumerate(steps) if "github-script" in str(s.get("uses", "")))
+    gate = next((i for i, s in enumerate(steps) if "steps.plan.outputs.status" in str(s.get("if", ""))), None)
+    assert gate is not None, "no step fails the check on the plan's exit status"
+    assert post < gate == len(steps) - 1 and "steps.validate.outputs.status" in str(steps[gate]["if"])
+    assert "exit 1" in str(steps[gate]["run"])
+
+
+def test_the_azure_pipeline_fails_the_build_after_posting_when_the_plan_fails() -> None:
+    steps = yaml.safe_load((CI / "azure-pipelines.yml").read_text())["steps"]
+    names = [s.get("name") for s in steps]
+    for at, step in enumerate(steps):
+        text = " ".join(str(v) for v in step.values())
+        used = re.findall(r"variables\['(\w+)\.(\w+)'\]", text) + re.findall(r"\$\(([a-z]\w*)\.(\w+)\)", text)
+        for name, variable in used:
+            assert name in names[:at], f"step {at} reads {name!r}, which no earlier step has as name"
+            assert f"variable={variable};isOutput=true" in str(steps[names.index(name)]["pwsh"])
+    post = next(i for i, s in enumerate(steps) if "pullRequests" in str(s.get("pwsh", "")))
+    gate = next((i for i, s in enumerate(steps) if "plan.status" in str(s.get("condition", ""))), None)
+    assert gate is not None, "no step fails the build on the plan's exit status"
+    assert post < gate == len(steps) - 1 and "validate.status" in str(steps[gate]["condition"])
+    assert "exit 1" in str(steps[gate]["pwsh"])
+
+
+def run_github_step(name: str, cwd: Path, head: str, bin_dir: str = str(Path(sys.executable).parent)
+                    ) -> dict[str, str]:
+    """Run a bash step of the workflow as the runner would, with the pull request's values filled in."""
+    step = next(s for s in github_steps() if s.get("name") == name)
+    script = str(step["run"]).replace("${{ github.base_ref }}", "main").replace(
+        "${{ github.event.pull_request.head.sha }}", head)
+    outputs = cwd / "github-output"
+    outputs.write_text("")
+    subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script], cwd=cwd, check=True,
+                   env={**os.environ, **ENV, "GITHUB_OUTPUT": str(outputs), "PATH": f"{bin_dir}:{os.environ['PATH']}"},
+                   capture_output=True, text=True, timeout=120)
+    return dict(line.split("=", 1) for line in outputs.read_text().splitlines())
+
+
+def test_the_github_plan_step_records_a_failed_plan_and_still_writes_the_comment(repo: git.Repo,
+                                                                                   tmp_path: Path) -> None:
+    diverged(repo, ("deployments.yaml", "rerun: IfFailed", "rerun: Always"),
+             ("deployments.yaml", "rerun: IfFailed", "rerun: Never"))
+    checkout = tmp_path / "checkout"
+    git.Repo.clone_from(repo.working_tree_dir, checkout)  # origin/main, as actions/checkout with fetch-depth 0
+    head = repo.commit("feature").hexsha
+    assert run_github_step("Plan what merging does", checkout, head) == {"status": "1"}
+    comment = (checkout / "plan.md").read_text()  # the comment to post says why there is no plan
+    assert comment.startswith("<!-- configmgr-ts-reconciler:plan -->\n")
+    assert "conflicts in manifests/deployments.yaml" in comment
+    assert run_github_step("Validate", checkout, head) == {"status": "0"}
+    merged = repo.commit("main").hexsha  # main into itself: a plan, nothing blocked
+    assert run_github_step("Plan what merging does", checkout, merged) == {"status": "0"}
+    assert (checkout / "plan.md").read_text().startswith("<!-- configmgr-ts-reconciler:plan -->\n")
+
+
+def test_the_github_plan_step_posts_the_error_output_when_the_tool_wrote_no_comment(tmp_path: Path) -> None:
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "reconcile").write_text("#!/bin/sh\necho 'Traceback: something broke' >&2\nexit 1\n")
+    (fake / "reconcile").chmod(0o755)
+    outputs = run_github_step("Plan what merging does", tmp_path, "feature", bin_dir=str(fake))
+    assert outputs == {"status": "1"}
+    comment = (tmp_path / "plan.md").read_text()
+    assert comment.startswith("<!-- configmgr-ts-reconciler:plan -->\n**No plan")
+    assert "Traceback: something broke" in comment
