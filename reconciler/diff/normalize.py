@@ -410,7 +410,9 @@ def deployment_canonical(record: DeploymentRecord) -> dict[str, Any]:
 
 def ts_references(record: TaskSequenceRecord) -> list[str]:
     """Content a sequence needs on its DPs: referenced packages and the boot image."""
-    refs = [r for r in reference_ids(record.sequence) if "/" not in r]  # applications are not packages
+    # A record read from the site carries its reference list (as SetSequence keeps it): no XML to parse.
+    listed = record.references or reference_ids(record.sequence)
+    refs = [r for r in listed if "/" not in r]  # applications are not packages
     if record.boot_image_id:
         refs.append(record.boot_image_id)
     return list(dict.fromkeys(refs))

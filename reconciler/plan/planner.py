@@ -102,6 +102,7 @@ class _Planner:
         self.orphan_owners = {(k, i): n for (k, n), i in self.owned.items() if (k, n) not in present}
         #: live objects a renamed manifest takes over in this plan: not orphans of their old name
         self.taken_over: set[tuple[str, str]] = set()
+        self._sequence_maps: tuple[dict[str, TaskSequenceRecord], dict[str, TaskSequenceRecord]] | None = None
 
     # -- helpers ---------------------------------------------------------------------------------
 
@@ -406,9 +407,11 @@ class _Planner:
 
     def content_of(self, record: TaskSequenceRecord, seen: frozenset[str] = frozenset()) -> list[str]:
         """Packages a sequence needs on its DPs; a child sequence contributes its own content, not itself."""
-        by_console = {r.name: r for r in self.ts_records.values()}
-        by_id = {**self.live.task_sequences,
-                 **{self.ts_ids[n]: r for n, r in self.ts_records.items() if self.ts_ids.get(n)}}
+        if self._sequence_maps is None:  # built once: the sequences are all known before content is asked for
+            self._sequence_maps = ({r.name: r for r in self.ts_records.values()},
+                                   {**self.live.task_sequences,
+                                    **{self.ts_ids[n]: r for n, r in self.ts_records.items() if self.ts_ids.get(n)}})
+        by_console, by_id = self._sequence_maps
         out: list[str] = []
         for ref in ts_references(record):
             child = by_console.get(ref[len(PENDING):]) if ref.startswith(PENDING) else by_id.get(ref)
@@ -835,7 +838,7 @@ class _Planner:
         leaving = {live_id for (kind, name), live_id in self.owned.items()
                    if kind == "TaskSequenceDeployment" and (kind, name) not in present and self.plan.prune
                    and (not self.targets or f"{kind}/{name}" in self.targets)}
-        needed_by = self.content_in_use(leaving)
+        needed_by = self.content_in_use(leaving) if self.plan.prune else {}
         needed = {p for p, users in needed_by.items() if users}
         self.narrowed_content()
         # A computer's variables are owned by every manifest that contributes to them.
