@@ -260,7 +260,7 @@ def test_a_changed_secret_reference_is_detected_and_shown_as_sensitive(world: Wo
     world.write(doc)
     plan = world.plan()
     change = plan.actions[0].changes[0]
-    assert change.sensitive and change.path == "variables.OSDSecret"
+    assert change.sensitive and change.path == "variables.OSDSecret" and plan.actions[0].reason.value == "secret"
 
 
 def test_variables_precedence_computer_beats_collection_and_priority_decides(world: World) -> None:

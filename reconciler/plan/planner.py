@@ -741,8 +741,8 @@ class _Planner:
             return
         reason = Reason.NEW if owned_id is None and not live else (
             Reason.ADOPT if owned_id is None else self.reason(obj.kind, obj.name, desired_fp))
-        if rotated and all(c.path.casefold().removeprefix("variables.") in rotated for c in changes):
-            reason = Reason.SECRET
+        if owned_id is not None and all(c.sensitive and c.before is not None for c in changes):
+            reason = Reason.SECRET  # only hidden values changed: their source, or (--refresh-secrets) their value
         self.add(Action(Verb.SET_VARIABLES, ref, reason, str(target), tuple(changes), source=obj.source,
                         params={"scope": scope, "target": target, "priority": priority or 9,
                                 "variables": [v.model_dump(by_alias=True, exclude_none=True) for v in variables],
