@@ -587,3 +587,12 @@ def test_renaming_a_child_sequence_its_parent_calls_by_name_is_blocked_at_the_pa
     run_child[0]["settings"]["taskSequence"]["package"] = "TS child renamed"  # the parent follows
     world.write(child, ts("parent", run_child))
     assert not world.plan().blocked and world.apply().ok and world.plan().actions == []
+
+
+def test_a_sequence_edit_that_breaks_an_unchanged_run_from_dp_deployment_is_blocked(world: World) -> None:
+    run_from_dp = deployment("lab", "tools", {"name": "OSD Lab"}, content={"access": "RunFromDistributionPoint"})
+    world.write(ts("tools", TOOL_STEPS), run_from_dp)
+    assert world.apply().ok  # OSD Tools is on a package share
+    world.write(ts("tools", [*TOOL_STEPS, *OS_STEPS]), run_from_dp)  # the OS image is not
+    blocked = rules(world.plan())["run-from-dp-share"]
+    assert blocked.ref.name == "lab" and "the change to TaskSequence/tools" in blocked.message

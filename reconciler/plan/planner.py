@@ -476,7 +476,8 @@ class _Planner:
         pending = [record] if record is not None else []
         by_console = {r.name: (n, r) for n, r in self.ts_records.items()}
         while pending:
-            for ref in reference_ids(pending.pop().sequence):
+            current = pending.pop()
+            for ref in current.references or reference_ids(current.sequence):  # a live record lists them
                 if ref in seen:
                     continue
                 seen.add(ref)
@@ -498,19 +499,20 @@ class _Planner:
                           changing: set[str]) -> None:
         """Rules a deployment must keep meeting though it does not change itself.
 
-        A sequence edited to partition a disk makes its Required deployments high risk, and a collection
-        grows after an acknowledgement: the deployment's fingerprint shows neither.
+        A sequence edited to partition a disk makes its Required deployments high risk, a sequence given
+        a package without a package share breaks run-from-DP, and a collection grows after an
+        acknowledgement: the deployment's fingerprint shows none of it. The manifest is only built
+        when a rule can apply, so an unchanged estate stays cheap to plan.
         """
-        if live.offer_type != 0:  # only Required deployments can be high risk
-            return
+        violations = []
         collection = self.live.collections.get(live.collection_id)
-        if collection is None:
-            return
-        spec = obj.manifest.spec  # type: ignore[union-attr]
-        _, violations = evaluate_high_risk(obj.manifest, self.effective_facts(ts_obj), collection,  # type: ignore
-                                           self.live.verification)
+        if live.offer_type == 0 and collection is not None:  # only Required deployments can be high risk
+            facts = self.effective_facts(ts_obj)
+            if facts.deploys_os or facts.high_impact:
+                violations += evaluate_high_risk(obj.manifest, facts, collection,  # type: ignore[arg-type]
+                                                 self.live.verification)[1]
         if ts_obj.name in changing:
-            content = self.content_of(self.ts_records[spec.task_sequence])
+            content = self.content_of(self.ts_records[ts_obj.name])
             packages = [self.live.packages[p] for p in content if p in self.live.packages]
             violations += run_from_dp_violations(obj.manifest, packages)  # type: ignore[arg-type]
             for violation in violations:
