@@ -259,3 +259,28 @@ def test_a_reference_to_an_invalid_sequence_is_not_called_undefined(tmp_path: Pa
     broken = TS.replace("  type: InstallOperatingSystem\n", "  type: InstallOperatingSystem\n  colour: red\n")
     found = errors(findings_for(tmp_path, broken, deployment("purpose: Available\n")))
     assert [f.rule for f in found] == ["unknown-field"]  # only the sequence's own error
+
+
+def test_option_settings_are_held_to_the_values_the_console_offers(tmp_path: Path) -> None:
+    step = ("    - name: Partition\n      type: FormatAndPartitionDisk\n"
+            "      settings: {partitionStyle: GTP, partitions: [{type: Primry, sizeUnits: Percent}]}\n")
+    disk = TS.replace("  steps:\n", "  steps:\n" + step)
+    assert step in disk
+    found = errors(findings_for(tmp_path, disk))
+    assert {f.path for f in found} == {"spec.steps[0].settings.partitionStyle",
+                                       "spec.steps[0].settings.partitions[0].type"}
+    assert any("'GPT'" in f.message and "'MBR'" in f.message for f in found)
+
+
+def test_a_console_spelling_outside_the_options_is_kept_verbatim() -> None:
+    from reconciler.tsxml.compare import canonical_sequence
+    from reconciler.tsxml.sequence import read_sequence, write_sequence
+    from tests.conftest import CORPUS
+
+    path = CORPUS / "ts-xml" / "microsoft__configmgr-hub__objects__TaskSequence__Windows10_-_Build_and_Capture.xml"
+    xml = path.read_text(encoding="utf-8")
+    assert "PRIMARY" in xml
+    read = read_sequence(xml)
+    assert "PRIMARY" in str(read.spec)  # not corrected to Primary
+    again = write_sequence(read.spec, resolve=lambda ref: str(ref.get("id")))
+    assert canonical_sequence(again) == canonical_sequence(xml)

@@ -98,6 +98,8 @@ _KIND_TYPES: dict[str, Any] = {
 
 
 def _field_type(prop: Prop) -> Any:
+    if prop.choices:  # "" is how a step says "not set"
+        return Literal[(*prop.choices, "")] | None  # type: ignore[valid-type]
     return _KIND_TYPES[prop.kind] | None
 
 

@@ -62,6 +62,8 @@ class Prop:
     true_text: str = "true"
     false_text: str = "false"
     required: bool = False
+    #: the values the console offers; YAML is held to them, XML with another spelling stays a raw property
+    choices: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,13 +199,15 @@ _RUN_AS = (
 )
 
 _PARTITION_ITEMS = (
-    Prop("type", "Type", "Type", doc="Primary, Extended, Logical, Recovery, EFI or MSR."),
+    Prop("type", "Type", "Type", doc="Primary, Extended, Logical, Recovery, EFI or MSR.",
+         choices=("Primary", "Extended", "Logical", "Recovery", "EFI", "MSR")),
     Prop("fileSystem", "FileSystem", "FileSystem", doc="NTFS, FAT32 or none."),
     Prop("bootable", "Bootable", "Bootable", "bool"),
     Prop("quickFormat", "QuickFormat", "QuickFormat", "bool"),
     Prop("volumeName", "VolumeName", "VolumeName"),
     Prop("size", "Size", "Size", "int"),
-    Prop("sizeUnits", "SizeUnits", "SizeUnits", doc="MB, GB or Percent of remaining space."),
+    Prop("sizeUnits", "SizeUnits", "SizeUnits", doc="MB, GB or Percent of remaining space (newer consoles write %).",
+         choices=("MB", "GB", "Percent", "%")),
     Prop("volumeLetterVariable", "VolumeLetterVariable", "VolumeLetterVariable",
          doc="Task sequence variable that receives the drive letter."),
     Prop("assignVolumeLetter", "AssignVolumeLetter", "AssignVolumeLetter", "bool"),
@@ -232,7 +236,7 @@ STEP_TYPES: tuple[StepType, ...] = (
             Prop("scriptName", "ScriptName", "OSDRunPowerShellScriptScriptName"),
             Prop("parameters", "Parameters", "OSDRunPowerShellScriptParameters"),
             Prop("executionPolicy", "ExecutionPolicy", "OSDRunPowerShellScriptExecutionPolicy",
-                 doc="AllSigned, Undefined or Bypass."),
+                 doc="AllSigned, Undefined or Bypass.", choices=("AllSigned", "Undefined", "Bypass")),
             Prop("outputVariableName", "OutputVariableName", "OSDRunPowerShellScriptOutputVariableName"),
             Prop("successCodes", "SuccessCodes", "OSDRunPowerShellScriptSuccessCodes", "codes", hidden=True),
             Prop("workingDirectory", "WorkingDirectory", "SMSTSRunPowerShellWorkingDirectory"),
@@ -263,7 +267,8 @@ STEP_TYPES: tuple[StepType, ...] = (
         "Restart", "SMS_TaskSequence_RebootAction", "Restart Computer",
         props=(
             Prop("target", "Target", "SMSRebootTarget", hidden=True,
-                 doc="WinPE (the boot image) or HD (the installed default operating system)."),
+                 doc="WinPE (the boot image) or HD (the installed default operating system).",
+                 choices=("WinPE", "HD")),
             Prop("message", "Message", "SMSRebootMessage"),
             Prop("messageTimeout", "MessageTimeout", "SMSRebootTimeout", "int"),
         ),
@@ -273,8 +278,8 @@ STEP_TYPES: tuple[StepType, ...] = (
         "FormatAndPartitionDisk", "SMS_TaskSequence_PartitionDiskAction", "Format and Partition Disk",
         props=(
             Prop("diskNumber", "DiskIndex", "OSDDiskIndex", "int"),
-            Prop("diskType", "DiskType", "OSDDiskType", doc="Basic or Dynamic."),
-            Prop("partitionStyle", "PartitionStyle", "OSDPartitionStyle", doc="GPT or MBR."),
+            Prop("diskType", "DiskType", "OSDDiskType", doc="Basic or Dynamic.", choices=("Basic", "Dynamic")),
+            Prop("partitionStyle", "PartitionStyle", "OSDPartitionStyle", doc="GPT or MBR.", choices=("GPT", "MBR")),
             Prop("gptBootDisk", "GPTBootDisk", "OSDGPTBootDisk", "bool"),
             Prop("diskpartBiosCompatibilityMode", "DiskpartBiosCompatibilityMode",
                  "OSDDiskpartBiosCompatibilityMode", "bool"),
@@ -417,7 +422,8 @@ STEP_TYPES: tuple[StepType, ...] = (
     StepType(
         "InstallSoftwareUpdates", "SMS_TaskSequence_InstallUpdateAction", "Install Software Updates",
         props=(
-            Prop("target", "Target", "SMSInstallUpdateTarget", doc="Mandatory or All (also available)."),
+            Prop("target", "Target", "SMSInstallUpdateTarget", doc="Mandatory or All (also available).",
+                 choices=("Mandatory", "All")),
             Prop("useCache", "UseCache", "SMSTSSoftwareUpdateScanUseCache", "bool"),
             Prop("retryCount", "RetryCount", "RetryCount", "int", hidden=True),
         ),
@@ -464,7 +470,7 @@ STEP_TYPES: tuple[StepType, ...] = (
             Prop("packages", "DownloadPackages", "OSDDownloadDownloadPackages",
                  doc="Comma-separated package IDs, as ConfigMgr stores them."),
             Prop("destination", "DestinationLocationType", "OSDDownloadDestinationLocationType",
-                 doc="TSCache, CCMCache or Custom."),
+                 doc="TSCache, CCMCache or Custom.", choices=("TSCache", "CCMCache", "Custom")),
             Prop("customPath", "DestinationCustomPath", "OSDDownloadDestinationPath"),
             Prop("destinationVariable", "DestinationVariable", "OSDDownloadDestinationVariable"),
             Prop("continueOnError", "ContinueDownloadOnError", "OSDDownloadContinueDownloadOnError", "bool"),
@@ -544,7 +550,7 @@ STEP_TYPES: tuple[StepType, ...] = (
                  doc="Package holding the User State Migration Tool (USMT)."),
             Prop("mode", "Mode", "OSDMigrateMode",
                  doc="Simple (capture all user profiles by using standard options) or Advanced (customize how "
-                     "user profiles are captured, with configFiles)."),
+                     "user profiles are captured, with configFiles).", choices=("Simple", "Advanced")),
             Prop("configFiles", "ConfigFiles", "OSDMigrateConfigFiles",
                  doc="Advanced mode: the USMT configuration files, comma-separated (miguser.xml,migapps.xml)."),
             Prop("continueOnError", "ContinueOnLockedFiles", "OSDMigrateContinueOnLockedFiles", "bool",
@@ -558,7 +564,8 @@ STEP_TYPES: tuple[StepType, ...] = (
             Prop("offlineUserState", "OfflineUserState", "_OSDMigrateOfflineUserState", "bool",
                  doc="Capture in offline mode (Windows PE only)."),
             Prop("fileAccess", "FileAccess", "OSDMigrateFileAccess",
-                 doc="Normal (copy by using file system access) or VSS (Volume Shadow Copy Services)."),
+                 doc="Normal (copy by using file system access) or VSS (Volume Shadow Copy Services).",
+                 choices=("Normal", "VSS")),
         ),
         run_in="FullOS",
         action="osdmigrateuserstate.exe /collect /continueOnError:%OSDMigrateContinueOnLockedFiles% "
@@ -570,7 +577,8 @@ STEP_TYPES: tuple[StepType, ...] = (
             Prop("package", "UsmtRestorePackageID", "_OSDMigrateUsmtRestorePackageID", "package",
                  doc="Package holding the User State Migration Tool (USMT)."),
             Prop("mode", "Mode", "OSDMigrateMode",
-                 doc="Simple (standard options) or Advanced (customize, with configFiles)."),
+                 doc="Simple (standard options) or Advanced (customize, with configFiles).",
+                 choices=("Simple", "Advanced")),
             Prop("configFiles", "ConfigFiles", "OSDMigrateConfigFiles",
                  doc="Advanced mode: the USMT configuration files, comma-separated."),
             Prop("restoreLocalAccounts", "LocalAccounts", "OSDMigrateLocalAccounts", "bool",
@@ -588,7 +596,8 @@ STEP_TYPES: tuple[StepType, ...] = (
         "RequestStateStore", "SMS_TaskSequence_RequestStateStoreAction", "Request State Store",
         props=(
             Prop("stateStoreType", "RequestType", "OSDStateRequestType", hidden=True, required=True,
-                 doc="capture (capture user state) or restore (restore user state)."),
+                 doc="capture (capture user state) or restore (restore user state).",
+                 choices=("capture", "restore")),
             Prop("retryCount", "SMPRetryCount", "OSDStateSMPRetryCount", "int",
                  doc="Times to retry finding a state migration point (0-30)."),
             Prop("retryWait", "SMPRetryTime", "OSDStateSMPRetryTime", "int",

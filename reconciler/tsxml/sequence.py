@@ -93,6 +93,8 @@ def _decode_script(text: str) -> str:
 
 def _typed(prop: Prop, text: str) -> Any:
     kind = prop.kind
+    if prop.choices and text and text not in prop.choices:
+        raise _NotCanonical  # another spelling (PRIMARY) is kept verbatim, never corrected
     if kind in ("str", "app", "textsecret"):
         return text
     if kind == "bool":
