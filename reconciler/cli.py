@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -455,7 +456,8 @@ def status_command(site_path: Path | None, state_path: Path | None, output: str)
     """Per object: synced, out of sync, drifted, failed or blocked; the last tick and the last applied commit."""
     workspace = _open(site_path, state_path)
     try:
-        document = {"tick": workspace.state.get_status("tick"), "objects": workspace.state.get_status("objects") or {},
+        document = {"tick": workspace.state.get_status("tick"), "checked": workspace.state.get_status("checked"),
+                    "objects": workspace.state.get_status("objects") or {},
                     "lease": workspace.state.lease_holder(workspace.site.site_code)}
         applies = workspace.state.applies(1)
         document["last_applied"] = applies[0].detail.get("provenance") if applies else None
@@ -466,15 +468,22 @@ def status_command(site_path: Path | None, state_path: Path | None, output: str)
         sys.stdout.write("\n")
         return
     tick = document["tick"] or {}
-    click.echo(f"last tick: {tick.get('outcome', 'never')}" + (f" at commit {str(tick.get('sha'))[:12]}"
-                                                               if tick.get("sha") else "")
+    click.echo(f"last tick: {tick.get('outcome', 'never')}" + (f" at {_when(tick['at'])}" if tick.get("at") else "")
+               + (f", commit {str(tick.get('sha'))[:12]}" if tick.get("sha") else "")
                + (f" ({tick['error']})" if tick.get("error") else ""))
+    checked = document["checked"] or {}
+    if checked.get("at"):
+        click.echo(f"last checked: {_when(checked['at'])} ({checked.get('outcome')})")
     last = document["last_applied"] or {}
     click.echo(f"last applied: {last.get('ref') or '-'} @ {(last.get('sha') or '-')[:12]}")
     if document["lease"]:
         click.echo(f"writer: {document['lease'][0]}")
     for key, value in document["objects"].items():
         click.echo(f"  {value:<12} {key}")
+
+
+def _when(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 @cli.command("export")

@@ -160,6 +160,13 @@ def test_a_broken_manifest_leaves_the_site_as_it_was(setup: Setup) -> None:
     assert "unknown field 'colour'" in setup.tick()["error"] and "main:manifests/task-sequences.yaml" in \
         setup.tick()["error"]
     assert getattr(setup.bios(), "description", None) == ""
+    status = json.loads(subprocess.run([sys.executable, "-m", "reconciler", "status", "--output", "json"],
+                                       cwd=setup.work, capture_output=True, text=True, timeout=60).stdout)
+    assert status["objects"] and set(status["objects"].values()) == {"blocked"}  # none is synced with the head
+    first_check = status["checked"]["at"]
+    wait_until(lambda: json.loads(subprocess.run(
+        [sys.executable, "-m", "reconciler", "status", "--output", "json"], cwd=setup.work, capture_output=True,
+        text=True, timeout=60).stdout)["checked"]["at"] > first_check, 15, "a later tick to be recorded")
 
 
 def test_the_fix_for_a_broken_commit_is_applied_at_once_not_after_the_backoff(setup: Setup) -> None:

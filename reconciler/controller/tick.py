@@ -100,6 +100,8 @@ class Controller:
             log.exception("tick failed")
             result = TickResult("error", self.last_sha, error=f"{type(exc).__name__}: {exc}")
         result.duration = time.monotonic() - start
+        # Every tick, skipped or not, is when the site was last known to match (or not) the ref.
+        self.state.put_status("checked", {"at": time.time(), "sha": result.sha, "outcome": result.outcome})
         if result.outcome != "skipped":
             self.last_outcome = result.outcome
             self.state.put_status("tick", {**result.to_json(), "at": time.time(), "ref": self.config.ref,
@@ -125,7 +127,9 @@ class Controller:
             first = next(f for f in findings if f.severity.value == "error")
             self.last_sha = revision.sha
             count = sum(f.severity.value == "error" for f in findings)
-            return TickResult("error", revision.sha,
+            # Nothing can be applied until the branch is fixed: no object is "synced" with its head.
+            held = {key: "blocked" for key in self.state.get_status("objects") or {}}
+            return TickResult("error", revision.sha, objects=held,
                               error=f"{first.render()} ({count} error(s)); the site is left as it is")
         live = self.site.read()
         plan = make_plan(desired, live, self.state, prune=self.config.prune, max_delete=self.config.max_delete,
