@@ -596,3 +596,22 @@ def test_a_sequence_edit_that_breaks_an_unchanged_run_from_dp_deployment_is_bloc
     world.write(ts("tools", [*TOOL_STEPS, *OS_STEPS]), run_from_dp)  # the OS image is not
     blocked = rules(world.plan())["run-from-dp-share"]
     assert blocked.ref.name == "lab" and "the change to TaskSequence/tools" in blocked.message
+
+
+def test_a_variable_added_to_an_existing_set_reads_none_to_value(world: World) -> None:
+    from io import StringIO
+
+    from reconciler.render.plan import render_text
+
+    doc = {**HEAD, "kind": "CollectionVariables", "metadata": {"name": "lab"},
+           "spec": {"collection": {"name": "OSD Lab"}, "variables": [{"name": "OSDRing", "value": "lab"}]}}
+    world.write(doc)
+    first = StringIO()
+    render_text(world.plan(), first)
+    assert 'variables.OSDRing: "lab"' in first.getvalue() and "(none)" not in first.getvalue()  # a creation
+    assert world.apply().ok
+    doc["spec"]["variables"].append({"name": "OSDBitLocker", "value": "false"})
+    world.write(doc)
+    second = StringIO()
+    render_text(world.plan(), second)
+    assert 'variables.OSDBitLocker: (none) → "false"' in second.getvalue()

@@ -81,14 +81,16 @@ def _short(value: Any, limit: int = 120) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _change_line(change: Any) -> str:
+def _change_line(change: Any, created: bool = False) -> str:
+    """``path: before → after``; a field an existing object gains reads ``(none) → value``, so it is
+    not mistaken for the whole new value of an object being created."""
     if change.sensitive:
         before = SENSITIVE if change.before is not None else "(none)"
         after = SENSITIVE if change.after is not None else "(removed)"
     else:
         before = "(none)" if change.before is None else _short(change.before)
         after = "(removed)" if change.after is None else _short(change.after)
-    if change.before is None:
+    if change.before is None and created:
         return f"{change.path}: {after}"
     return f"{change.path}: {before} → {after}"
 
@@ -126,7 +128,7 @@ def render_text(plan: Plan, out: TextIO, color: bool = False, max_changes: int =
         if action.risk is not None:
             out.write(paint("-", f"      ⚠ {risk_line(action)}") + "\n")
         for change in action.changes[:max_changes]:
-            out.write(f"      {_change_line(change)}\n")
+            out.write(f"      {_change_line(change, action.symbol == '+')}\n")
         if len(action.changes) > max_changes:
             out.write(f"      … and {len(action.changes) - max_changes} more change(s)\n")
     if plan.blocked:
@@ -168,7 +170,8 @@ def render_markdown(plan: Plan, out: TextIO, limit: int = MARKDOWN_LIMIT) -> Non
         head.append("No changes. The site matches the manifests.")
     sections = []
     for action in plan.actions:
-        body = "\n".join(f"    {_change_line(ch)}" for ch in action.changes) or "    (no field changes)"
+        body = "\n".join(f"    {_change_line(ch, action.symbol == '+')}" for ch in action.changes) \
+            or "    (no field changes)"
         title = f"{action.symbol} <code>{action.ref}</code> {action.verb.value} ({action.reason.value})"
         if action.risk is not None:
             title = "⚠ HIGH RISK " + title

@@ -83,7 +83,8 @@ def _sections(review: Review) -> list[_Section]:
                             body, f"manifest(s) {change.status}"))
     status = {c.ref: c.status for c in review.manifest_changes}
     for action in review.plan.actions:
-        body = "\n".join(f"    {_change_line(ch)}" for ch in action.changes) or "    (no field changes)"
+        body = "\n".join(f"    {_change_line(ch, action.symbol == '+')}" for ch in action.changes) \
+            or "    (no field changes)"
         flag = "⚠ HIGH RISK " if action.risk is not None else ""
         # A brand-new object's creation is the least surprising part of a plan; changes to what exists are not.
         rank = 0 if action.risk is not None else (3 if status.get(action.ref) == "added" else 1)
