@@ -7,7 +7,6 @@ import logging
 import os
 import sys
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -28,6 +27,7 @@ from reconciler.render import findings as render_findings
 from reconciler.render import plan as render_plan
 from reconciler.render import review as render_review
 from reconciler.render import site as render_site
+from reconciler.render import status as render_status
 from reconciler.render.effective import render as render_effective
 from reconciler.render.history import render as render_history
 from reconciler.render.plan import plan_document
@@ -464,26 +464,9 @@ def status_command(site_path: Path | None, state_path: Path | None, output: str)
     finally:
         workspace.close()
     if output == "json":
-        json.dump(document, sys.stdout, indent=2, default=str)
-        sys.stdout.write("\n")
-        return
-    tick = document["tick"] or {}
-    click.echo(f"last tick: {tick.get('outcome', 'never')}" + (f" at {_when(tick['at'])}" if tick.get("at") else "")
-               + (f", commit {str(tick.get('sha'))[:12]}" if tick.get("sha") else "")
-               + (f" ({tick['error']})" if tick.get("error") else ""))
-    checked = document["checked"] or {}
-    if checked.get("at"):
-        click.echo(f"last checked: {_when(checked['at'])} ({checked.get('outcome')})")
-    last = document["last_applied"] or {}
-    click.echo(f"last applied: {last.get('ref') or '-'} @ {(last.get('sha') or '-')[:12]}")
-    if document["lease"]:
-        click.echo(f"writer: {document['lease'][0]}")
-    for key, value in document["objects"].items():
-        click.echo(f"  {value:<12} {key}")
-
-
-def _when(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        render_status.render_json(document, sys.stdout)
+    else:
+        render_status.render_text(document, sys.stdout)
 
 
 @cli.command("export")

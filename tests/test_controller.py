@@ -149,6 +149,10 @@ def test_without_self_heal_drift_is_only_reported(setup: Setup) -> None:
                                        cwd=setup.work, capture_output=True, text=True).stdout)
     assert status["objects"]["TaskSequence/bios-settings"] == "drifted"
     assert getattr(setup.bios(), "enabled", False) is True  # left as it is
+    text = subprocess.run([sys.executable, "-m", "reconciler", "status"], cwd=setup.work, capture_output=True,
+                          text=True).stdout
+    assert text.startswith("last tick: drift at ") and "last checked: " in text
+    assert "  drifted      TaskSequence/bios-settings" in text
 
 
 def test_a_broken_manifest_leaves_the_site_as_it_was(setup: Setup) -> None:
