@@ -615,3 +615,14 @@ def test_a_variable_added_to_an_existing_set_reads_none_to_value(world: World) -
     second = StringIO()
     render_text(world.plan(), second)
     assert 'variables.OSDBitLocker: (none) → "false"' in second.getvalue()
+
+
+def test_a_parent_changed_in_the_same_plan_still_may_not_call_a_child_by_its_old_name(world: World) -> None:
+    run_child = [{"name": "Run child", "type": "RunTaskSequence",
+                  "settings": {"taskSequence": {"package": "TS child"}}}]
+    world.write(ts("child", TOOL_STEPS), ts("parent", run_child))
+    assert world.apply().ok
+    child = ts("child", TOOL_STEPS)
+    child["spec"]["name"] = "TS child renamed"
+    world.write(child, ts("parent", run_child, description="edited too"))
+    assert rules(world.plan())["reference"].ref.name == "parent"

@@ -103,6 +103,8 @@ class _Planner:
         #: live objects a renamed manifest takes over in this plan: not orphans of their old name
         self.taken_over: set[tuple[str, str]] = set()
         self._sequence_maps: tuple[dict[str, TaskSequenceRecord], dict[str, TaskSequenceRecord]] | None = None
+        self._facts_maps: tuple[dict[str, LoadedObject], dict[str, str], dict[str, str]] | None = None
+        self._effective: dict[str, ObjectFacts] = {}
 
     # -- helpers ---------------------------------------------------------------------------------
 
@@ -299,7 +301,7 @@ class _Planner:
             return
         for obj in self.desired.of_kind("TaskSequence"):
             record = self.ts_records.get(obj.name)
-            if record is None or not set(record.references) & set(renames):
+            if record is None or not set(record.references or reference_ids(record.sequence)) & set(renames):
                 continue
             for path, node in iter_steps(obj.manifest.spec.steps):  # type: ignore[union-attr]
                 if getattr(node, "type", None) != "RunTaskSequence":
@@ -470,30 +472,35 @@ class _Planner:
         facts = ts_obj.facts
         if facts.deploys_os:
             return facts
-        sequences = {o.name: o for o in self.desired.of_kind("TaskSequence")}
+        if ts_obj.name in self._effective:
+            return self._effective[ts_obj.name]
+        if self._facts_maps is None:  # built once per plan, so an estate of deployments stays linear
+            self._facts_maps = ({o.name: o for o in self.desired.of_kind("TaskSequence")},
+                                {r.name: n for n, r in self.ts_records.items()},
+                                {i: n for n, i in self.ts_ids.items() if i})
+        sequences, name_by_console, name_by_id = self._facts_maps
         record = self.ts_records.get(ts_obj.name)
         seen: set[str] = set()
         pending = [record] if record is not None else []
-        by_console = {r.name: (n, r) for n, r in self.ts_records.items()}
-        while pending:
+        result = facts
+        while pending and result is facts:
             current = pending.pop()
             for ref in current.references or reference_ids(current.sequence):  # a live record lists them
                 if ref in seen:
                     continue
                 seen.add(ref)
-                if ref.startswith(PENDING):
-                    name, child = by_console.get(ref[len(PENDING):], (None, None))
-                else:
-                    name = next((n for n, i in self.ts_ids.items() if i == ref), None)
-                    child = self.ts_records.get(name) if name else self.live.task_sequences.get(ref)
+                name = name_by_console.get(ref[len(PENDING):]) if ref.startswith(PENDING) else name_by_id.get(ref)
+                child = self.ts_records.get(name) if name else self.live.task_sequences.get(ref)
                 if child is None:
                     continue
                 child_obj = sequences.get(name) if name else None
                 if (child_obj is not None and child_obj.facts.deploys_os) or (
                         child_obj is None and live_deploys_os(child)):
-                    return replace(facts, deploys_os=True)
+                    result = replace(facts, deploys_os=True)
+                    break
                 pending.append(child)
-        return facts
+        self._effective[ts_obj.name] = result
+        return result
 
     def recheck_unchanged(self, obj: LoadedObject, ts_obj: LoadedObject, live: DeploymentRecord,
                           changing: set[str]) -> None:
