@@ -17,6 +17,7 @@ from reconciler.tsxml.sequence import (
     PackageResolver,
     SecretPlaceholder,
     find_sequence_text,
+    iter_step_nodes,
     read_sequence,
     resolve_by_id,
     write_sequence,
@@ -42,16 +43,7 @@ def slug(text: str) -> str:
 
 def infer_type(steps: list[dict[str, Any]]) -> str:
     """The console's task sequence type from what the steps do (ConfigMgr itself only stores generic/OSD)."""
-    found: set[str] = set()
-
-    def walk(nodes: list[dict[str, Any]]) -> None:
-        for node in nodes:
-            if "group" in node:
-                walk(node.get("steps") or [])
-            elif node.get("type"):
-                found.add(node["type"])
-
-    walk(steps)
+    found = {node["type"] for node in iter_step_nodes(steps) if node.get("type")}
     if "UpgradeOperatingSystem" in found:
         return "UpgradeOperatingSystem"
     if "CaptureOperatingSystemImage" in found:

@@ -55,7 +55,7 @@ from reconciler.site.records import ContentState, DeploymentRecord, LiveState, P
 from reconciler.source.loader import load
 from reconciler.source.yamlfile import YamlProblem, decode, dump, load_documents
 from reconciler.state import StateStore
-from reconciler.tsxml.sequence import SecretPlaceholder, read_sequence, reference_ids, write_sequence
+from reconciler.tsxml.sequence import SecretPlaceholder, iter_step_nodes, read_sequence, reference_ids, write_sequence
 
 KIND_FOLDERS = {
     "TaskSequence": "task-sequences",
@@ -176,33 +176,27 @@ def _secret_placeholders(spec: dict[str, Any], ts_name: str, used: set[str], fil
         found.append(SecretPlaceholder(step, prop, env))
         return {"env": env}
 
-    def walk(nodes: list[dict[str, Any]]) -> None:
-        for node in nodes:
-            if "group" in node:
-                walk(node.get("steps") or [])
-                continue
-            known = BY_NAME.get(node.get("type") or "")
-            settings = node.get("settings") or {}
-            for prop in known.props if known is not None else ():
-                value = settings.get(prop.field)
-                in_use = _SECRET_IN_USE.get((node["type"], prop.field))
-                left_out = fill_empty and value == "" and in_use is not None and in_use(settings)
-                if prop.kind == "rules" and isinstance(value, list):
-                    for rule in value:
-                        variables = rule.get("variables") or []
-                        for i, var in enumerate(variables):
-                            if var.get("valueFrom") is not None:
-                                var["valueFrom"] = placeholder(node["name"], f"rule {var['name']}")
-                            elif fill_empty and var.get("secret") and not var.get("value"):
-                                variables[i] = {"name": var["name"], "secret": True,
-                                                "valueFrom": placeholder(node["name"], f"rule {var['name']}")}
-                elif left_out or (isinstance(value, dict) and value.get("valueFrom") is not None):
-                    settings[prop.field] = {"valueFrom": placeholder(node["name"], prop.property)}
-            for raw in node.get("properties") or ():
-                if raw.get("valueFrom") is not None:
-                    raw["valueFrom"] = placeholder(node["name"], raw.get("property") or raw.get("variable") or "value")
-
-    walk(spec.get("steps") or [])
+    for node in iter_step_nodes(spec.get("steps") or []):
+        known = BY_NAME.get(node.get("type") or "")
+        settings = node.get("settings") or {}
+        for prop in known.props if known is not None else ():
+            value = settings.get(prop.field)
+            in_use = _SECRET_IN_USE.get((node["type"], prop.field))
+            left_out = fill_empty and value == "" and in_use is not None and in_use(settings)
+            if prop.kind == "rules" and isinstance(value, list):
+                for rule in value:
+                    variables = rule.get("variables") or []
+                    for i, var in enumerate(variables):
+                        if var.get("valueFrom") is not None:
+                            var["valueFrom"] = placeholder(node["name"], f"rule {var['name']}")
+                        elif fill_empty and var.get("secret") and not var.get("value"):
+                            variables[i] = {"name": var["name"], "secret": True,
+                                            "valueFrom": placeholder(node["name"], f"rule {var['name']}")}
+            elif left_out or (isinstance(value, dict) and value.get("valueFrom") is not None):
+                settings[prop.field] = {"valueFrom": placeholder(node["name"], prop.property)}
+        for raw in node.get("properties") or ():
+            if raw.get("valueFrom") is not None:
+                raw["valueFrom"] = placeholder(node["name"], raw.get("property") or raw.get("variable") or "value")
     return found
 
 

@@ -33,7 +33,7 @@ from reconciler.site.records import (
     PackageType,
     TaskSequenceRecord,
 )
-from reconciler.tsxml.sequence import read_sequence, reference_ids, secret_marker, write_sequence
+from reconciler.tsxml.sequence import iter_step_nodes, read_sequence, reference_ids, secret_marker, write_sequence
 
 # SMS_Advertisement.AdvertFlags
 ASAP, LOGON, LOGOFF = 0x20, 0x200, 0x400
@@ -175,23 +175,16 @@ def ts_record(ts: TaskSequence, resolver: Resolver, ts_ids: dict[str, str | None
             return str(ref["id"])
         return resolver.package(ref, current_path[-1]).id
 
-    # Walk once to resolve with a useful path for each reference.
-    def walk(nodes: list[dict[str, Any]]) -> None:
-        for node in nodes:
-            if "group" in node:
-                walk(node.get("steps") or [])
-                continue
-            for key, value in (node.get("settings") or {}).items():
-                if isinstance(value, dict) and ("id" in value or "package" in value) and "valueFrom" not in value:
-                    path = (*paths[id(node)], "settings", key)
-                    if node.get("type") == "RunTaskSequence" and key == "taskSequence":
-                        value["id"] = _child_sequence(value, resolver, ts_ids or {}, path)
-                        value.pop("package", None)
-                    else:
-                        value["id"] = resolver.package(value, path).id
-                        value.pop("package", None)
-
-    walk(document.get("steps") or [])
+    # Resolve every reference once, with a useful path for each.
+    for node in iter_step_nodes(document.get("steps") or []):
+        for key, value in (node.get("settings") or {}).items():
+            if isinstance(value, dict) and ("id" in value or "package" in value) and "valueFrom" not in value:
+                path = (*paths[id(node)], "settings", key)
+                if node.get("type") == "RunTaskSequence" and key == "taskSequence":
+                    value["id"] = _child_sequence(value, resolver, ts_ids or {}, path)
+                else:
+                    value["id"] = resolver.package(value, path).id
+                value.pop("package", None)
     xml = write_sequence(document, resolve=resolve, indent=None, secrets=secret_marker)
     boot_image = resolver.package(spec.boot_image, ("spec", "bootImage"), (PackageType.BOOT_IMAGE,)).id \
         if spec.boot_image else None

@@ -22,7 +22,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from xml.etree.ElementTree import Element, SubElement
@@ -653,12 +653,18 @@ def _ref_set(refs: list[dict[str, str]]) -> set[tuple[tuple[str, str], ...]]:
     return {tuple(sorted((k, v.upper() if k == "package" else v) for k, v in r.items())) for r in refs}
 
 
+def iter_step_nodes(nodes: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """Every step (not group) of a step tree in its YAML shape, in document order, as the same dicts."""
+    for node in nodes:
+        if "group" in node:
+            yield from iter_step_nodes(node.get("steps") or [])
+        else:
+            yield node
+
+
 def iter_package_refs(steps: list[dict[str, Any]]) -> Any:
     """Yield (step name, field, reference mapping or package ID string) for every content reference."""
-    for node in steps:
-        if "group" in node:
-            yield from iter_package_refs(node.get("steps") or [])
-            continue
+    for node in iter_step_nodes(steps):
         known = BY_NAME.get(node.get("type") or "")
         if known is None:
             continue
@@ -684,32 +690,26 @@ def derive_references(steps: list[dict[str, Any]], resolve: PackageResolver) -> 
             seen.add(key)  # type: ignore[arg-type]
             refs.append(entry)
 
-    def walk(nodes: list[dict[str, Any]]) -> None:
-        for node in nodes:
-            if "group" in node:
-                walk(node.get("steps") or [])
-                continue
-            known = BY_NAME.get(node.get("type") or "")
-            if known is None:
-                continue
-            settings = node.get("settings") or {}
-            if known.name == "RunTaskSequence" and settings.get("taskSequence"):
-                add({"package": resolve(settings["taskSequence"]), "program": "*"})
-                continue
-            for prop in known.props:
-                value = settings.get(prop.field)
-                if prop.kind == "package" and value:
-                    add({"package": resolve(value)})
-            if known.name == "DownloadPackageContent" and settings.get("packages"):
-                for pid in str(settings["packages"]).split(","):
-                    if pid.strip():
-                        add({"package": pid.strip()})
-            if known.name == "InstallApplication" and settings.get("applicationNames"):
-                for app in str(settings["applicationNames"]).split(","):
-                    if app.strip():
-                        add({"application": app.strip()})
-
-    walk(steps)
+    for node in iter_step_nodes(steps):
+        known = BY_NAME.get(node.get("type") or "")
+        if known is None:
+            continue
+        settings = node.get("settings") or {}
+        if known.name == "RunTaskSequence" and settings.get("taskSequence"):
+            add({"package": resolve(settings["taskSequence"]), "program": "*"})
+            continue
+        for prop in known.props:
+            value = settings.get(prop.field)
+            if prop.kind == "package" and value:
+                add({"package": resolve(value)})
+        if known.name == "DownloadPackageContent" and settings.get("packages"):
+            for pid in str(settings["packages"]).split(","):
+                if pid.strip():
+                    add({"package": pid.strip()})
+        if known.name == "InstallApplication" and settings.get("applicationNames"):
+            for app in str(settings["applicationNames"]).split(","):
+                if app.strip():
+                    add({"application": app.strip()})
     return refs
 
 
