@@ -389,9 +389,8 @@ class Executor:
         for var in params["variables"]:
             if var.get("valueFrom"):
                 value = self.secret_values[(str(action.ref), var["name"])]
-                source = var["valueFrom"]
-                ref_text = f"env:{source['env']}" if source.get("env") else f"file:{source['file']}"
-                hashes[var["name"].casefold()] = {"ref": ref_text, "hash": self.state.secret_hash(value)}
+                hashes[var["name"].casefold()] = {"ref": describe(var["valueFrom"]),
+                                                  "hash": self.state.secret_hash(value)}
                 values.append((var["name"], value, bool(var.get("hidden", True))))
             else:
                 values.append((var["name"], var["value"], bool(var.get("hidden", False))))

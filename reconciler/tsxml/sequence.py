@@ -29,6 +29,7 @@ from xml.etree.ElementTree import Element, SubElement
 
 from reconciler.errors import CodecError, UnresolvedReference
 from reconciler.models.steptypes import BY_NAME, BY_XML_TYPE, ListProp, Prop, StepType, is_secret_property
+from reconciler.secrets import describe
 from reconciler.tsxml import conditions as cond_xml
 from reconciler.tsxml.xmltext import parse, serialize
 
@@ -135,7 +136,7 @@ def no_secrets(source: dict[str, Any]) -> str:
 
 def secret_marker(source: dict[str, Any]) -> str:
     """XML for a site record: a marker the applier replaces with the value, read at apply time only."""
-    return "{{secret:" + (f"env:{source['env']}" if source.get("env") else f"file:{source['file']}") + "}}"
+    return "{{secret:" + describe(source) + "}}"
 
 
 def fill_secrets(xml: str, value_of: Callable[[str, str], str]) -> str:
