@@ -102,8 +102,8 @@ class _Planner:
         self.orphan_owners = {(k, i): n for (k, n), i in self.owned.items() if (k, n) not in present}
         #: live objects a renamed manifest takes over in this plan: not orphans of their old name
         self.taken_over: set[tuple[str, str]] = set()
-        self._sequence_maps: tuple[dict[str, TaskSequenceRecord], dict[str, TaskSequenceRecord]] | None = None
-        self._facts_maps: tuple[dict[str, LoadedObject], dict[str, str], dict[str, str]] | None = None
+        self.sequences = {o.name: o for o in desired.of_kind("TaskSequence")}
+        self._child_names: tuple[dict[str, str], dict[str, str]] | None = None
         self._effective: dict[str, ObjectFacts] = {}
 
     # -- helpers ---------------------------------------------------------------------------------
@@ -407,16 +407,25 @@ class _Planner:
     content_pairs: dict[str, list[list[str]]]
     ts_dps: dict[str, set[str]]
 
+    def child_sequence(self, ref: str) -> tuple[str | None, TaskSequenceRecord | None]:
+        """What a sequence's reference points at when it is a sequence: its metadata.name (None for one no
+        manifest describes) and its record; (None, None) for content.
+
+        ``ref`` is a live ID or ``PENDING:<console name>`` of a child this plan creates. The maps are built
+        once, after every sequence is planned, so lookups stay linear in the estate.
+        """
+        if self._child_names is None:
+            self._child_names = ({r.name: n for n, r in self.ts_records.items()},
+                                 {i: n for n in self.ts_records if (i := self.ts_ids.get(n))})
+        by_console, by_id = self._child_names
+        name = by_console.get(ref[len(PENDING):]) if ref.startswith(PENDING) else by_id.get(ref)
+        return name, (self.ts_records.get(name) if name else self.live.task_sequences.get(ref))
+
     def content_of(self, record: TaskSequenceRecord, seen: frozenset[str] = frozenset()) -> list[str]:
         """Packages a sequence needs on its DPs; a child sequence contributes its own content, not itself."""
-        if self._sequence_maps is None:  # built once: the sequences are all known before content is asked for
-            self._sequence_maps = ({r.name: r for r in self.ts_records.values()},
-                                   {**self.live.task_sequences,
-                                    **{self.ts_ids[n]: r for n, r in self.ts_records.items() if self.ts_ids.get(n)}})
-        by_console, by_id = self._sequence_maps
         out: list[str] = []
         for ref in ts_references(record):
-            child = by_console.get(ref[len(PENDING):]) if ref.startswith(PENDING) else by_id.get(ref)
+            _, child = self.child_sequence(ref)
             if child is not None or ref.startswith(PENDING):
                 key = child.name if child else ref
                 if child is not None and key not in seen:
@@ -474,28 +483,20 @@ class _Planner:
             return facts
         if ts_obj.name in self._effective:
             return self._effective[ts_obj.name]
-        if self._facts_maps is None:  # built once per plan, so an estate of deployments stays linear
-            self._facts_maps = ({o.name: o for o in self.desired.of_kind("TaskSequence")},
-                                {r.name: n for n, r in self.ts_records.items()},
-                                {i: n for n, i in self.ts_ids.items() if i})
-        sequences, name_by_console, name_by_id = self._facts_maps
         record = self.ts_records.get(ts_obj.name)
         seen: set[str] = set()
         pending = [record] if record is not None else []
         result = facts
         while pending and result is facts:
             current = pending.pop()
-            for ref in current.references or reference_ids(current.sequence):  # a live record lists them
+            for ref in ts_references(current):
                 if ref in seen:
                     continue
                 seen.add(ref)
-                name = name_by_console.get(ref[len(PENDING):]) if ref.startswith(PENDING) else name_by_id.get(ref)
-                child = self.ts_records.get(name) if name else self.live.task_sequences.get(ref)
+                name, child = self.child_sequence(ref)
                 if child is None:
                     continue
-                child_obj = sequences.get(name) if name else None
-                if (child_obj is not None and child_obj.facts.deploys_os) or (
-                        child_obj is None and live_deploys_os(child)):
+                if self.sequences[name].facts.deploys_os if name else live_deploys_os(child):
                     result = replace(facts, deploys_os=True)
                     break
                 pending.append(child)
@@ -532,7 +533,7 @@ class _Planner:
                 self.desired.locate(obj, violation.path), format_path(violation.path), violation.rule))
 
     def deployments(self) -> None:
-        sequences = {o.name: o for o in self.desired.of_kind("TaskSequence")}
+        sequences = self.sequences
         changing = {a.ref.name for a in self.plan.actions if a.ref.kind == "TaskSequence"}
         by_target: dict[tuple[str, str], list[str]] = defaultdict(list)
         for dep_id, rec in self.live.deployments.items():
