@@ -40,6 +40,11 @@ def deployment(name: str, sequence: str, collection: dict, **spec: Any) -> dict:
             "spec": {"taskSequence": sequence, "collection": collection, **spec}}
 
 
+def runs(console_name: str) -> list[dict]:
+    """The steps of a parent that runs one child sequence, called by its console name."""
+    return [{"name": "Run child", "type": "RunTaskSequence", "settings": {"taskSequence": {"package": console_name}}}]
+
+
 class World:
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -392,8 +397,7 @@ def test_content_deleted_in_the_console_blocks_the_sequence_and_its_deployments(
 
 
 def test_a_child_sequence_deleted_in_the_console_is_recreated_and_its_parent_follows(world: World) -> None:
-    run_child = [{"name": "Run child", "type": "RunTaskSequence",
-                  "settings": {"taskSequence": {"package": "TS child"}}}]
+    run_child = runs("TS child")
     world.write(ts("child", TOOL_STEPS), ts("parent", run_child))
     assert world.apply().ok and world.plan().actions == []
     (old_id,) = [t.id for t in world.site.read().task_sequences.values() if t.name == "TS child"]
@@ -431,8 +435,7 @@ def test_editing_a_sequence_to_wipe_disks_blocks_when_a_deployment_would_become_
 
 
 def test_a_parent_running_a_child_that_wipes_disks_is_high_risk(world: World) -> None:
-    run_child = [{"name": "Run child", "type": "RunTaskSequence",
-                  "settings": {"taskSequence": {"package": "TS wipe"}}}]
+    run_child = runs("TS wipe")
     world.write(ts("wipe", [PARTITION]), ts("parent", run_child),
                 deployment("parent-all", "parent", {"id": "SMS00001"}, purpose="Required"))
     assert rules(world.plan())["high-risk-built-in"].ref.name == "parent-all"
@@ -573,13 +576,18 @@ def test_a_console_name_differing_only_in_case_is_the_same_name(world: World) ->
     assert rules(world.plan())["unowned"].message.startswith("a task sequence named 'console ts' already exists")
 
 
-def test_renaming_a_child_sequence_its_parent_calls_by_name_is_blocked_at_the_parent(world: World) -> None:
-    run_child = [{"name": "Run child", "type": "RunTaskSequence",
-                  "settings": {"taskSequence": {"package": "TS child"}}}]
-    world.write(ts("child", TOOL_STEPS), ts("parent", run_child))
+def applied_parent_and_renamed_child(world: World) -> dict:
+    """A parent calling 'TS child' is applied; the child manifest returned is renamed in the console."""
+    world.write(ts("child", TOOL_STEPS), ts("parent", runs("TS child")))
     assert world.apply().ok
     child = ts("child", TOOL_STEPS)
     child["spec"]["name"] = "TS child renamed"
+    return child
+
+
+def test_renaming_a_child_sequence_its_parent_calls_by_name_is_blocked_at_the_parent(world: World) -> None:
+    run_child = runs("TS child")
+    child = applied_parent_and_renamed_child(world)
     world.write(child, ts("parent", run_child))
     blocked = rules(world.plan())["reference"]
     assert blocked.ref.name == "parent" and "renames to 'TS child renamed'" in blocked.message
@@ -618,11 +626,6 @@ def test_a_variable_added_to_an_existing_set_reads_none_to_value(world: World) -
 
 
 def test_a_parent_changed_in_the_same_plan_still_may_not_call_a_child_by_its_old_name(world: World) -> None:
-    run_child = [{"name": "Run child", "type": "RunTaskSequence",
-                  "settings": {"taskSequence": {"package": "TS child"}}}]
-    world.write(ts("child", TOOL_STEPS), ts("parent", run_child))
-    assert world.apply().ok
-    child = ts("child", TOOL_STEPS)
-    child["spec"]["name"] = "TS child renamed"
-    world.write(child, ts("parent", run_child, description="edited too"))
+    child = applied_parent_and_renamed_child(world)
+    world.write(child, ts("parent", runs("TS child"), description="edited too"))
     assert rules(world.plan())["reference"].ref.name == "parent"
