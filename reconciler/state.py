@@ -272,14 +272,6 @@ class StateStore:
                 else self._db.execute(query + " ORDER BY seq"))
         return [JournalEntry(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), r[7], r[8]) for r in rows]
 
-    def unfinished(self) -> list[JournalEntry]:
-        """Intents with no outcome: actions a killed run may or may not have carried out."""
-        rows = self._db.execute(
-            "SELECT seq, plan_id, at, phase, action, object, detail, outcome, error FROM journal i "
-            "WHERE phase = 'intent' AND NOT EXISTS (SELECT 1 FROM journal o WHERE o.phase = 'outcome' "
-            "AND o.plan_id = i.plan_id AND o.action = i.action AND o.object = i.object AND o.seq > i.seq)")
-        return [JournalEntry(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), r[7], r[8]) for r in rows]
-
 
 def default_state_path(site_path: Path) -> Path:
     return site_path.with_name("state.db") if site_path.name != "state.db" else site_path.with_name("state2.db")
