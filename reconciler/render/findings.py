@@ -7,6 +7,7 @@ from collections import Counter
 from typing import TextIO
 
 from reconciler.errors import Finding, Severity
+from reconciler.render.plan import MARKDOWN_LIMIT, MARKER
 from reconciler.source.loader import DesiredState
 
 FINDINGS_SCHEMA_VERSION = 1
@@ -47,13 +48,11 @@ def render_json(state: DesiredState, findings: list[Finding], out: TextIO) -> No
     out.write("\n")
 
 
-def render_markdown(findings: list[Finding], out: TextIO, limit: int = 65_536) -> None:
+def render_markdown(findings: list[Finding], out: TextIO, limit: int = MARKDOWN_LIMIT) -> None:
     """A pull request comment for manifests that cannot be planned: the PR still hears what is wrong.
 
     It carries the plan comment's marker, so the CI job replaces this comment once the PR is fixed.
     """
-    from reconciler.render.plan import MARKER
-
     head = [MARKER, "### ConfigMgr plan: the manifests are invalid", "",
             f"> **{len(findings)} problem(s): nothing can be planned until they are fixed.**", ""]
     lines = [f"- `{f.source}`: {f.object + ': ' if f.object else ''}{f.path + ': ' if f.path else ''}{f.message}"
