@@ -15,11 +15,12 @@ from reconciler.apply.executor import ActionResult, ApplyRefused, apply_plan
 from reconciler.controller.loop import Loop, LoopConfig, json_emitter, parse_duration, text_emitter
 from reconciler.controller.metrics import Metrics
 from reconciler.controller.metrics import serve as serve_metrics
-from reconciler.controller.tick import Controller, ControllerConfig, holder_id
+from reconciler.controller.tick import Controller, ControllerConfig
 from reconciler.convert import manifest_to_xml, xml_to_manifest
 from reconciler.effective import ComputerNotFound, effective_variables
 from reconciler.errors import CodecError, Finding, ReconcilerError, Severity, Source, UnresolvedReference
 from reconciler.export import export_site, export_zip, import_zip
+from reconciler.lease import DEFAULT_LEASE_SECONDS, LeaseHeld, LeaseKeeper, UnlockRefused, held_by, unlock
 from reconciler.models import KINDS
 from reconciler.plan.actions import Plan
 from reconciler.plan.planner import MAX_DELETE_PERCENT, UnknownTarget, make_plan, resolve_targets
@@ -192,6 +193,9 @@ def _open(site: Path | None, state: Path | None) -> Workspace:
 @click.option("--output", "-o", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 0 with no changes, 2 with changes, 1 on error.")
 @click.option("--yes", "-y", is_flag=True, help="Apply without asking.")
+@click.option("--lease-seconds", type=click.FloatRange(1), default=DEFAULT_LEASE_SECONDS, show_default=True,
+              help="The site's lease, taken before the site is read and renewed while this apply runs, lapses this "
+                   "long after this process stops renewing it (if it dies).")
 @click.option("--repo", default=None, metavar="PATH_OR_URL",
               help="Read PATH from this Git repository instead of the file system (no checkout).")
 @click.option("--ref", default=None, help="Branch, tag or commit to read with --repo (default HEAD).")
@@ -201,12 +205,13 @@ def _open(site: Path | None, state: Path | None) -> Workspace:
 def apply_command(path: Path, dry_run: bool, site_path: Path | None, state_path: Path | None,
                   targets: tuple[str, ...], prune: bool, adopt: bool, max_delete: float, wait_for_content: bool,
                   content_timeout: float, refresh_secrets: bool, output: str, detailed_exitcode: bool, yes: bool,
-                  repo: str | None,
+                  lease_seconds: float, repo: str | None,
                   ref: str | None, base: str | None, head: str | None, no_color: bool) -> None:
     """Plan the changes that make the site equal to the manifests under PATH, then apply them.
 
     The plan is printed first. Applying asks for confirmation on a terminal; without a terminal it
-    needs --yes. A plan with blocked items applies nothing.
+    needs --yes. A plan with blocked items applies nothing. Unless --dry-run, the site's lease is taken
+    before the site is read and held until the apply ends: another apply or a controller refuses meanwhile.
     """
     cache_dir = (site_path.parent if site_path else DEFAULT_SITE.parent)
     base_state = base_rev = None
@@ -239,7 +244,15 @@ def apply_command(path: Path, dry_run: bool, site_path: Path | None, state_path:
             render_findings.render_markdown(errors, sys.stdout)
         sys.exit(EXIT_ERROR)
     workspace = _open(site_path, state_path)
+    keeper, lease_id = None, ""
     try:
+        if not dry_run:  # a plan that will be applied is made under the lease, so no other writer moves the site
+            keeper = LeaseKeeper(workspace.state, workspace.site.site_code, "apply", lease_seconds)
+            try:
+                lease_id = keeper.take().lease_id
+            except LeaseHeld as exc:
+                click.echo(f"refusing to apply: {exc}", err=True)
+                sys.exit(EXIT_ERROR)
         try:
             targets = resolve_targets(targets, desired, workspace.state)
         except UnknownTarget as exc:
@@ -281,23 +294,24 @@ def apply_command(path: Path, dry_run: bool, site_path: Path | None, state_path:
             if not click.confirm("Apply these changes?", default=False):
                 click.echo("nothing applied", err=True)
                 sys.exit(EXIT_ERROR)
-        holder = holder_id()
-        if not workspace.state.acquire_lease(workspace.site.site_code, holder, 3600):
-            writer = workspace.state.lease_holder(workspace.site.site_code)
-            click.echo(f"refusing to apply: site {workspace.site.site_code} is being reconciled by "
-                       f"{writer[0] if writer else 'another writer'}; stop that controller (or wait for its lease "
-                       "to expire) and run again", err=True)
+        assert keeper is not None
+        if not keeper.holds(lease_id):
+            click.echo(f"refusing to apply: the lease of site {workspace.site.site_code} was lost while this plan "
+                       f"waited (unlocked, or it lapsed); it is now held by "
+                       f"{held_by(workspace.state.lease_holder(workspace.site.site_code))}; nothing was applied: "
+                       "plan again", err=True)
             sys.exit(EXIT_ERROR)
         try:
             result = apply_plan(plan, workspace.site, workspace.state, secrets_base=secrets_base,
                                 progress=_progress_printer(),
                                 wait_for_content=content_timeout if wait_for_content else None,
-                                notice=lambda message: click.echo(message, err=True))
+                                notice=lambda message: click.echo(message, err=True),
+                                should_stop=lambda: not keeper.holds(lease_id))
         except ApplyRefused as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(EXIT_ERROR)
         finally:
-            workspace.state.release_lease(workspace.site.site_code, holder)
+            keeper.release()
         if output == "json":
             document = plan_document(plan)
             document["result"] = [{"verb": r.action.verb.value, "kind": r.action.ref.kind, "name": r.action.ref.name,
@@ -313,8 +327,15 @@ def apply_command(path: Path, dry_run: bool, site_path: Path | None, state_path:
                    err=output != "text")
         for item in result.of("failed"):
             click.echo(f"  failed: {item.action.ref}: {item.action.verb.value}: {item.message}", err=True)
-        sys.exit(EXIT_ERROR if failed or skipped else (EXIT_CHANGES if detailed_exitcode else EXIT_OK))
+        if result.stopped:
+            click.echo(f"stopped: the lease of site {workspace.site.site_code} was lost mid-apply (unlocked, or it "
+                       f"lapsed); {len(plan.actions) - len(result.results)} action(s) were not run: plan again",
+                       err=True)
+        sys.exit(EXIT_ERROR if failed or skipped or result.stopped
+                 else (EXIT_CHANGES if detailed_exitcode else EXIT_OK))
     finally:
+        if keeper is not None:
+            keeper.release()
         workspace.close()
 
 
@@ -458,7 +479,10 @@ def status_command(site_path: Path | None, state_path: Path | None, output: str)
     try:
         document = {"tick": workspace.state.get_status("tick"), "checked": workspace.state.get_status("checked"),
                     "objects": workspace.state.get_status("objects") or {},
-                    "lease": workspace.state.lease_holder(workspace.site.site_code)}
+                    "lease": None}
+        lease = workspace.state.lease_holder(workspace.site.site_code)
+        if lease is not None:
+            document["lease"] = {**lease.to_json(), "describe": lease.describe()}
         applies = workspace.state.applies(1)
         document["last_applied"] = applies[0].detail.get("provenance") if applies else None
     finally:
@@ -467,6 +491,42 @@ def status_command(site_path: Path | None, state_path: Path | None, output: str)
         render_status.render_json(document, sys.stdout)
     else:
         render_status.render_text(document, sys.stdout)
+
+
+@cli.command("unlock")
+@click.argument("lease_id")
+@click.option("--site", "site_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--state", "state_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--yes", "-y", is_flag=True, help="Release without asking.")
+def unlock_command(lease_id: str, site_path: Path | None, state_path: Path | None, yes: bool) -> None:
+    """Release the site's lease LEASE_ID, held by a writer that died (as terraform's force-unlock).
+
+    The ID is in every "being reconciled by" message and in 'reconcile status'. Only release a lease
+    whose holder is dead: a live holder would go on writing beside the next writer.
+    """
+    workspace = _open(site_path, state_path)
+    try:
+        site = workspace.site.site_code
+        try:
+            lease = unlock(workspace.state, site, lease_id, _confirm_unlock(yes))
+        except UnlockRefused as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(EXIT_ERROR)
+        click.echo(f"released lease {lease.lease_id} of site {site}; the next apply or controller can take it")
+    finally:
+        workspace.close()
+
+
+def _confirm_unlock(yes: bool) -> Callable[[str], bool]:
+    def confirm(description: str) -> bool:
+        click.echo(description)
+        if yes:
+            return True
+        if not sys.stdin.isatty():
+            raise UnlockRefused("refusing to unlock without a terminal to confirm on; pass --yes to unlock")
+        return click.confirm("Release it? Do this only if that process is dead", default=False)
+
+    return confirm
 
 
 @cli.command("export")

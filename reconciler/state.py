@@ -13,8 +13,9 @@ import json
 import os
 import secrets
 import socket
+import sqlite3
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,15 @@ MIGRATIONS = [
     """
     CREATE TABLE pending (object TEXT PRIMARY KEY, plan_id TEXT NOT NULL, action TEXT NOT NULL, at REAL NOT NULL);
     """,
+    # 4: a lease has an ID (`reconcile unlock LEASE_ID`), says what holds it (a one-shot apply, a controller)
+    # and since when; a lease of an older version gets an ID so that it can be unlocked too
+    """
+    ALTER TABLE lease ADD COLUMN lease_id TEXT NOT NULL DEFAULT '';
+    ALTER TABLE lease ADD COLUMN kind TEXT NOT NULL DEFAULT 'writer';
+    ALTER TABLE lease ADD COLUMN taken REAL NOT NULL DEFAULT 0;
+    ALTER TABLE lease ADD COLUMN renewed REAL NOT NULL DEFAULT 0;
+    UPDATE lease SET lease_id = lower(hex(randomblob(6))) WHERE lease_id = '';
+    """,
 ]
 
 
@@ -72,6 +82,50 @@ class JournalEntry:
     error: str | None
 
 
+#: What a lease's ``kind`` means, in the words of the messages that name a holder.
+LEASE_KINDS = {"apply": "a one-shot apply", "controller": "a controller"}
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """The one writer of a site: which process (``host:pid``), what it is, since when, until when.
+
+    The ID is what `reconcile unlock` takes: a person must name the very lease they break, so a lease
+    taken since they looked is never broken by mistake.
+    """
+
+    site: str
+    lease_id: str
+    holder: str
+    kind: str
+    taken: float
+    renewed: float
+    expires: float
+
+    @property
+    def host(self) -> str:
+        return self.holder.rpartition(":")[0]
+
+    @property
+    def pid(self) -> str:
+        return self.holder.rpartition(":")[2]
+
+    def describe(self, now: float | None = None) -> str:
+        """``a one-shot apply (pid 4242 on build-01) since 2026-05-01 10:00:00 UTC, renewed 3 s ago``."""
+        now = time.time() if now is None else now
+        what = LEASE_KINDS.get(self.kind, "a writer")
+        text = f"{what} (pid {self.pid} on {self.host})"
+        if self.taken:
+            text += f" since {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(self.taken))}"
+        if self.renewed:
+            text += f", renewed {max(now - self.renewed, 0):.0f} s ago"
+        return text
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.lease_id, "holder": self.holder, "host": self.host, "pid": self.pid, "kind": self.kind,
+                "taken": self.taken, "renewed": self.renewed, "expires": self.expires}
+
+
 def _holder_gone(holder: str) -> bool:
     """Whether a lease holder (``host:pid``) is a process of this host that no longer runs.
 
@@ -88,6 +142,90 @@ def _holder_gone(holder: str) -> bool:
     except PermissionError:
         return False  # alive, owned by another user
     return False
+
+
+_LEASE_COLUMNS = "site, lease_id, holder, kind, taken, renewed, expires"
+
+
+class LeaseTable:
+    """The lease rows of a state store, on one SQLite connection.
+
+    Every change runs under the write lock (BEGIN IMMEDIATE), so two processes that try to take a free
+    lease at the same moment cannot both get it. A writer renews its lease from a background thread
+    while its main thread works on the store; a connection belongs to the thread that opened it, so the
+    renewals use one of their own (:meth:`StateStore.open_leases`).
+    """
+
+    def __init__(self, db: sqlite3.Connection, owned: bool = False) -> None:
+        self._db = db
+        self._owned = owned
+
+    def close(self) -> None:
+        if self._owned:
+            self._db.close()
+
+    def _row(self, db: sqlite3.Connection, site: str) -> Lease | None:
+        row = db.execute(f"SELECT {_LEASE_COLUMNS} FROM lease WHERE site = ?", (site,)).fetchone()
+        return Lease(*row) if row else None
+
+    def _write(self, db: sqlite3.Connection, lease: Lease) -> None:
+        db.execute(f"INSERT OR REPLACE INTO lease ({_LEASE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                   (lease.site, lease.lease_id, lease.holder, lease.kind, lease.taken, lease.renewed, lease.expires))
+
+    def acquire(self, site: str, holder: str, ttl: float, kind: str) -> Lease | None:
+        """Take the lease, or renew it when this holder has it; None while another holder's is in force.
+
+        A lease that lapsed (its holder stopped renewing for a whole TTL) is taken anew, with a new ID.
+        """
+        now = time.time()
+        with transaction(self._db) as db:
+            current = self._row(db, site)
+            if current is not None and current.expires > now:
+                if current.holder == holder:
+                    lease = replace(current, kind=kind, renewed=now, expires=now + ttl)
+                    self._write(db, lease)
+                    return lease
+                if not _holder_gone(current.holder):
+                    return None
+            lease = Lease(site, secrets.token_hex(6), holder, kind, now, now, now + ttl)
+            self._write(db, lease)
+        return lease
+
+    def renew(self, site: str, lease_id: str, ttl: float) -> Lease | None:
+        """Extend this very lease; None when it was unlocked or taken by another writer meanwhile.
+
+        A holder renews by ID, not by name, so one that lost its lease learns it and stops writing
+        instead of quietly taking the site back.
+        """
+        now = time.time()
+        with transaction(self._db) as db:
+            current = self._row(db, site)
+            if current is None or current.lease_id != lease_id:
+                return None
+            lease = replace(current, renewed=now, expires=now + ttl)
+            self._write(db, lease)
+        return lease
+
+    def release(self, site: str, holder: str) -> None:
+        with transaction(self._db) as db:
+            db.execute("DELETE FROM lease WHERE site = ? AND holder = ?", (site, holder))
+
+    def stored(self, site: str) -> Lease | None:
+        return self._row(self._db, site)
+
+    def current(self, site: str) -> Lease | None:
+        lease = self._row(self._db, site)
+        if lease is None or lease.expires <= time.time() or _holder_gone(lease.holder):
+            return None
+        return lease
+
+    def break_lease(self, site: str, lease_id: str) -> Lease | None:
+        with transaction(self._db) as db:
+            current = self._row(db, site)
+            if current is None or current.lease_id != lease_id:
+                return None
+            db.execute("DELETE FROM lease WHERE site = ? AND lease_id = ?", (site, lease_id))
+        return current
 
 
 class StateStore:
@@ -237,23 +375,32 @@ class StateStore:
 
     # -- lease: one writer per site ----------------------------------------------------------------
 
-    def acquire_lease(self, site: str, holder: str, ttl: float) -> bool:
-        """Take or renew the site's lease; False while another holder's lease has not expired."""
-        now = time.time()
-        with self._tx() as db:
-            row = db.execute("SELECT holder, expires FROM lease WHERE site = ?", (site,)).fetchone()
-            if row is not None and row[0] != holder and row[1] > now and not _holder_gone(row[0]):
-                return False
-            db.execute("INSERT OR REPLACE INTO lease VALUES (?, ?, ?)", (site, holder, now + ttl))
-        return True
+    @property
+    def leases(self) -> LeaseTable:
+        return LeaseTable(self._db)
+
+    def open_leases(self) -> LeaseTable:
+        """The lease table on a connection of its own, for a thread that renews a lease in the background."""
+        return LeaseTable(connect(self.path), owned=True)
+
+    def acquire_lease(self, site: str, holder: str, ttl: float, kind: str = "writer") -> Lease | None:
+        """Take or renew the site's lease; None while another holder's lease has not expired."""
+        return self.leases.acquire(site, holder, ttl, kind)
 
     def release_lease(self, site: str, holder: str) -> None:
-        with self._tx() as db:
-            db.execute("DELETE FROM lease WHERE site = ? AND holder = ?", (site, holder))
+        self.leases.release(site, holder)
 
-    def lease_holder(self, site: str) -> tuple[str, float] | None:
-        row = self._db.execute("SELECT holder, expires FROM lease WHERE site = ?", (site,)).fetchone()
-        return (row[0], row[1]) if row and row[1] > time.time() and not _holder_gone(row[0]) else None
+    def lease_holder(self, site: str) -> Lease | None:
+        """The lease in force: None when there is none, it expired, or its holder died on this host."""
+        return self.leases.current(site)
+
+    def lease(self, site: str) -> Lease | None:
+        """The site's lease row as stored, in force or not (what `reconcile unlock` looks at)."""
+        return self.leases.stored(site)
+
+    def break_lease(self, site: str, lease_id: str) -> Lease | None:
+        """Remove the lease with this ID (`reconcile unlock`); None when the site's lease has another ID."""
+        return self.leases.break_lease(site, lease_id)
 
     # -- status --------------------------------------------------------------------------------
 

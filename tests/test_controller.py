@@ -207,7 +207,7 @@ def test_two_controllers_never_apply_together_and_a_standby_takes_over(setup: Se
             holder = state.lease_holder("PS1")
         finally:
             state.close()
-        return holder is not None and holder[0].endswith(f":{second.pid}")
+        return holder is not None and holder.holder.endswith(f":{second.pid}")
 
     wait_until(second_holds_the_lease, 2 * 2 + 1, "the standby to take the lease within two lease periods")
     assert time.monotonic() - killed_at <= 2 * 2 + 1

@@ -35,6 +35,22 @@ class ApplyRefused(ReconcilerError):
     """The plan cannot be applied at all (blocked items, secrets missing); nothing was changed."""
 
 
+class SiteChangedSincePlan(ReconcilerError):
+    """An object the plan did not see appeared on the site before its action ran; the action did nothing."""
+
+
+def _appeared(action: Action, found: list[str]) -> list[str]:
+    """Unmanaged live objects with the identity of an object the plan creates, which the plan did not see.
+
+    The planner blocks (or adopts) a creation whose identity is taken when it plans, and records the
+    namesakes it knew of; one found now and not then was made since the plan (a console, another writer).
+    """
+    if "unowned_at_plan" not in action.params:  # a replace's creation: its old deployment was the one it knew
+        return []
+    seen = set(action.params["unowned_at_plan"])
+    return [i for i in found if i not in seen]
+
+
 @dataclass
 class ActionResult:
     action: Action
@@ -209,6 +225,12 @@ class Executor:
         # A killed run may have created it without recording ownership: find it by console name.
         leftovers = [t for t in self.site.find_task_sequences(record.name)
                      if not self.state.is_owned("TaskSequence", t.id)]
+        appeared = _appeared(action, [t.id for t in leftovers if t.id])
+        if appeared:
+            raise SiteChangedSincePlan(
+                f"a task sequence named {record.name!r} ({', '.join(appeared)}) appeared on the site after this plan "
+                "was made and is not managed by this tool; it was left as it is: the site changed since the plan, "
+                "plan again")
         if leftovers:
             ts_id = leftovers[0].id
             assert ts_id
@@ -348,6 +370,12 @@ class Executor:
         else:
             leftovers = [d for d in self.site.find_deployments(record.package_id, record.collection_id)
                          if not self.state.is_owned("TaskSequenceDeployment", d.id)]
+            appeared = _appeared(action, [d.id for d in leftovers if d.id])
+            if appeared:
+                raise SiteChangedSincePlan(
+                    f"a deployment of {record.package_id} to {record.collection_id} ({', '.join(appeared)}) appeared "
+                    "on the site after this plan was made and is not managed by this tool; it was left as it is: "
+                    "the site changed since the plan, plan again")
             if leftovers and leftovers[0].id:
                 dep_id = leftovers[0].id
                 self.site.update_deployment(dep_id, record)

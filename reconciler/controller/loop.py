@@ -3,7 +3,8 @@
 Ticks come from the interval, from a new commit on the ref (polled cheaply), and with ``--watch``
 from file changes in a local working copy (debounced: a burst of saves is one tick). A failed tick
 backs off exponentially with jitter up to a cap, then the interval resumes after a success. A
-second controller for the same site waits as a standby until the lease of the first expires.
+second controller for the same site waits as a standby until the lease of the first expires (a
+standby is alive but not ready, and ``--once`` as a standby exits 1).
 SIGTERM or SIGINT finish the action under way, write status and exit; a second signal exits at once.
 """
 
@@ -145,7 +146,8 @@ class Loop:
                     next_tick = time.monotonic() + delay
                     trigger = "interval"
                     if self.config.once:
-                        code = 1 if result.outcome in ("error", "failed", "blocked") else 0
+                        # A standby reconciled nothing: a job or script running one tick must not read that as done.
+                        code = 1 if result.outcome in ("error", "failed", "blocked", "standby") else 0
                         break
                     continue
                 self.wake.wait(min(self.config.poll or 1.0, max(next_tick - now, 0.05)))

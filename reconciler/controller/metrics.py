@@ -45,8 +45,24 @@ class Metrics:
         with self.lock:
             self.actions.labels(verb, outcome).inc()
 
+    def readiness(self) -> tuple[bool, str]:
+        """Ready when the last tick reconciled (or, without self-heal, reported) the site.
+
+        A standby is alive (/healthz) but not ready: it reconciles nothing while another writer holds the
+        lease, so a load balancer or a rollout must not count it as serving.
+        """
+        with self.lock:
+            outcome, error = self.last.get("outcome"), self.last.get("error")
+        if outcome in ("ok", "drift"):
+            return True, "ready"
+        if outcome is None:
+            return False, "not ready (no tick yet)"
+        if outcome == "standby":
+            return False, f"not ready (standby: {error or 'another writer holds the lease'})"
+        return False, f"not ready (last tick: {outcome}" + (f": {error}" if error else "") + ")"
+
     def ready(self) -> bool:
-        return self.last.get("outcome") in ("ok", "drift", "standby") if self.last else False
+        return self.readiness()[0]
 
 
 def serve(metrics: Metrics, host: str, port: int) -> ThreadingHTTPServer:
@@ -65,8 +81,8 @@ def serve(metrics: Metrics, host: str, port: int) -> ThreadingHTTPServer:
             if self.path == "/healthz":
                 self.send(200, b"ok\n", "text/plain")
             elif self.path == "/readyz":
-                ready = metrics.ready()
-                self.send(200 if ready else 503, b"ready\n" if ready else b"not ready\n", "text/plain")
+                ready, why = metrics.readiness()
+                self.send(200 if ready else 503, (why + "\n").encode(), "text/plain; charset=utf-8")
             elif self.path == "/status":
                 self.send(200, json.dumps(metrics.last, default=str).encode(), "application/json")
             elif self.path == "/metrics":

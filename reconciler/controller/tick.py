@@ -8,8 +8,6 @@ already reconciled and nobody wrote to the site since, there is nothing to look 
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,6 +16,7 @@ from typing import Any
 
 from reconciler.apply.executor import ActionResult, ApplyRefused, apply_plan
 from reconciler.errors import ReconcilerError
+from reconciler.lease import LeaseKeeper, held_by, holder_id
 from reconciler.plan.actions import Plan, Reason, Verb
 from reconciler.plan.planner import MAX_DELETE_PERCENT, make_plan
 from reconciler.secrets import reader as secret_reader
@@ -62,16 +61,15 @@ class TickResult:
                 "actions": self.actions, "applied": self.applied, "failed": self.failed, "error": self.error}
 
 
-def holder_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
 class Controller:
     def __init__(self, config: ControllerConfig, site: EmbeddedSite, state: StateStore) -> None:
         self.config = config
         self.site = site
         self.state = state
         self.holder = holder_id()
+        # Renewed in the background as well as every tick and between actions: one action or one plan of a
+        # large estate may outlast the lease.
+        self.keeper = LeaseKeeper(state, site.site_code, "controller", config.lease_seconds, self.holder)
         self.last_sha: str | None = None
         self.last_outcome: str | None = None
         self.stop_requested = False
@@ -82,10 +80,19 @@ class Controller:
         self.cache.close()
 
     def has_lease(self) -> bool:
-        return self.state.acquire_lease(self.site.site_code, self.holder, self.config.lease_seconds)
+        return self.keeper.acquire() is not None
+
+    def lease_id(self) -> str | None:
+        lease = self.keeper.lease
+        return lease.lease_id if lease is not None else None
 
     def release(self) -> None:
-        self.state.release_lease(self.site.site_code, self.holder)
+        self.keeper.release()
+
+    def standby(self, sha: str | None = None, **counts: Any) -> TickResult:
+        """A tick that found the lease held by another writer: it reads nothing and writes nothing."""
+        holder = held_by(self.state.lease_holder(self.site.site_code))
+        return TickResult("standby", sha, error=f"the lease is held by {holder}", **counts)
 
     def resolve(self) -> str:
         return GitRepository(self.config.repo, self.config.cache_dir).resolve(self.config.ref).sha
@@ -112,10 +119,11 @@ class Controller:
 
     def _tick(self, force: bool) -> TickResult:
         if self.config.self_heal and not self.has_lease():
-            # A standby does nothing but wait for the writer's lease to expire.
-            holder = self.state.lease_holder(self.site.site_code)
+            # A standby does nothing but wait for the writer's lease to expire. The lease is taken before the
+            # site is read, so a one-shot apply and a tick never both plan to apply at once.
             self.last_sha = None
-            return TickResult("standby", error=f"the lease is held by {holder[0] if holder else 'another writer'}")
+            return self.standby()
+        planned_under = self.lease_id()
         repo = GitRepository(self.config.repo, self.config.cache_dir)
         revision = repo.resolve(self.config.ref)
         live_changed = self.site.changed_since_read()
@@ -146,19 +154,30 @@ class Controller:
             drifted = any(a.reason is Reason.DRIFT or a.verb is Verb.REDISTRIBUTE_CONTENT for a in plan.actions)
             return TickResult("drift" if drifted else "ok", revision.sha, actions=len(plan.actions), objects=objects)
         if not self.has_lease():
-            holder = self.state.lease_holder(self.site.site_code)
-            return TickResult("standby", revision.sha, actions=len(plan.actions), objects=objects,
-                              error=f"the lease is held by {holder[0] if holder else 'another writer'}")
-        return self._apply(plan, revision.sha, objects)
+            self.last_sha = None
+            return self.standby(revision.sha, actions=len(plan.actions), objects=objects)
+        if self.lease_id() != planned_under:
+            # The lease was unlocked, or lapsed, while this plan was made: another writer may have changed the
+            # site since it was read, so the plan is not applied.
+            self.last_sha = None
+            return TickResult("error", revision.sha, actions=len(plan.actions), objects=objects,
+                              error="the lease was lost while planning (unlocked, or it lapsed); nothing was "
+                                    "applied; the next tick plans again")
+        assert planned_under is not None
+        return self._apply(plan, revision.sha, objects, planned_under)
 
-    def _apply(self, plan: Plan, sha: str, objects: dict[str, str]) -> TickResult:
+    def _apply(self, plan: Plan, sha: str, objects: dict[str, str], lease_id: str) -> TickResult:
         def progress(item: ActionResult, index: int, total: int) -> None:
             self.has_lease()  # renewed between actions: a long apply keeps its lease
             self.on_action(item)
 
+        def should_stop() -> bool:
+            # A writer that lost its lease (unlocked, or lapsed and taken) stops before its next action.
+            return self.stop_requested or not self.keeper.holds(lease_id)
+
         try:
             result = apply_plan(plan, self.site, self.state, self.config.secrets_base, progress=progress,
-                                should_stop=lambda: self.stop_requested)
+                                should_stop=should_stop)
         except ApplyRefused as exc:
             return TickResult("failed", sha, actions=len(plan.actions), objects=objects, error=str(exc))
         applied, failed = len(result.of("applied")), len(result.of("failed"))
@@ -172,8 +191,12 @@ class Controller:
         outcome = "stopped" if result.stopped else ("failed" if failed or result.of("skipped") else "ok")
         if outcome != "ok":
             self.last_sha = None  # look again next tick
+        error = result.of("failed")[0].message if failed else None
+        if result.stopped and not self.stop_requested:
+            error = (f"the lease was lost mid-apply (unlocked, or it lapsed); {len(plan.actions) - len(result.results)}"
+                     " action(s) were left to the writer that holds it now")
         return TickResult(outcome, sha, actions=len(plan.actions), applied=applied, failed=failed, objects=objects,
-                          error=result.of("failed")[0].message if failed else None)
+                          error=error)
 
 
 def object_status(desired: Any, plan: Plan) -> dict[str, str]:

@@ -252,6 +252,8 @@ class _Planner:
                     self.ts_ids[obj.name] = None
                     reason = Reason.DRIFT if owned_id else Reason.NEW
                     changes = _created_fields(ts_canonical(record))
+                    # Namesakes known now; apply refuses to act on one that appears after this plan.
+                    params["unowned_at_plan"] = candidates
                     self.add(Action(Verb.CREATE_TASK_SEQUENCE, ref, reason, None, changes, depends, obj.source,
                                     params=params, summary=record.name))
                     continue
@@ -606,6 +608,7 @@ class _Planner:
                     self.add(Action(Verb.ADOPT, ref, Reason.ADOPT, live.id, (), (ts_ref,), obj.source,
                                  {"desired_fp": desired_fp}, f"take over {live.id}" + self.resumed(ref)))
                 else:
+                    params["unowned_at_plan"] = candidates  # apply refuses one that appears after this plan
                     self.add(Action(Verb.CREATE_DEPLOYMENT, ref, Reason.DRIFT if owned_id else Reason.NEW, None,
                                     _created_fields(deployment_canonical(record)), (ts_ref,), obj.source, params,
                                     f"{ts_name} to {collection.name}", risk))

@@ -26,7 +26,8 @@ def render_text(document: dict[str, Any], out: TextIO) -> None:
         out.write(f"last checked: {_when(checked['at'])} ({checked.get('outcome')})\n")
     last = document.get("last_applied") or {}
     out.write(f"last applied: {last.get('ref') or '-'} @ {(last.get('sha') or '-')[:12]}\n")
-    if document.get("lease"):
-        out.write(f"writer: {document['lease'][0]}\n")
+    lease = document.get("lease")
+    if lease:
+        out.write(f"writer: {lease.get('describe') or lease.get('holder')}, lease ID {lease.get('id')}\n")
     for key, value in (document.get("objects") or {}).items():
         out.write(f"  {value:<12} {key}\n")
