@@ -18,26 +18,51 @@ made by the console do not have it: their folder is not imported and their type 
 
 from __future__ import annotations
 
+import os
 import re
 import stat
+import struct
 import uuid
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, BinaryIO
 from xml.sax.saxutils import escape, quoteattr
 
-from reconciler.errors import ReconcilerError
+from reconciler.convert import MAX_XML_BYTES, check_sequence_size, quote
+from reconciler.errors import CodecError, ReconcilerError
 from reconciler.tsxml.sequence import find_sequence_text
 from reconciler.tsxml.xmltext import parse
 
 MAX_ENTRIES = 10_000
 MAX_UNCOMPRESSED = 1024**3
 MAX_RATIO = 100
+#: The central directory is read whole before any entry is looked at; 10,000 entries with names of
+#: 400 characters fit, and a directory of hundreds of thousands of tiny entries (300 MB of memory for
+#: 300,000) is refused before it is parsed.
+MAX_DIRECTORY_BYTES = 4 * 2**20
+
+#: The most each part import reads may expand to, counted while decompressing (a header's declared
+#: size is never trusted). A task sequence's object.xml holds the sequence (ConfigMgr refuses one over
+#: 2 MB; import allows :data:`~reconciler.convert.MAX_SEQUENCE_BYTES`) escaped inside CIM-XML, where
+#: markup grows by about a third, and the package properties: 16 MiB leaves a wide margin (the largest
+#: in the corpus is 165 KB). ReferencesInfo.xml holds about 700 bytes per referenced package.
+OBJECT_XML_LIMIT = MAX_XML_BYTES
+REFERENCES_LIMIT = 4 * 2**20
+#: An exported package (SMS_Package/<ID>/object.xml: 15 KB in the corpus) and this tool's own part.
+SMALL_PART_LIMIT = 1 * 2**20
+#: All parts read from one archive together: many task sequences, each within its limit, still end.
+MAX_READ_TOTAL = 256 * 2**20
+
+#: A ConfigMgr package ID is a three-character site code and five hexadecimal digits (PS100294,
+#: 2CM00010); the folder of an exported object is named after it and ends up in messages and comments.
+_PACKAGE_ID = re.compile(r"[A-Za-z0-9]{1,16}")
+_CHUNK = 64 * 1024
 
 
 class UnsafeArchive(ReconcilerError):
-    """The archive is refused; nothing was written."""
+    """The archive is refused (unsafe, damaged, or not what its headers say); nothing was written."""
 
 
 @dataclass
@@ -70,6 +95,7 @@ def check_archive(archive: zipfile.ZipFile, where: str) -> None:
         raise UnsafeArchive(f"{where}: {len(infos)} entries, more than {MAX_ENTRIES:,}; refused")
     total = 0
     compressed = 0
+    seen: dict[str, str] = {}
     for info in infos:
         name = info.filename
         pure = PurePosixPath(name.replace("\\", "/"))
@@ -78,8 +104,21 @@ def check_archive(archive: zipfile.ZipFile, where: str) -> None:
         mode = info.external_attr >> 16
         if stat.S_ISLNK(mode):
             raise UnsafeArchive(f"{where}: entry {name!r} is a symbolic link; refused")
+        # OPC part names compare without case (ECMA-376 part 2), Windows paths without case and with
+        # either separator: two entries that differ only so are one file, and which one a reader
+        # takes is up to the reader.
+        key = "/".join(pure.parts).casefold()
+        if key in seen:
+            if seen[key] == name:
+                raise UnsafeArchive(f"{where}: entry {name!r} is in the archive twice; refused")
+            raise UnsafeArchive(f"{where}: entries {seen[key]!r} and {name!r} name the same file (they differ "
+                                "only in case or separators); refused")
+        seen[key] = name
         total += info.file_size
         compressed += info.compress_size
+        if info.file_size and not info.compress_size:
+            raise UnsafeArchive(f"{where}: entry {name!r} declares {info.file_size:,} bytes from no compressed "
+                                "data; refused")
         if info.compress_size and info.file_size / info.compress_size > MAX_RATIO:
             raise UnsafeArchive(f"{where}: entry {name!r} expands {info.file_size / info.compress_size:.0f} times "
                                 f"(more than {MAX_RATIO}: a zip bomb?); refused")
@@ -110,6 +149,9 @@ def _references(text: bytes, where: str) -> list[ExportedPackage]:
         props = _instance_props(entry.text, where)
         if props.get("ReferencePackageID"):
             kind = props.get("ReferencePackageType")
+            if kind not in (None, "") and not str(kind).isdigit():
+                raise CodecError(f"ReferencePackageType of {quote(props['ReferencePackageID'])} is {quote(kind)}, "
+                                 "not a number (ConfigMgr's PackageType)", where=where)
             out.append(ExportedPackage(props["ReferencePackageID"], props.get("ReferenceName") or "",
                                        int(kind) if kind not in (None, "") else None))
     return out
@@ -126,32 +168,198 @@ def _carried(text: bytes, where: str) -> dict[str, dict[str, str]]:
     return out
 
 
+def entry_where(path: Path, name: str) -> str:
+    """How messages name an entry of an archive (``repr``: an entry name may hold a line break)."""
+    return f"{path}: entry {name!r}"
+
+
+class _DirectoryBound:
+    """The archive file as :class:`zipfile.ZipFile` reads it, refusing a central directory too large.
+
+    ``ZipFile`` reads the whole central directory in one read and makes an object per entry before
+    anyone can count them; any single read larger than :data:`MAX_DIRECTORY_BYTES` is refused here.
+    """
+
+    def __init__(self, handle: BinaryIO, where: str) -> None:
+        self._handle = handle
+        self._where = where
+        self.name = where
+
+    def read(self, size: int = -1) -> bytes:
+        if size is None or size < 0:
+            here = self._handle.tell()
+            size = self._handle.seek(0, os.SEEK_END) - here
+            self._handle.seek(here)
+        if size > MAX_DIRECTORY_BYTES:
+            raise UnsafeArchive(f"{self._where}: its central directory is {size:,} bytes, more than "
+                                f"{MAX_DIRECTORY_BYTES:,} (about {MAX_ENTRIES:,} entries); refused")
+        return self._handle.read(size)
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        return self._handle.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._handle.tell()
+
+    def seekable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        """The handle belongs to :func:`read_console_export`."""
+
+
+#: What a damaged or crafted ZIP makes :class:`zipfile.ZipFile` raise while reading its directory.
+_ZIP_DIRECTORY_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError, struct.error,
+                         NotImplementedError, OverflowError)
+
+
+def _open_archive(handle: BinaryIO, where: str) -> zipfile.ZipFile:
+    try:
+        return zipfile.ZipFile(_DirectoryBound(handle, where))  # type: ignore[arg-type]
+    except _ZIP_DIRECTORY_ERRORS as exc:
+        raise UnsafeArchive(f"{where}: not a readable ZIP file ({str(exc)[:200]})") from None
+
+
+class _EntryReader:
+    """Reads entries from the archive file itself, never trusting what a header declares.
+
+    ``zipfile`` stops at the uncompressed size a header declares and checks the CRC only then, so a
+    header that lies either cuts the data short or lets it run to whatever the header says (1 GB at
+    30:1 fits the ratio and size limits). Here each entry is decompressed in chunks, the bytes that
+    actually come out are counted against the smaller of its declared size and the limit for what the
+    part can be, and the local header, the compressed size, the end of the deflate stream and the CRC
+    must all agree with the central directory.
+    """
+
+    def __init__(self, handle: BinaryIO, path: Path) -> None:
+        self._handle = handle
+        self._path = path
+        self.total = 0
+
+    def read(self, info: zipfile.ZipInfo, limit: int) -> bytes:
+        where = entry_where(self._path, info.filename)
+        try:
+            data = self._read(info, limit, where)
+        except zlib.error as exc:
+            raise UnsafeArchive(f"{where}: its compressed data is damaged ({exc}); refused") from None
+        except OSError as exc:
+            raise UnsafeArchive(f"{where}: cannot be read ({exc}); refused") from None
+        self.total += len(data)
+        if self.total > MAX_READ_TOTAL:
+            raise UnsafeArchive(f"{where}: the parts read so far come to {self.total / 2**20:.0f} MiB, more than "
+                                f"{MAX_READ_TOTAL // 2**20} MiB for one archive; refused")
+        return data
+
+    def _read(self, info: zipfile.ZipInfo, limit: int, where: str) -> bytes:
+        if info.flag_bits & 0x1:
+            raise UnsafeArchive(f"{where}: is encrypted; a console export never is; refused")
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise UnsafeArchive(f"{where}: uses compression method {info.compress_type}; console exports are "
+                                "stored or deflated; refused")
+        if info.file_size > limit:
+            raise UnsafeArchive(f"{where}: declares {info.file_size:,} bytes; this part is at most "
+                                f"{limit // 2**20} MiB; refused")
+        if info.compress_type == zipfile.ZIP_STORED and info.compress_size != info.file_size:
+            raise UnsafeArchive(f"{where}: is stored uncompressed in {info.compress_size:,} bytes but its header "
+                                f"declares {info.file_size:,}; refused")
+        handle = self._handle
+        header = b""
+        if info.header_offset >= 0:  # zipfile moves offsets by what it finds missing before the directory
+            handle.seek(info.header_offset)
+            header = handle.read(30)
+        if len(header) != 30 or header[:4] != b"PK\x03\x04":
+            raise UnsafeArchive(f"{where}: its local header is missing (the archive is damaged); refused")
+        name_length, extra_length = struct.unpack("<HH", header[26:30])
+        raw_name = handle.read(name_length)
+        local_name = raw_name.decode("utf-8" if info.flag_bits & 0x800 else "cp437", errors="replace")
+        if local_name != info.orig_filename:
+            raise UnsafeArchive(f"{where}: its local header names {local_name!r}; the archive is inconsistent; "
+                                "refused")
+        handle.seek(extra_length, os.SEEK_CUR)
+        room = info.file_size  # the limit, too: checked above
+        out = bytearray()
+        crc = 0
+        left = info.compress_size
+        inflate = zlib.decompressobj(-zlib.MAX_WBITS) if info.compress_type == zipfile.ZIP_DEFLATED else None
+        while left and not (inflate is not None and inflate.eof):
+            chunk = handle.read(min(_CHUNK, left))
+            if not chunk:
+                raise UnsafeArchive(f"{where}: the archive ends inside this entry (truncated); refused")
+            left -= len(chunk)
+            while chunk:
+                # max_length: never more than one byte past what the header allows comes out at once.
+                piece = chunk if inflate is None else inflate.decompress(chunk, room - len(out) + 1)
+                out += piece
+                crc = zlib.crc32(piece, crc)
+                if len(out) > room:
+                    raise UnsafeArchive(f"{where}: holds more than the {info.file_size:,} bytes its header "
+                                        "declares (a crafted header?); refused")
+                chunk = b"" if inflate is None or inflate.eof else inflate.unconsumed_tail
+        if inflate is not None and not inflate.eof:
+            raise UnsafeArchive(f"{where}: its compressed data ends early (the archive is damaged); refused")
+        if left or (inflate is not None and inflate.unused_data):
+            raise UnsafeArchive(f"{where}: its compressed data ends before the {info.compress_size:,} bytes its "
+                                "header declares; refused")
+        if len(out) != info.file_size:
+            raise UnsafeArchive(f"{where}: holds {len(out):,} bytes, not the {info.file_size:,} its header declares; "
+                                "refused")
+        if crc != info.CRC:
+            raise UnsafeArchive(f"{where}: fails its CRC-32 check (the archive is damaged); refused")
+        return bytes(out)
+
+
+def _text(data: bytes, where: str) -> str:
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise CodecError(f"is not UTF-8 text (byte {exc.start:,})", where=where) from None
+
+
+def _package_id(value: str, where: str) -> str:
+    if not _PACKAGE_ID.fullmatch(value):
+        raise CodecError(f"the folder {quote(value)} is not a ConfigMgr package ID (such as PS100294)", where=where)
+    return value
+
+
 def read_console_export(path: Path) -> ConsoleExport:
+    """The parts of a console export that import needs; anything unsafe, damaged or too large is refused.
+
+    Only the parts listed in the module docstring are decompressed, each no further than its limit
+    (:data:`OBJECT_XML_LIMIT`, :data:`REFERENCES_LIMIT`, :data:`SMALL_PART_LIMIT`). Content files
+    are not in the archive: the console writes them to a ``<name>_files`` folder beside it, which
+    import names and never reads.
+    """
     where = str(path)
     try:
-        archive = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise UnsafeArchive(f"{where}: not a readable ZIP file ({exc})") from None
-    with archive:
+        handle = path.open("rb")
+    except OSError as exc:
+        raise UnsafeArchive(f"{where}: cannot be read ({exc.strerror or exc})") from None
+    with handle, _open_archive(handle, where) as archive:
         check_archive(archive, where)
         export = ConsoleExport(path)
         names = archive.namelist()
         if "Manifest.xml" not in names:
             raise ReconcilerError(f"{where}: no Manifest.xml; is this a ConfigMgr console export?")
-        for name in names:
+        reader = _EntryReader(handle, path)
+        for info in archive.infolist():
+            name = info.filename
+            at = entry_where(path, name)
             parts = name.split("/")
             if len(parts) == 3 and parts[0] == "SMS_TaskSequencePackage" and parts[2] == "object.xml":
-                text = archive.read(name)
-                _, props = find_sequence_text(parse(text, where=f"{where}:{name}"), f"{where}:{name}")
-                export.task_sequences[parts[1]] = (text.decode("utf-8-sig"), props)
+                ts_id = _package_id(parts[1], at)
+                text = _text(reader.read(info, OBJECT_XML_LIMIT), at)
+                sequence, props = find_sequence_text(parse(text, where=at), at)
+                check_sequence_size(sequence, at)
+                export.task_sequences[ts_id] = (text, props)
             elif len(parts) == 3 and parts[0] == "SMS_TaskSequencePackage" and parts[2] == "ReferencesInfo.xml":
-                for ref in _references(archive.read(name), f"{where}:{name}"):
+                for ref in _references(reader.read(info, REFERENCES_LIMIT), at):
                     export.references.setdefault(ref.package_id, ref)
             elif len(parts) == 3 and parts[0] == "SMS_Package" and parts[2] == "object.xml":
-                props = _instance_props(archive.read(name), f"{where}:{name}")
-                export.packages[parts[1]] = ExportedPackage(parts[1], props.get("Name") or parts[1], 0)
+                package_id = _package_id(parts[1], at)
+                props = _instance_props(reader.read(info, SMALL_PART_LIMIT), at)
+                export.packages[package_id] = ExportedPackage(package_id, props.get("Name") or package_id, 0)
             elif name == CARRIED_PART:
-                export.carried = _carried(archive.read(name), f"{where}:{name}")
+                export.carried = _carried(reader.read(info, SMALL_PART_LIMIT), at)
         if not export.task_sequences:
             raise ReconcilerError(f"{where}: the export holds no task sequence")
     folder = path.with_name(path.stem + "_files")

@@ -12,13 +12,14 @@ from pathlib import Path
 import click
 
 from reconciler.apply.executor import ActionResult, ApplyRefused, apply_plan
+from reconciler.config import Config, ConfigError, load_config, manifests_root
 from reconciler.controller.loop import Loop, LoopConfig, json_emitter, parse_duration, text_emitter
 from reconciler.controller.metrics import Metrics
 from reconciler.controller.metrics import serve as serve_metrics
 from reconciler.controller.tick import Controller, ControllerConfig
-from reconciler.convert import manifest_to_xml, xml_to_manifest
+from reconciler.convert import manifest_to_xml, read_xml_file, xml_to_manifest
 from reconciler.effective import ComputerNotFound, effective_variables
-from reconciler.errors import CodecError, Finding, ReconcilerError, Severity, Source, UnresolvedReference
+from reconciler.errors import Finding, ReconcilerError, Severity, Source
 from reconciler.export import export_site, export_zip, import_zip
 from reconciler.lease import DEFAULT_LEASE_SECONDS, LeaseHeld, LeaseKeeper, UnlockRefused, held_by, unlock
 from reconciler.models import KINDS
@@ -33,6 +34,7 @@ from reconciler.render.effective import render as render_effective
 from reconciler.render.history import render as render_history
 from reconciler.render.plan import plan_document
 from reconciler.review import review
+from reconciler.secrets import HashKeyError
 from reconciler.secrets import reader as secret_reader
 from reconciler.site.embedded import SiteError
 from reconciler.source import yamlfile
@@ -47,6 +49,25 @@ EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 
 def _color(no_color: bool) -> bool:
     return not no_color and "NO_COLOR" not in os.environ and sys.stdout.isatty()
+
+
+def _settings_options(command: Callable[..., None]) -> Callable[..., None]:
+    """--config and --secrets-dir: where the settings and the secrets of the manifests are, on this machine."""
+    command = click.option("--secrets-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+                           help="Folder of file secrets (default: secrets/ in the manifests folder, or "
+                                "RECONCILE_SECRETS_DIR); a valueFrom file secrets/NAME is read as DIR/NAME.")(command)
+    return click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                        help="Settings file (default: reconcile.yaml in the manifests folder, on local disk; never "
+                             "read from Git).")(command)
+
+
+def _settings(path: Path, config_file: Path | None, secrets_dir: Path | None) -> Config:
+    """The settings of the manifests under PATH (the local folder of that path, also with --repo)."""
+    try:
+        return load_config(manifests_root(path), config_file, secrets_dir)
+    except ConfigError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_ERROR)
 
 
 class _DefaultGroup(click.Group):
@@ -84,14 +105,18 @@ def cli() -> None:
 @click.argument("path", default="manifests", type=click.Path(path_type=Path))
 @click.option("--output", "-o", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--no-color", is_flag=True, help="No colours (also when NO_COLOR is set).")
-def validate_command(path: Path, output: str, no_color: bool) -> None:
+@_settings_options
+def validate_command(path: Path, output: str, no_color: bool, config_file: Path | None,
+                     secrets_dir: Path | None) -> None:
     """Validate every *.yaml / *.yml under PATH (default: manifests/).
 
-    Each document is checked against its kind, then the set: unique names, references, and the rules
-    ConfigMgr enforces that need no live site. Exit 0 when valid, 1 otherwise.
+    Each document is checked against its kind, then the set: unique names, references, where secrets
+    may come from (reconcile.yaml), and the rules ConfigMgr enforces that need no live site. Exit 0 when
+    valid, 1 otherwise.
     """
+    settings = _settings(path, config_file, secrets_dir)
     state = load(path)
-    findings = validate(state)
+    findings = validate(state, settings)
     if output == "json":
         render_findings.render_json(state, findings, sys.stdout)
     else:
@@ -114,7 +139,7 @@ def convert_command(file: Path, target: str | None, name: str | None) -> None:
     target = target or ("xml" if is_yaml else "yaml")
     try:
         if target == "yaml":
-            converted = xml_to_manifest(file.read_bytes(), where=str(file), name=name, default_name=file.stem)
+            converted = xml_to_manifest(read_xml_file(file), where=str(file), name=name, default_name=file.stem)
             sys.stdout.write(f"# Converted from {file.name}\n")
             sys.stdout.write(yamlfile.dump(converted.manifest))
             for secret in converted.secrets:
@@ -132,12 +157,16 @@ def convert_command(file: Path, target: str | None, name: str | None) -> None:
         if len(sequences) != 1:
             raise click.UsageError(f"{file} holds {len(sequences)} TaskSequence documents; pick one with --name")
         sys.stdout.write(manifest_to_xml(sequences[0].manifest) + "\n")  # type: ignore[arg-type]
-    except (CodecError, UnresolvedReference) as exc:
-        click.echo(f"{file}: error: {exc}", err=True)
-        sys.exit(EXIT_ERROR)
     except ReconcilerError as exc:
-        click.echo(f"{file}: error: {exc}", err=True)
+        _echo_errors(exc, file)
         sys.exit(EXIT_ERROR)
+
+
+def _echo_errors(exc: ReconcilerError, file: Path | None = None) -> None:
+    """``error: …``, one line per problem, each naming the file (or archive entry) it is about."""
+    for line in str(exc).splitlines() or [type(exc).__name__]:
+        named = file is None or line.startswith(str(file))
+        click.echo(f"error: {line}" if named else f"error: {file}: {line}", err=True)
 
 
 @cli.command("crds")
@@ -202,11 +231,13 @@ def _open(site: Path | None, state: Path | None) -> Workspace:
 @click.option("--base", default=None, help="Pull request plan: the target branch (with --head and --dry-run).")
 @click.option("--head", default=None, help="Pull request plan: the branch to merge.")
 @click.option("--no-color", is_flag=True, help="No colours (also when NO_COLOR is set).")
+@_settings_options
 def apply_command(path: Path, dry_run: bool, site_path: Path | None, state_path: Path | None,
                   targets: tuple[str, ...], prune: bool, adopt: bool, max_delete: float, wait_for_content: bool,
                   content_timeout: float, refresh_secrets: bool, output: str, detailed_exitcode: bool, yes: bool,
                   lease_seconds: float, repo: str | None,
-                  ref: str | None, base: str | None, head: str | None, no_color: bool) -> None:
+                  ref: str | None, base: str | None, head: str | None, no_color: bool, config_file: Path | None,
+                  secrets_dir: Path | None) -> None:
     """Plan the changes that make the site equal to the manifests under PATH, then apply them.
 
     The plan is printed first. Applying asks for confirmation on a terminal; without a terminal it
@@ -214,6 +245,7 @@ def apply_command(path: Path, dry_run: bool, site_path: Path | None, state_path:
     before the site is read and held until the apply ends: another apply or a controller refuses meanwhile.
     """
     cache_dir = (site_path.parent if site_path else DEFAULT_SITE.parent)
+    settings = _settings(path, config_file, secrets_dir)
     base_state = base_rev = None
     try:
         if base or head:
@@ -234,7 +266,7 @@ def apply_command(path: Path, dry_run: bool, site_path: Path | None, state_path:
             render_findings.render_markdown([Finding(Severity.ERROR, Source(repo or str(path)), str(exc))],
                                             sys.stdout)
         sys.exit(EXIT_ERROR)
-    findings = validate(desired)
+    findings = validate(desired, settings)
     if has_errors(findings):
         errors = [f for f in findings if f.severity is Severity.ERROR]
         render_findings.render_text(desired, errors, sys.stderr)
@@ -261,9 +293,13 @@ def apply_command(path: Path, dry_run: bool, site_path: Path | None, state_path:
         # A file secret's path is relative to the manifests folder named by PATH (in the working folder
         # also when the manifests come from Git, where secrets never are).
         secrets_base = path.parent if path.is_file() else path
+        try:
+            refresh = secret_reader(secrets_base, settings.secrets, with_key=True) if refresh_secrets else None
+        except HashKeyError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(EXIT_ERROR)
         plan = make_plan(desired, workspace.site.read(), workspace.state, adopt=adopt, prune=prune,
-                         targets=targets, max_delete=max_delete,
-                         secrets=secret_reader(secrets_base) if refresh_secrets else None)
+                         targets=targets, max_delete=max_delete, secrets=refresh)
         color = _color(no_color)
         if base_state is not None and base_rev is not None:
             result_review = review({"ref": base or "", "sha": base_rev.sha}, {"ref": head or "", "sha": provenance.sha
@@ -303,6 +339,7 @@ def apply_command(path: Path, dry_run: bool, site_path: Path | None, state_path:
             sys.exit(EXIT_ERROR)
         try:
             result = apply_plan(plan, workspace.site, workspace.state, secrets_base=secrets_base,
+                                policy=settings.secrets,
                                 progress=_progress_printer(),
                                 wait_for_content=content_timeout if wait_for_content else None,
                                 notice=lambda message: click.echo(message, err=True),
@@ -434,21 +471,28 @@ def vars_group() -> None:
 @click.option("--state", "state_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--once", is_flag=True, help="Run one tick and exit.")
+@_settings_options
 def controller_command(repo: str, ref: str, manifests_path: str, interval: str, self_heal: bool, prune: bool,
                        max_delete: float, watch: bool, refresh_secrets: bool, commit_poll: str, listen: str | None,
                        lease_seconds: float,
-                       site_path: Path | None, state_path: Path | None, log_format: str, once: bool) -> None:
-    """Keep the site equal to a Git branch: tick on an interval, on new commits and (--watch) on file changes."""
+                       site_path: Path | None, state_path: Path | None, log_format: str, once: bool,
+                       config_file: Path | None, secrets_dir: Path | None) -> None:
+    """Keep the site equal to a Git branch: tick on an interval, on new commits and (--watch) on file changes.
+
+    Settings (reconcile.yaml) and secrets are read from the local folder named by --path, never from Git.
+    """
     try:
         seconds = parse_duration(interval)
         poll = parse_duration(commit_poll)
     except ValueError:
         raise click.BadParameter("use seconds or 30s, 5m, 1h", param_hint="--interval/--commit-poll") from None
+    settings = _settings(Path(manifests_path), config_file, secrets_dir)
     workspace = _open(site_path, state_path)
     cache_dir = site_path.parent if site_path else DEFAULT_SITE.parent
     config = ControllerConfig(repo=repo, ref=ref, path=manifests_path, self_heal=self_heal, prune=prune,
                               max_delete=max_delete, lease_seconds=lease_seconds,
-                              secrets_base=Path(manifests_path), cache_dir=cache_dir, refresh_secrets=refresh_secrets)
+                              secrets_base=Path(manifests_path), cache_dir=cache_dir, refresh_secrets=refresh_secrets,
+                              settings=settings)
     controller = Controller(config, workspace.site, workspace.state)
     metrics = Metrics()
     server = None
@@ -580,7 +624,7 @@ def import_command(archive: Path, out_dir: Path, on_conflict: str) -> None:
     try:
         result = import_zip(archive, out_dir, on_conflict)
     except ReconcilerError as exc:
-        click.echo(f"error: {exc}", err=True)
+        _echo_errors(exc, archive)
         sys.exit(EXIT_ERROR)
     for path in result.written:
         click.echo(f"wrote {path}")
@@ -615,13 +659,16 @@ def history_command(site_path: Path | None, state_path: Path | None, output: str
 @click.argument("path", default="manifests", type=click.Path(path_type=Path))
 @click.option("--site", "site_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
 @click.option("--output", "-o", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def vars_effective(computer: str, path: Path, site_path: Path | None, output: str) -> None:
+@_settings_options
+def vars_effective(computer: str, path: Path, site_path: Path | None, output: str, config_file: Path | None,
+                   secrets_dir: Path | None) -> None:
     """Each variable COMPUTER gets, its value (masked when hidden), where it comes from and what it overrides.
 
     Computer variables beat collection variables; between collections, priority 1 beats 9.
     """
+    settings = _settings(path, config_file, secrets_dir)
     desired = load(path)
-    findings = validate(desired)
+    findings = validate(desired, settings)
     if has_errors(findings):
         render_findings.render_text(desired, [f for f in findings if f.severity.value == "error"], sys.stderr)
         sys.exit(EXIT_ERROR)

@@ -81,6 +81,11 @@ class ConfigFile(Model):
     limits: _LimitsSection = Field(default_factory=_LimitsSection)
 
 
+#: Environment variables of the tool's own settings: never a secret's source, whatever the allow-list says
+#: (``RECONCILE_SECRET_HASH_KEY`` starts with an allowed prefix, and a manifest must not copy it into a site).
+RESERVED_ENV_NAMES = frozenset({"RECONCILE_SECRET_HASH_KEY", "RECONCILE_SECRETS_DIR"})
+
+
 @dataclass(frozen=True, slots=True)
 class SecretsPolicy:
     """Where secrets may come from. Nothing outside it is read, whatever a manifest names."""
@@ -88,8 +93,16 @@ class SecretsPolicy:
     folder: Path
     env_prefixes: tuple[str, ...] = DEFAULT_ENV_PREFIXES
     env_names: frozenset[str] = frozenset()
+    #: how manifests spell the folder: a ``valueFrom.file`` path starts with it (``secrets/join.txt``), also
+    #: when ``--secrets-dir`` puts the folder itself elsewhere
+    relative: str = DEFAULT_SECRETS_FOLDER
+    #: the manifests folder, when the secrets folder is inside it: a checked-out branch may make ``secrets``
+    #: a link, and the real folder must still lie within (None when --secrets-dir chose the folder)
+    within: Path | None = None
 
     def env_allowed(self, name: str) -> bool:
+        if name in RESERVED_ENV_NAMES:
+            return False
         return name in self.env_names or any(name.startswith(prefix) for prefix in self.env_prefixes)
 
     def describe_env_rule(self) -> str:
@@ -120,7 +133,18 @@ def manifests_root(path: Path) -> Path:
 
 
 def default_config(root: Path, secrets_dir: Path | None = None) -> Config:
-    return Config(SecretsPolicy(_secrets_folder(root, DEFAULT_SECRETS_FOLDER, secrets_dir)))
+    return Config(SecretsPolicy(_secrets_folder(root, DEFAULT_SECRETS_FOLDER, secrets_dir),
+                                within=_within(root, secrets_dir)))
+
+
+def default_policy(root: Path) -> SecretsPolicy:
+    """The secrets policy of manifests under ``root`` when no settings were passed down (library callers)."""
+    return default_config(root).secrets
+
+
+def _within(root: Path, override: Path | None) -> Path | None:
+    chosen = override or os.environ.get("RECONCILE_SECRETS_DIR")
+    return None if chosen else Path(os.path.abspath(root))
 
 
 def _secrets_folder(root: Path, folder: str, override: Path | None) -> Path:
@@ -144,7 +168,8 @@ def load_config(root: Path, config_file: Path | None = None, secrets_dir: Path |
     except ValidationError as exc:
         raise ConfigError(_describe(path, data, exc)) from None
     policy = SecretsPolicy(_secrets_folder(root, parsed.secrets.folder, secrets_dir),
-                           tuple(parsed.secrets.env.prefixes), frozenset(parsed.secrets.env.names))
+                           tuple(parsed.secrets.env.prefixes), frozenset(parsed.secrets.env.names),
+                           Path(parsed.secrets.folder).as_posix(), _within(root, secrets_dir))
     return Config(policy, Limits(parsed.limits.max_manifest_bytes), path)
 
 

@@ -9,10 +9,17 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+from xml.etree.ElementTree import Element
 
+from pydantic import ValidationError
+
+from reconciler.errors import CodecError, ReconcilerError
 from reconciler.models import API_VERSION, TaskSequence
 from reconciler.models.tasksequence import TaskSequenceSpec
+from reconciler.site.records import MAX_SEQUENCE_BYTES
+from reconciler.source.loader import format_path
 from reconciler.tsxml.sequence import (
     PackageResolver,
     SecretPlaceholder,
@@ -26,6 +33,153 @@ from reconciler.tsxml.xmltext import parse
 
 #: ProgramFlags bit ConfigMgr sets on a disabled task sequence.
 PROGRAM_FLAG_DISABLED = 0x1000
+
+#: The largest XML document converted: a bare ``<sequence>`` or a console ``object.xml``, which holds
+#: the sequence escaped inside CIM-XML (markup grows by about a third) and the package properties.
+MAX_XML_BYTES = 16 * 2**20
+#: ConfigMgr refuses a sequence over 2 MB, so no site exported a larger one; twice that leaves room for
+#: another tool's indentation and bounds what converting costs (a 4 MiB sequence of empty groups takes
+#: about 400 MB of memory; 16 MiB took 1.3 GB).
+SEQUENCE_READ_LIMIT = 2 * MAX_SEQUENCE_BYTES
+#: Elements nested deeper than this are refused before the step reader, which recurses, sees them.
+#: Real sequences nest groups and conditions a handful of levels; 400 nested groups crash the reader.
+MAX_XML_DEPTH = 64
+#: The longest prefix of a value a message quotes.
+QUOTE_CHARS = 40
+
+
+class InvalidSequence(CodecError):
+    """The XML holds what a TaskSequence manifest, and ConfigMgr, cannot hold; one line per problem."""
+
+    def __init__(self, problems: list[str], *, where: str = "") -> None:
+        ReconcilerError.__init__(self, "\n".join(f"{where}: {p}" if where else p for p in problems))
+        self.where = where
+        self.problems = problems
+
+
+def excerpt(value: Any) -> str:
+    """A value as messages quote it: at most :data:`QUOTE_CHARS` characters, '…' when cut."""
+    text = str(value)
+    return repr(text) if len(text) <= QUOTE_CHARS else f"{text[:QUOTE_CHARS]!r}…"
+
+
+def quote(value: Any) -> str:
+    """:func:`excerpt`, with the length when the value was cut."""
+    text = str(value)
+    return excerpt(text) if len(text) <= QUOTE_CHARS else f"{excerpt(text)} ({len(text):,} characters)"
+
+
+def read_xml_file(path: Path) -> bytes:
+    """An XML file to convert, read no further than :data:`MAX_XML_BYTES` (``/dev/zero`` ends too)."""
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(MAX_XML_BYTES + 1)
+    except OSError as exc:
+        raise CodecError(f"cannot be read ({exc.strerror or exc})", where=str(path)) from None
+    if len(data) > MAX_XML_BYTES:
+        raise CodecError(f"is larger than {MAX_XML_BYTES // 2**20} MiB; task sequence XML is never that large "
+                         f"(ConfigMgr refuses a sequence over {MAX_SEQUENCE_BYTES // 2**20} MB)", where=str(path))
+    return data
+
+
+def check_sequence_size(text: str | bytes, where: str) -> None:
+    size = len(text.encode("utf-8") if isinstance(text, str) else text)
+    if size > SEQUENCE_READ_LIMIT:
+        raise CodecError(f"the sequence is {size:,} bytes; ConfigMgr refuses a sequence over {MAX_SEQUENCE_BYTES:,} "
+                         f"bytes (2 MB), and convert reads at most {SEQUENCE_READ_LIMIT:,}", where=where)
+
+
+def check_depth(root: Element, where: str) -> None:
+    """Refuse deep nesting before anything recursive reads it (the XML parser itself does not recurse)."""
+    stack = [(root, 1)]
+    while stack:
+        element, depth = stack.pop()
+        if depth > MAX_XML_DEPTH:
+            raise CodecError(f"elements are nested more than {MAX_XML_DEPTH} deep (at <{excerpt(element.tag)[1:-1]}>); "
+                             "a task sequence nests groups and conditions a few levels", where=where)
+        stack.extend((child, depth + 1) for child in element)
+
+
+def _clip(text: str, keep: int = 200) -> str:
+    return text if len(text) <= keep else f"{text[:keep]}… ({len(text):,} characters)"
+
+
+def _located(exc: CodecError, where: str) -> CodecError:
+    """The step reader's error naming the file (or archive entry) first, and no more than a prefix of a value.
+
+    The reader names the step it was in by its name, which can be any length before it is validated.
+    """
+    message = str(exc)
+    if exc.where and message.startswith(f"{exc.where}: "):
+        message = message[len(exc.where) + 2:]
+    if exc.where and exc.where != where:
+        message = f"step {excerpt(exc.where)}: {message}"
+    return CodecError(_clip(message), where=where)
+
+
+#: Manifest fields named as the XML names them.
+_XML_NAMES = {("spec", "name"): "the Name property", ("spec", "description"): "the Description property"}
+
+
+def _document_path(data: Any, loc: tuple[Any, ...]) -> tuple[str | int, ...]:
+    """A pydantic error location in ``data``'s terms: union member tags in ``loc`` are not keys of the data."""
+    path: list[str | int] = []
+    node = data
+    for part in loc:
+        in_mapping = isinstance(node, dict) and isinstance(part, str) and part in node
+        in_list = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        if in_mapping or in_list:
+            node = node[part]
+        elif isinstance(node, dict | list):
+            continue  # a union member's tag, or "one or a list" given one
+        else:
+            break
+        path.append(part)
+    return tuple(path)
+
+
+def _field_name(manifest: dict[str, Any], path: tuple[str | int, ...]) -> str:
+    if path in _XML_NAMES:
+        return f"{_XML_NAMES[path]} ({format_path(path)})"
+    if len(path) > 2 and path[1] == "steps" and path[-1] in ("name", "group", "description"):
+        node: Any = manifest
+        for part in path[:-1]:
+            node = node[part]
+        what = "group" if isinstance(node, dict) and "group" in node else "step"
+        field_name = "description" if path[-1] == "description" else "name"
+        return f"the {field_name} of the {what} at {format_path(path[:-1])}"
+    return format_path(path) or "the document"
+
+
+def manifest_problems(manifest: dict[str, Any]) -> list[str]:
+    """Why ``manifest`` is not a valid TaskSequence, one line each in ConfigMgr's terms; empty when valid.
+
+    A message quotes no more than a short prefix of a value: XML from an export can hold anything.
+    """
+    try:
+        TaskSequence.model_validate(manifest)
+    except ValidationError as exc:
+        problems: list[str] = []
+        for error in exc.errors(include_url=False):
+            path = _document_path(manifest, tuple(error["loc"]))
+            field_name = _field_name(manifest, path)
+            value = error.get("input")
+            allowed = None
+            if error["type"] == "string_too_long":
+                allowed = f"at most {(error.get('ctx') or {}).get('max_length')}"
+            elif isinstance(value, str):
+                found = re.search(r"\b(at most \d+|\d+ to \d+)\b", error["msg"])
+                allowed = found.group(1) if found else None
+            if allowed is not None and isinstance(value, str):
+                problems.append(f"{field_name} is {len(value):,} characters ({excerpt(value)}); "
+                                f"ConfigMgr allows {allowed}")
+            else:
+                message = error["msg"]
+                problems.append(f"{field_name}: {message[:200]}{'…' if len(message) > 200 else ''}")
+        return list(dict.fromkeys(problems))
+    except RecursionError:
+        return ["the steps nest too deeply to validate"]
+    return []
 
 
 @dataclass
@@ -101,16 +255,34 @@ def _package_spec(props: dict[str, Any]) -> dict[str, Any]:
 
 def xml_to_manifest(text: str | bytes, where: str = "", name: str | None = None,
                     default_name: str = "Converted task sequence") -> Converted:
-    """A TaskSequence manifest (YAML shape) from sequence XML or a console object.xml."""
+    """A TaskSequence manifest (YAML shape) from sequence XML or a console object.xml.
+
+    XML comes from other people: a size, a nesting depth or a value ConfigMgr would not hold is a
+    :class:`~reconciler.errors.CodecError` naming ``where`` (:class:`InvalidSequence` lists every value).
+    """
     root = parse(text, where=where)
+    check_depth(root, where)
     props: dict[str, Any] = {}
     sequence_text: str | bytes = text
     if root.tag == "INSTANCE":
         sequence_text, props = find_sequence_text(root, where)
-    result = read_sequence(sequence_text, where=where)
-    console_name = (props.get("Name") or (result.spec.get("xml") or {}).get("attributes", {}).get("name")
-                    or name or default_name)
-    spec: dict[str, Any] = {"name": console_name[:50]}
+        check_sequence_size(sequence_text, where)
+        check_depth(parse(sequence_text, where=f"{where} (Sequence property)"), f"{where} (Sequence property)")
+    else:
+        check_sequence_size(text, where)
+    try:
+        result = read_sequence(sequence_text, where=where)
+    except RecursionError:
+        raise CodecError("the sequence nests too deeply to read", where=where) from None
+    except CodecError as exc:
+        raise _located(exc, where) from None
+    # A console name is ConfigMgr's (at most 50 characters: longer is an error); a name made up from the
+    # file name is cut to fit.
+    console_name = props.get("Name")
+    if not console_name:
+        console_name = ((result.spec.get("xml") or {}).get("attributes", {}).get("name")
+                        or name or default_name)[:50]
+    spec: dict[str, Any] = {"name": console_name}
     spec.update(_package_spec(props))
     spec["type"] = infer_type(result.spec["steps"])
     spec.update(result.spec)
@@ -120,8 +292,10 @@ def xml_to_manifest(text: str | bytes, where: str = "", name: str | None = None,
         "metadata": {"name": slug(name or console_name)},
         "spec": spec,
     }
-    # Validate now: a converted manifest that the loader would refuse is a bug, not output.
-    TaskSequence.model_validate(manifest)
+    # Validate now: a converted manifest that the loader would refuse is an error, not output.
+    problems = manifest_problems(manifest)
+    if problems:
+        raise InvalidSequence(problems, where=where)
     return Converted(manifest, result.secrets, props.get("PackageID"))
 
 

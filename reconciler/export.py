@@ -24,8 +24,8 @@ from typing import Any
 
 import yaml
 
-from reconciler.archive import ConsoleExport, ExportedPackage, read_console_export, write_console_export
-from reconciler.convert import infer_type, slug, xml_to_manifest
+from reconciler.archive import ConsoleExport, ExportedPackage, entry_where, read_console_export, write_console_export
+from reconciler.convert import InvalidSequence, infer_type, manifest_problems, slug, xml_to_manifest
 from reconciler.diff.normalize import (
     ASAP,
     DEFAULT_BOUNDARY,
@@ -47,7 +47,7 @@ from reconciler.diff.normalize import (
     WAKE_ON_LAN,
     ts_references,
 )
-from reconciler.errors import ReconcilerError
+from reconciler.errors import CodecError, ReconcilerError
 from reconciler.models import API_VERSION, KINDS
 from reconciler.models.steptypes import BY_NAME
 from reconciler.models.tasksequence import TaskSequenceType
@@ -475,7 +475,7 @@ def _variables(live_vars: Any, name: str, result: ExportResult, kind: str, used_
     for var in live_vars:
         if var.masked:
             base = re.sub(r"[^A-Z0-9]+", "_", f"{name}_{var.name}".upper()).strip("_")
-            env = _unique(base if re.match(r"[A-Z]", base) else f"_{base}", used_envs)  # never a leading digit
+            env = _unique(f"OSD_{base}", used_envs)  # OSD_: allowed by the default secrets policy
             variables.append({"name": var.name, "hidden": True, "valueFrom": {"env": env}})
             refs[var.name.casefold()] = {"ref": f"env:{env}"}
             notes.append(f"Hidden value of {var.name} is never exported: provide it in ${env}.")
@@ -541,8 +541,16 @@ def import_zip(zip_path: Path, out: Path, on_conflict: str = "ignore") -> Import
     planned: list[tuple[Path, dict[str, Any], list[str]]] = []
     replaced: dict[Path, str] = {}  # --on-conflict overwrite: file -> its new text
     used_envs: set[str] = set()
+    taken: set[str] = set()  # metadata.names given to this archive's sequences so far
+    problems: list[str] = []  # every sequence is checked before the archive is refused
+    archive_name = re.sub(r"[\x00-\x1f\x7f\x85\u2028\u2029]", "?", zip_path.name)  # it goes into a comment line
     for ts_id, (text, _props) in sorted(export.task_sequences.items()):
-        converted = xml_to_manifest(text, where=f"{zip_path}:{ts_id}")
+        where = entry_where(zip_path, f"SMS_TaskSequencePackage/{ts_id}/object.xml")
+        try:
+            converted = xml_to_manifest(text, where=where)
+        except CodecError as exc:
+            problems.extend(str(exc).splitlines())
+            continue
         manifest = converted.manifest
         spec = _by_name(manifest["spec"], names_by_id)
         carried = export.carried.get(ts_id, {})
@@ -550,24 +558,33 @@ def import_zip(zip_path: Path, out: Path, on_conflict: str = "ignore") -> Import
             spec["type"] = carried["type"]
         if carried.get("folder"):
             spec["folder"] = carried["folder"]
-        name = manifest["metadata"]["name"]
+        name = base = manifest["metadata"]["name"]
+        n = 2
+        while name in taken:  # console names that make the same metadata.name: -2, -3… by package ID, as export
+            name = f"{base[:60]}-{n}"
+            n += 1
         if name in existing:
             if on_conflict == "ignore":
+                taken.add(name)
                 result.kept.append(str(existing[name].source))
                 continue
             if on_conflict == "new":
                 n = 2
-                while f"{name}-{n}" in existing:
+                while f"{name}-{n}" in existing or f"{name}-{n}" in taken:
                     n += 1
                 name = f"{name}-{n}"
-                manifest["metadata"]["name"] = name
+        taken.add(name)
+        manifest["metadata"]["name"] = name
         secrets = _secret_placeholders(spec, name, used_envs, fill_empty=True)
         manifest["spec"] = _ordered(spec)
-        notes = [f"Imported from {zip_path.name} (task sequence {ts_id})."]
+        notes = [f"Imported from {archive_name} (task sequence {ts_id})."]
         for secret in secrets:
             notes.append(f"Secret {secret.property!r} of step {secret.where!r}: provide it in ${secret.env}.")
             result.secrets.append((f"TaskSequence/{name}", secret.env))
-        KINDS["TaskSequence"].model_validate(manifest)
+        found = manifest_problems(manifest)  # what the archive's other parts (names, type, folder) brought
+        if found:
+            problems.extend(f"{where}: {problem}" for problem in found)
+            continue
         if on_conflict == "overwrite" and name in existing:
             target = Path(existing[name].source.file)
             before = replaced[target] if target in replaced else decode(target.read_bytes(), str(target))
@@ -575,6 +592,8 @@ def import_zip(zip_path: Path, out: Path, on_conflict: str = "ignore") -> Import
             result.written.append(target)
             continue
         planned.append((out / KIND_FOLDERS["TaskSequence"] / f"{name}.yaml", manifest, notes))
+    if problems:
+        raise InvalidSequence(problems)
     # Everything is validated and every new text is built first: a bad archive writes nothing.
     for target, text in replaced.items():
         bom = "\ufeff" if target.read_bytes().startswith(b"\xef\xbb\xbf") else ""

@@ -1,7 +1,7 @@
 """The state store: what this tool owns, what it last applied, and a journal of every action.
 
 SQLite, beside the embedded site by default. The site never returns masked values, so the store
-keeps salted hashes of the secrets it wrote (never the secrets). The journal is write-ahead: an
+keeps keyed hashes of the secrets it wrote (never the secrets, never the key). The journal is write-ahead: an
 action's intent is recorded before the site is touched and its outcome after, so a run that was
 killed can be finished by the next one.
 """
@@ -9,6 +9,7 @@ killed can be finished by the next one.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import os
 import secrets
@@ -263,9 +264,39 @@ class StateStore:
     def salt(self) -> bytes:
         return self._salt
 
-    def secret_hash(self, value: str) -> str:
-        """A salted hash: detects that a secret changed without keeping anything that reveals it."""
-        return hashlib.sha256(self._salt + value.encode("utf-8")).hexdigest()
+    def secret_hash(self, value: str, key: bytes) -> str:
+        """A keyed hash (HMAC-SHA256): tells that a secret changed, and reveals nothing without the key.
+
+        The key is kept outside this store (``reconciler.secrets.hash_key``): a salted hash with its salt
+        beside it gave a 6-digit PIN back by brute force in under a second.
+        """
+        return hmac.new(key, value.encode("utf-8"), hashlib.sha256).hexdigest()
+
+    def _drop_unkeyed_hashes(self) -> None:
+        """Once per store: forget the salted SHA-256 hashes of secrets that earlier versions kept.
+
+        The references stay, so a normal plan (which never reads a secret) sees no change; the next
+        ``--refresh-secrets`` writes each secret once and records keyed hashes. A sequence's live fingerprint
+        was taken over the sequence holding its passwords, so it is dropped too: the next plan compares that
+        sequence field by field instead. Freed pages are overwritten, so the old hashes leave the file.
+        """
+        if self._db.execute("SELECT 1 FROM meta WHERE key = 'secret_hashes'").fetchone():
+            return
+        self._db.execute("PRAGMA secure_delete = ON")
+        with self._tx() as db:
+            if db.execute("SELECT 1 FROM meta WHERE key = 'secret_hashes'").fetchone():
+                return  # another process got there first
+            rows = db.execute("SELECT kind, name, secrets FROM applied WHERE secrets != '{}'").fetchall()
+            for kind, name, stored in rows:
+                kept = {key: value if key.startswith("@") else ({**value, "hash": ""} if isinstance(value, dict)
+                                                                else "")
+                        for key, value in json.loads(stored).items()}
+                db.execute("UPDATE applied SET secrets = ?, live_fp = CASE WHEN kind = 'TaskSequence' THEN '' "
+                           "ELSE live_fp END WHERE kind = ? AND name = ?", (json.dumps(kept, sort_keys=True), kind,
+                                                                           name))
+            db.execute("INSERT INTO meta VALUES ('secret_hashes', 'hmac-sha256')")
+        if rows:
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     # -- ownership -----------------------------------------------------------------------------
 
@@ -286,6 +317,7 @@ class StateStore:
         self._ownership()
         return (kind, live_id) in self._owned_ids
 
+        self._drop_unkeyed_hashes()
     def owner_of(self, kind: str, live_id: str) -> str | None:
         row = self._db.execute("SELECT name FROM ownership WHERE kind = ? AND live_id = ?", (kind, live_id)).fetchone()
         return row[0] if row else None

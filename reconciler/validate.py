@@ -8,12 +8,17 @@ the field, what was found and what to do.
 from __future__ import annotations
 
 import difflib
+import json
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
 
+from reconciler.config import DEFAULT_SECRETS_FOLDER, Config, SecretsPolicy
 from reconciler.errors import Finding, Severity
 from reconciler.models.variables import CollectionVariables, ComputerVariables
 from reconciler.rules import deploys_os, step_path
+from reconciler.secrets import source_problem
 from reconciler.source.loader import DesiredState, LoadedObject, format_path
 
 __all__ = ["MAX_VARIABLES_PER_COMPUTER", "deploys_os", "has_errors", "validate"]
@@ -32,14 +37,20 @@ class _Findings:
         self.items.append(Finding(severity, self.state.locate(obj, path), message, format_path(path), rule, obj.key))
 
 
-def validate(state: DesiredState) -> list[Finding]:
-    """Every finding of the state: load-time problems first, then the set rules, in file order."""
+def validate(state: DesiredState, config: Config | None = None) -> list[Finding]:
+    """Every finding of the state: load-time problems first, then the set rules, in file order.
+
+    ``config`` holds the secrets policy that ``valueFrom`` sources are checked against; without it, the
+    defaults (a ``secrets/`` folder, environment variables starting with OSD_ or RECONCILE_SECRET_), and
+    links are not followed because the folder is not known.
+    """
     out = _Findings(state)
     _unique_names(out)
     sequences = {o.name: o for o in state.of_kind("TaskSequence")}
     _references(out, sequences)
     _deployment_rules(out, sequences)
     _variable_rules(out)
+    _secret_sources(out, config)
     _generic_step_types(out)
     return [*state.findings, *sorted(out.items, key=lambda f: (f.source.file, f.source.line or 0))]
 
@@ -134,6 +145,34 @@ def _variable_rules(out: _Findings) -> None:
                     f"computer {obj.manifest.spec.computer} gets {len(seen)} variables across "  # type: ignore[union-attr]
                     f"{len({id(o) for o, _ in entries})} manifests; ConfigMgr allows at most "
                     f"{MAX_VARIABLES_PER_COMPUTER}", "variable-limit")
+
+
+def _value_from(node: Any, path: tuple[str | int, ...]) -> Iterator[tuple[tuple[str | int, ...], dict[str, Any]]]:
+    """Every ``valueFrom`` source in a manifest's JSON form, with its path (YAML keys)."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "valueFrom" and isinstance(value, dict):
+                yield (*path, key), value
+            elif isinstance(value, dict | list):
+                yield from _value_from(value, (*path, key))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            if isinstance(value, dict | list):
+                yield from _value_from(value, (*path, index))
+
+
+def _secret_sources(out: _Findings, config: Config | None) -> None:
+    """Each ``valueFrom`` names a file inside the secrets folder or an allowed environment variable."""
+    # Without settings the folder is unknown: a path is checked by its spelling, links are not followed.
+    policy = config.secrets if config is not None else SecretsPolicy(Path(DEFAULT_SECRETS_FOLDER))
+    for obj in out.state.objects:
+        if b'"valueFrom"' not in obj.payload:
+            continue
+        for path, source in _value_from(json.loads(obj.payload), ()):
+            key = "env" if source.get("env") else "file"
+            problem = source_problem(source, policy, look=config is not None)
+            if problem is not None:
+                out.add(Severity.ERROR, obj, (*path, key), problem, f"secret-{key}")
 
 
 def _generic_step_types(out: _Findings) -> None:

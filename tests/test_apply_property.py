@@ -86,7 +86,7 @@ def documents(spec: dict[str, Any]) -> list[dict[str, Any]]:
     for collection, (priority, value, hidden) in spec["variables"].items():
         variables: list[dict[str, Any]] = [{"name": "OSDValue", "value": value}]
         if hidden:
-            variables.append({"name": "OSDSecret", "hidden": True, "valueFrom": {"env": "PROPERTY_SECRET"}})
+            variables.append({"name": "OSDSecret", "hidden": True, "valueFrom": {"env": "OSD_PROPERTY_SECRET"}})
         docs.append({**HEAD, "kind": "CollectionVariables",
                      "metadata": {"name": collection.lower().replace(" ", "-")},
                      "spec": {"collection": {"name": collection}, "priority": priority, "variables": variables}})
@@ -122,7 +122,7 @@ def console_edits(site: EmbeddedSite, chosen: list[str]) -> None:
 @given(first=estate, chosen=edits, second=estate, prune=st.booleans())
 def test_apply_then_plan_is_empty_and_apply_is_idempotent(first: dict, chosen: list[str], second: dict,
                                                           prune: bool) -> None:
-    os.environ["PROPERTY_SECRET"] = "property-secret"
+    os.environ["OSD_PROPERTY_SECRET"] = "property-secret"
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         manifests = root / "manifests"

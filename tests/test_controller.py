@@ -24,7 +24,7 @@ from reconciler.state import StateStore
 from tests.conftest import REPO
 
 ESTATE = REPO / "tests" / "data" / "estate"
-ENV = {"TEST_LOCAL_ADMIN_PASSWORD": "controller-secret", "NO_COLOR": "1"}
+ENV = {"OSD_TEST_LOCAL_ADMIN_PASSWORD": "controller-secret", "NO_COLOR": "1"}
 
 
 def free_port() -> int:

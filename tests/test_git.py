@@ -18,7 +18,7 @@ from reconciler.source.git import GitRepository, ParseCache, load_revision
 from tests.conftest import REPO
 
 ESTATE = REPO / "tests" / "data" / "estate"
-ENV = {"TEST_LOCAL_ADMIN_PASSWORD": "git-test-secret", "NO_COLOR": "1"}
+ENV = {"OSD_TEST_LOCAL_ADMIN_PASSWORD": "git-test-secret", "NO_COLOR": "1"}
 
 
 def commit(repo: git.Repo, message: str) -> str:

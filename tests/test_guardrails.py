@@ -239,29 +239,31 @@ def test_wait_for_content_gives_up_after_its_timeout(world: World) -> None:
 def test_missing_secret_at_apply_applies_nothing(world: World) -> None:
     world.write(ts("join", [{"name": "Join", "type": "JoinDomainOrWorkgroup",
                              "settings": {"domain": "corp.contoso.com",
-                                          "password": {"valueFrom": {"env": "GUARDRAIL_JOIN_SECRET"}}}}]))
-    os.environ.pop("GUARDRAIL_JOIN_SECRET", None)
-    with pytest.raises(ApplyRefused, match=r"GUARDRAIL_JOIN_SECRET is not set .*; TaskSequence/join needs it"):
+                                          "password": {"valueFrom": {"env": "OSD_GUARDRAIL_JOIN_SECRET"}}}}]))
+    os.environ.pop("OSD_GUARDRAIL_JOIN_SECRET", None)
+    with pytest.raises(ApplyRefused, match=r"OSD_GUARDRAIL_JOIN_SECRET is not set .*; TaskSequence/join "
+                                           r"\(step 'Join', DomainPassword\) at .*estate.yaml:1 needs it"):
         world.apply()
     assert not world.site.read().task_sequences
-    os.environ["GUARDRAIL_JOIN_SECRET"] = "Pa55-join-secret"
+    os.environ["OSD_GUARDRAIL_JOIN_SECRET"] = "Pa55-join-secret"
     try:
         assert world.apply().ok
-        stored = next(iter(world.site.read().task_sequences.values())).sequence
-        assert "Pa55-join-secret" in stored  # the site keeps the password, as SaveToXml does
+        (stored,) = world.site.read().task_sequences.values()
+        assert "Pa55-join-secret" not in stored.sequence  # kept sealed, as ConfigMgr keeps it encrypted
+        assert stored.id and world.site.holds_secret(stored.id, "DomainPassword", "Pa55-join-secret")
         assert world.plan().actions == []
     finally:
-        del os.environ["GUARDRAIL_JOIN_SECRET"]
+        del os.environ["OSD_GUARDRAIL_JOIN_SECRET"]
 
 
 def test_a_changed_secret_reference_is_detected_and_shown_as_sensitive(world: World) -> None:
-    var = {"name": "OSDSecret", "hidden": True, "valueFrom": {"env": "GUARDRAIL_ONE"}}
+    var = {"name": "OSDSecret", "hidden": True, "valueFrom": {"env": "OSD_GUARDRAIL_ONE"}}
     doc = {**HEAD, "kind": "CollectionVariables", "metadata": {"name": "lab"},
            "spec": {"collection": {"name": "OSD Lab"}, "variables": [var]}}
     world.write(doc)
-    os.environ.update(GUARDRAIL_ONE="first-value-1", GUARDRAIL_TWO="second-value-2")
+    os.environ.update(OSD_GUARDRAIL_ONE="first-value-1", OSD_GUARDRAIL_TWO="second-value-2")
     assert world.apply().ok and world.plan().actions == []
-    var["valueFrom"] = {"env": "GUARDRAIL_TWO"}
+    var["valueFrom"] = {"env": "OSD_GUARDRAIL_TWO"}
     world.write(doc)
     plan = world.plan()
     change = plan.actions[0].changes[0]
@@ -273,7 +275,7 @@ def test_variables_precedence_computer_beats_collection_and_priority_decides(wor
         {**HEAD, "kind": "CollectionVariables", "metadata": {"name": "pilot"},
          "spec": {"collection": {"name": "OSD Pilot"}, "priority": 2,
                   "variables": [{"name": "OSDRing", "value": "pilot"}, {"name": "osdtimezone", "value": "pilot-tz"},
-                                {"name": "OSDPin", "hidden": True, "valueFrom": {"env": "X"}}]}},
+                                {"name": "OSDPin", "hidden": True, "valueFrom": {"env": "OSD_X"}}]}},
         {**HEAD, "kind": "CollectionVariables", "metadata": {"name": "lab"},
          "spec": {"collection": {"name": "OSD Lab"}, "priority": 7,
                   "variables": [{"name": "OSDRing", "value": "lab"}, {"name": "OSDTimeZone", "value": "lab-tz"}]}},

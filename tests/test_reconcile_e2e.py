@@ -18,7 +18,7 @@ from reconciler.state import StateStore
 from tests.conftest import REPO
 
 ESTATE = REPO / "tests" / "data" / "estate"
-SECRETS = {"TEST_LOCAL_ADMIN_PASSWORD": "env-secret-value-789"}
+SECRETS = {"OSD_TEST_LOCAL_ADMIN_PASSWORD": "env-secret-value-789"}
 PLAN_SCHEMA = json.loads((REPO / "reconciler" / "render" / "plan.schema.json").read_text())
 
 
@@ -219,7 +219,7 @@ def test_markdown_plan_has_marker_and_summary(work: Path) -> None:
     assert "| create | modify |" in result.stdout and "<details>" in result.stdout
 
 
-EXAMPLE_SECRETS = {"OSD_LOCAL_ADMIN_PASSWORD": "example-admin-secret", "LAB_PC_042_BITLOCKER_PIN": "918273",
+EXAMPLE_SECRETS = {"OSD_LOCAL_ADMIN_PASSWORD": "example-admin-secret", "OSD_LAB_PC_042_BITLOCKER_PIN": "918273",
                    "OSD_DOMAIN_JOIN_PASSWORD": "example-join-secret", "OSD_FIRMWARE_ACCOUNT_PASSWORD": "fw-secret-1",
                    "OSD_CAPTURE_PASSWORD": "capture-secret-2"}
 

@@ -10,12 +10,14 @@ from pathlib import Path
 
 import yaml
 
+from reconciler.site.embedded import EmbeddedSite
+
 HEAD = {"apiVersion": "configmgr.gitops.io/v1alpha1"}
 SECRETS = {
-    "SCAN_JOIN_PASSWORD": "join-Secret-31415",
-    "SCAN_RUNAS_PASSWORD": "runas-Secret-27182",
-    "SCAN_ADMIN_PASSWORD": "admin-Secret-16180",
-    "SCAN_DYNAMIC_SECRET": "dynamic-Secret-14142",
+    "OSD_SCAN_JOIN_PASSWORD": "join-Secret-31415",
+    "OSD_SCAN_RUNAS_PASSWORD": "runas-Secret-27182",
+    "OSD_SCAN_ADMIN_PASSWORD": "admin-Secret-16180",
+    "OSD_SCAN_DYNAMIC_SECRET": "dynamic-Secret-14142",
 }
 FILE_SECRET = "file-Secret-17320"
 
@@ -25,18 +27,18 @@ def manifests(folder: Path) -> None:
         "name": "Secretive", "steps": [
             {"name": "Join", "type": "JoinDomainOrWorkgroup",
              "settings": {"domain": "corp.contoso.com", "account": "CORP\\join",
-                          "password": {"valueFrom": {"env": "SCAN_JOIN_PASSWORD"}}}},
+                          "password": {"valueFrom": {"env": "OSD_SCAN_JOIN_PASSWORD"}}}},
             {"name": "As user", "type": "RunCommandLine",
              "settings": {"commandLine": "whoami", "runAsUser": True, "userName": "CORP\\svc",
-                          "userPassword": {"valueFrom": {"env": "SCAN_RUNAS_PASSWORD"}}}},
+                          "userPassword": {"valueFrom": {"env": "OSD_SCAN_RUNAS_PASSWORD"}}}},
             {"name": "Rules", "type": "SetDynamicVariables", "settings": {"rules": [
-                {"variables": [{"name": "Token", "secret": True, "valueFrom": {"env": "SCAN_DYNAMIC_SECRET"}}]}]}},
+                {"variables": [{"name": "Token", "secret": True, "valueFrom": {"env": "OSD_SCAN_DYNAMIC_SECRET"}}]}]}},
         ]}}
     dep = {**HEAD, "kind": "TaskSequenceDeployment", "metadata": {"name": "secretive-lab"},
            "spec": {"taskSequence": "secretive", "collection": {"name": "OSD Lab"}}}
     coll = {**HEAD, "kind": "CollectionVariables", "metadata": {"name": "lab"},
             "spec": {"collection": {"name": "OSD Lab"}, "variables": [
-                {"name": "OSDAdmin", "hidden": True, "valueFrom": {"env": "SCAN_ADMIN_PASSWORD"}}]}}
+                {"name": "OSDAdmin", "hidden": True, "valueFrom": {"env": "OSD_SCAN_ADMIN_PASSWORD"}}]}}
     comp = {**HEAD, "kind": "ComputerVariables", "metadata": {"name": "pc"},
             "spec": {"computer": {"name": "LAB-PC-042"}, "variables": [
                 {"name": "OSDFile", "hidden": True, "valueFrom": {"file": "secrets/file.txt"}}]}}
@@ -67,12 +69,22 @@ def test_no_secret_in_any_output_channel(tmp_path: Path) -> None:
     stores = [p.read_bytes() for p in (tmp_path / ".reconcile").glob("state.db*")]
     assert stores and any(b"HighRisk" in s or b"intent" in s for s in stores)  # the journal is in there
     site = b"".join(p.read_bytes() for p in (tmp_path / ".reconcile").glob("site.db*"))
-    assert SECRETS["SCAN_JOIN_PASSWORD"].encode() in site  # the site itself keeps the password (SaveToXml)
     for secret in (*SECRETS.values(), FILE_SECRET):
         for out in outputs:
             assert secret not in out
         for store in stores:
             assert secret.encode() not in store
+        assert secret.encode() not in site  # step passwords and masked values are kept sealed, write-only
+    with EmbeddedSite(tmp_path / ".reconcile" / "site.db") as live:
+        (ts_id,) = live.read().task_sequences
+        assert live.holds_secret(ts_id, "DomainPassword", SECRETS["OSD_SCAN_JOIN_PASSWORD"])
+        assert live.holds_secret(ts_id, "SMSTSRunCommandLineUserPassword", SECRETS["OSD_SCAN_RUNAS_PASSWORD"])
+        assert live.holds_secret(ts_id, "Token", SECRETS["OSD_SCAN_DYNAMIC_SECRET"])
+        assert not live.holds_secret(ts_id, "DomainPassword", "a guess")
+        lab = next(c.id for c in live.read().collections.values() if c.name == "OSD Lab")
+        assert live.holds_secret(lab, "OSDAdmin", SECRETS["OSD_SCAN_ADMIN_PASSWORD"])
+        computer = next(c.resource_id for c in live.read().computers.values() if c.name == "LAB-PC-042")
+        assert live.holds_secret(computer, "OSDFile", FILE_SECRET)
     assert "(sensitive)" in outputs[0]
 
 
@@ -84,7 +96,8 @@ def run_with(work: Path, env: dict[str, str], *args: str) -> subprocess.Complete
 def test_refresh_secrets_turns_a_rotated_value_into_an_update_without_showing_it(tmp_path: Path) -> None:
     manifests(tmp_path / "manifests")
     assert run_with(tmp_path, SECRETS, "manifests", "--yes").returncode == 0
-    rotated = {**SECRETS, "SCAN_JOIN_PASSWORD": "join-Rotated-2718", "SCAN_ADMIN_PASSWORD": "admin-Rotated-1414"}
+    rotated = {**SECRETS, "OSD_SCAN_JOIN_PASSWORD": "join-Rotated-2718",
+               "OSD_SCAN_ADMIN_PASSWORD": "admin-Rotated-1414"}
     (tmp_path / "manifests" / "secrets" / "file.txt").write_text("file-Rotated-1732\n")
 
     # Without the flag a plan never reads a secret, so it cannot see the rotation.
@@ -99,7 +112,7 @@ def test_refresh_secrets_turns_a_rotated_value_into_an_update_without_showing_it
                             ("ComputerVariables", "pc")}
     assert all(a["reason"] == "secret" for a in changed.values())
     sequence_fields = [c["path"] for c in changed[("TaskSequence", "secretive")]["changes"]]
-    assert sequence_fields == ["secrets.env:SCAN_JOIN_PASSWORD"]  # the run-as and dynamic secrets are unchanged
+    assert sequence_fields == ["secrets.env:OSD_SCAN_JOIN_PASSWORD"]  # the run-as and dynamic secrets are unchanged
     text = run_with(tmp_path, rotated, "manifests", "--dry-run", "--refresh-secrets")
     for out in (plan.stdout + plan.stderr, text.stdout + text.stderr):
         for secret in (*SECRETS.values(), *rotated.values(), FILE_SECRET, "file-Rotated-1732"):
@@ -108,8 +121,9 @@ def test_refresh_secrets_turns_a_rotated_value_into_an_update_without_showing_it
 
     applied = run_with(tmp_path, rotated, "manifests", "--yes", "--refresh-secrets")
     assert applied.returncode == 0, applied.stdout + applied.stderr
-    site = b"".join(p.read_bytes() for p in (tmp_path / ".reconcile").glob("site.db*"))
-    assert b"join-Rotated-2718" in site
+    with EmbeddedSite(tmp_path / ".reconcile" / "site.db") as site:
+        (ts_id,) = site.read().task_sequences
+        assert site.holds_secret(ts_id, "DomainPassword", "join-Rotated-2718")
     again = run_with(tmp_path, rotated, "manifests", "--dry-run", "--refresh-secrets", "--detailed-exitcode")
     assert again.returncode == 0, again.stdout
 
@@ -117,21 +131,19 @@ def test_refresh_secrets_turns_a_rotated_value_into_an_update_without_showing_it
 def test_refresh_secrets_blocks_an_object_whose_secret_cannot_be_read(tmp_path: Path) -> None:
     manifests(tmp_path / "manifests")
     assert run_with(tmp_path, SECRETS, "manifests", "--yes").returncode == 0
-    missing = {k: v for k, v in SECRETS.items() if k != "SCAN_ADMIN_PASSWORD"}
+    missing = {k: v for k, v in SECRETS.items() if k != "OSD_SCAN_ADMIN_PASSWORD"}
     env = {**os.environ, **missing, "NO_COLOR": "1"}
-    env.pop("SCAN_ADMIN_PASSWORD", None)
+    env.pop("OSD_SCAN_ADMIN_PASSWORD", None)
     result = subprocess.run([sys.executable, "-m", "reconciler", "manifests", "--dry-run", "--refresh-secrets"],
                             cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env)
     assert result.returncode == 1
-    assert "CollectionVariables/lab" in result.stdout and "SCAN_ADMIN_PASSWORD is not set" in result.stdout
+    assert "CollectionVariables/lab" in result.stdout and "OSD_SCAN_ADMIN_PASSWORD is not set" in result.stdout
     assert "manifests/estate.yaml:" in result.stdout
 
 
 def test_a_drifted_sequence_with_secrets_shows_no_secret_in_its_plan(tmp_path: Path) -> None:
     """A console edit makes the plan compare the live sequence, which holds the real values, field by field."""
     from dataclasses import replace
-
-    from reconciler.site.embedded import EmbeddedSite
 
     manifests(tmp_path / "manifests")
     assert run_with(tmp_path, SECRETS, "manifests", "--yes").returncode == 0
@@ -163,17 +175,18 @@ def test_a_step_password_moved_to_another_source_is_written_to_the_site(tmp_path
     manifests(tmp_path / "manifests")
     assert run_with(tmp_path, SECRETS, "manifests", "--yes").returncode == 0
     estate = tmp_path / "manifests" / "estate.yaml"
-    estate.write_text(estate.read_text().replace("env: SCAN_JOIN_PASSWORD", "env: SCAN_JOIN_NEXT"))
-    env = {**SECRETS, "SCAN_JOIN_NEXT": "join-Next-5772"}
+    estate.write_text(estate.read_text().replace("env: OSD_SCAN_JOIN_PASSWORD", "env: OSD_SCAN_JOIN_NEXT"))
+    env = {**SECRETS, "OSD_SCAN_JOIN_NEXT": "join-Next-5772"}
     plan = run_with(tmp_path, env, "manifests", "--dry-run", "--output", "json")
     (action,) = json.loads(plan.stdout)["actions"]
     assert (action["kind"], action["verb"], action["reason"]) == ("TaskSequence", "UpdateTaskSequence", "secret")
-    assert [c["path"] for c in action["changes"]] == ["secrets.env:SCAN_JOIN_NEXT"]
+    assert [c["path"] for c in action["changes"]] == ["secrets.env:OSD_SCAN_JOIN_NEXT"]
     assert "join-Next-5772" not in plan.stdout + plan.stderr
     applied = run_with(tmp_path, env, "manifests", "--yes")
     assert applied.returncode == 0 and "updated" in applied.stderr, applied.stderr
-    site = b"".join(p.read_bytes() for p in (tmp_path / ".reconcile").glob("site.db*"))
-    assert b"join-Next-5772" in site
+    with EmbeddedSite(tmp_path / ".reconcile" / "site.db") as site:
+        (ts_id,) = site.read().task_sequences
+        assert site.holds_secret(ts_id, "DomainPassword", "join-Next-5772")
     assert run_with(tmp_path, env, "manifests", "--dry-run", "--detailed-exitcode").returncode == 0
 
 
@@ -190,5 +203,5 @@ def test_convert_turns_a_secret_dynamic_variable_into_a_reference(tmp_path: Path
                             timeout=60)
     assert result.returncode == 0, result.stderr
     (variables,) = [r["variables"] for r in yaml.safe_load(result.stdout)["spec"]["steps"][0]["settings"]["rules"]]
-    assert variables[1] == {"name": "MDMPassword", "secret": True, "valueFrom": {"env": "TS_DYN_RULE_MDMPASSWORD"}}
-    assert "dyn-S3cret-2" not in result.stdout + result.stderr and "TS_DYN_RULE_MDMPASSWORD" in result.stderr
+    assert variables[1] == {"name": "MDMPassword", "secret": True, "valueFrom": {"env": "OSD_TS_DYN_RULE_MDMPASSWORD"}}
+    assert "dyn-S3cret-2" not in result.stdout + result.stderr and "OSD_TS_DYN_RULE_MDMPASSWORD" in result.stderr

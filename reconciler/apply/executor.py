@@ -17,16 +17,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from reconciler.config import SecretsPolicy
 from reconciler.diff.normalize import Resolver, Unresolved, fingerprint, record_fingerprint, ts_canonical, ts_record
 from reconciler.errors import ReconcilerError
-from reconciler.models.variables import VALUE_LIMIT
 from reconciler.plan.actions import Action, ObjectRef, Plan, Verb
 from reconciler.plan.planner import live_variables_fingerprint
-from reconciler.secrets import SecretUnavailable, describe, read_secret
+from reconciler.secrets import HashKeyError, SecretReader, SecretUnavailable, describe, reader
 from reconciler.site import Site
 from reconciler.site.records import ContentState, DeploymentRecord, TaskSequenceRecord
 from reconciler.state import StateStore, who
-from reconciler.tsxml.sequence import fill_secrets, secret_references, step_secret_refs
+from reconciler.tsxml.sequence import fill_secrets, secret_marker_sites, secret_references, step_secret_refs
 
 log = logging.getLogger("reconciler.apply")
 
@@ -72,10 +72,14 @@ class ApplyResult:
         return not self.of("failed") and not self.of("skipped")
 
 
-def resolve_secret(source: dict[str, Any], base: Path, who: str = "this plan") -> str:
-    """Read a valueFrom source at apply time; the value goes to the site and nowhere else."""
+def resolve_secret(read: SecretReader, source: dict[str, Any], who: str = "this plan") -> str:
+    """Read a valueFrom source at apply time; the value goes to the site and nowhere else.
+
+    The reader holds the secrets policy, so a plan made elsewhere (a controller following a commit, an
+    old plan) cannot read a file outside the secrets folder or an environment variable off the allow-list.
+    """
     try:
-        return read_secret(source, base)
+        return read(source)
     except SecretUnavailable as exc:
         raise ApplyRefused(f"{exc}; {who} needs it; nothing was applied") from None
 
@@ -83,11 +87,12 @@ def resolve_secret(source: dict[str, Any], base: Path, who: str = "this plan") -
 class Executor:
     def __init__(self, plan: Plan, site: Site, state: StateStore, secrets_base: Path,
                  progress: Callable[[ActionResult, int, int], None] | None = None,
-                 wait_for_content: float | None = None, notice: Callable[[str], None] | None = None) -> None:
+                 wait_for_content: float | None = None, notice: Callable[[str], None] | None = None,
+                 policy: SecretsPolicy | None = None) -> None:
         self.plan = plan
         self.site = site
         self.state = state
-        self.secrets_base = secrets_base
+        self.secrets = reader(secrets_base, policy)
         self.progress = progress
         self.wait_for_content = wait_for_content
         self.should_stop: Callable[[], bool] = lambda: False
@@ -99,27 +104,34 @@ class Executor:
         """Everything that can refuse the whole apply happens here, before the site is touched."""
         if self.plan.blocked:
             raise ApplyRefused(f"the plan has {len(self.plan.blocked)} blocked item(s); nothing was applied")
+        # Every secret is read, and its value checked (characters XML cannot hold, ConfigMgr's length limit),
+        # before the first write: a bad one refuses the whole apply instead of failing it halfway.
         for action in self.plan.actions:
+            at = f" at {action.source}" if action.source else ""
             record = action.params.get("record")
             if isinstance(record, TaskSequenceRecord):
+                sites = secret_marker_sites(record.sequence)
                 for kind, name in secret_references(record.sequence):
                     log.debug("%s: reading the secret from %s %s", action.ref, kind, name)
                     source = {"env": name} if kind == "env" else {"file": name}
-                    self.step_secrets[(kind, name)] = resolve_secret(source, self.secrets_base, str(action.ref))
+                    needed_by = f"{action.ref} ({sites.get(f'{kind}:{name}', 'a step')}){at}"
+                    self.step_secrets[(kind, name)] = resolve_secret(self.secrets, source, needed_by)
             if action.verb is not Verb.SET_VARIABLES:
                 continue
             for var in action.params["variables"]:
                 if var.get("valueFrom"):
-                    needed_by = f"{action.ref} (variable {var['name']})"
-                    value = resolve_secret(var["valueFrom"], self.secrets_base, needed_by)
-                    if len(value) > VALUE_LIMIT:  # validation sees only plaintext values
-                        raise ApplyRefused(f"{action.ref}: the value of variable {var['name']} read from "
-                                           f"{describe(var['valueFrom'])} is {len(value)} characters; ConfigMgr allows "
-                                           f"at most {VALUE_LIMIT}; nothing was applied")
+                    needed_by = f"{action.ref} (variable {var['name']}){at}"
+                    value = resolve_secret(self.secrets, var["valueFrom"], needed_by)
                     self.secret_values[(str(action.ref), var["name"])] = value
+        if self.step_secrets or self.secret_values:
+            try:
+                self.secrets.hash_key  # noqa: B018 - made or read now, not after the first write
+            except HashKeyError as exc:
+                raise ApplyRefused(f"{exc}; nothing was applied") from None
 
     def run(self) -> ApplyResult:
         self.preflight()
+        settle_pending(self.plan, self.state)
         result = ApplyResult(self.plan.plan_id)
         failed: set[ObjectRef] = set()
         total = len(self.plan.actions)
@@ -138,7 +150,7 @@ class Executor:
                 log.debug("%s: %s (%s) intent, live id %s", action.ref, action.verb.value, action.reason.value,
                           action.live_id)
                 self.state.intent(self.plan.plan_id, action.verb.value, str(action.ref),
-                                  {"live_id": action.live_id, "summary": action.summary})
+                                  {"live_id": action.live_id, "summary": action.summary, **self._recognition(action)})
                 try:
                     message = self.execute(action)
                 except ReconcilerError as exc:
@@ -169,7 +181,7 @@ class Executor:
             record = action.params.get("record")
             hashes = {}
             if isinstance(record, TaskSequenceRecord):
-                hashes = {f"{k}:{n}": self.state.secret_hash(self.step_secrets[(k, n)])
+                hashes = {f"{k}:{n}": self.state.secret_hash(self.step_secrets[(k, n)], self.secrets.hash_key)
                           for k, n in secret_references(record.sequence) if (k, n) in self.step_secrets}
                 if hashes:
                     hashes["@refs"] = step_secret_refs(record.sequence)  # type: ignore[assignment]
@@ -185,7 +197,7 @@ class Executor:
         def value_of(kind: str, name: str) -> str:
             if (kind, name) not in self.step_secrets:
                 source = {"env": name} if kind == "env" else {"file": name}
-                self.step_secrets[(kind, name)] = resolve_secret(source, self.secrets_base)
+                self.step_secrets[(kind, name)] = resolve_secret(self.secrets, source)
             return self.step_secrets[(kind, name)]
 
         return replace(record, sequence=fill_secrets(record.sequence, value_of))
@@ -217,6 +229,33 @@ class Executor:
         except Unresolved as exc:
             raise ReconcilerError(exc.message) from None
 
+    def _recognition(self, action: Action) -> dict[str, Any]:
+        """What lets a later run recognise what this action creates, should this run be killed first.
+
+        The planner's match (console name, deployment target, variable target) and every live object that
+        matches it now, so that none of them can ever be taken for this action's creation.
+        """
+        match = action.params.get("match")
+        if match is None:
+            return {}
+        existing = set(action.params.get("existing", ()))
+        if action.verb is Verb.CREATE_TASK_SEQUENCE:
+            existing.update(t.id for t in self.site.find_task_sequences(action.params["record"].name) if t.id)
+        elif action.verb in (Verb.CREATE_DEPLOYMENT, Verb.REPLACE_DEPLOYMENT):
+            ts_id = self.state.owned_id("TaskSequence", action.params["task_sequence"])
+            if ts_id:
+                record = action.params["record"]
+                existing.update(d.id for d in self.site.find_deployments(ts_id, record.collection_id) if d.id)
+        elif action.verb is Verb.SET_VARIABLES:
+            existing.update(fp for fp in [self._variables_fingerprint(action.params)] if fp)
+        return {"match": match, "existing": sorted(existing)}
+
+    def _made_by_interrupted(self, action: Action, candidates: list[str]) -> str | None:
+        """The unmanaged live object an earlier, interrupted run of this very action created, if any."""
+        intent = self.state.pending_intent(str(action.ref))
+        match = action.params.get("match")
+        return intent.made(match, candidates) if intent is not None and match is not None else None
+
     def do_create_task_sequence(self, action: Action) -> str:
         record = self._record(action)
         ts_id = self._owned_id(action.ref)
@@ -232,11 +271,17 @@ class Executor:
                 "was made and is not managed by this tool; it was left as it is: the site changed since the plan, "
                 "plan again")
         if leftovers:
-            ts_id = leftovers[0].id
-            assert ts_id
+            # Only the object an interrupted run of this action made is taken over; any other is not ours.
+            ts_id = self._made_by_interrupted(action, [t.id for t in leftovers if t.id])
+            if ts_id is None:
+                raise ReconcilerError(
+                    f"a task sequence named {record.name!r} ({', '.join(t.id or '' for t in leftovers)}) is on the "
+                    "site and not managed by this tool; it was left as it is: rerun with --adopt to take it over, "
+                    "or rename")
             self.state.own(action.ref.kind, action.ref.name, ts_id)
             return self.do_update_task_sequence(action, ts_id)
         ts_id = self.site.create_task_sequence(self._with_secrets(record))
+        self.state.created(self.plan.plan_id, action.verb.value, str(action.ref), ts_id)
         self.state.own(action.ref.kind, action.ref.name, ts_id)
         self._record_ts(action, ts_id)
         return f"created {ts_id}"
@@ -376,11 +421,19 @@ class Executor:
                     f"a deployment of {record.package_id} to {record.collection_id} ({', '.join(appeared)}) appeared "
                     "on the site after this plan was made and is not managed by this tool; it was left as it is: "
                     "the site changed since the plan, plan again")
-            if leftovers and leftovers[0].id:
-                dep_id = leftovers[0].id
+            if leftovers:
+                # Only the deployment an interrupted run of this action made is taken over.
+                made = self._made_by_interrupted(action, [d.id for d in leftovers if d.id])
+                if made is None:
+                    raise ReconcilerError(
+                        f"{record.package_id} is already deployed to {record.collection_id} "
+                        f"({', '.join(d.id or '' for d in leftovers)}) by a deployment this tool does not manage; "
+                        "it was left as it is: rerun with --adopt to take it over")
+                dep_id = made
                 self.site.update_deployment(dep_id, record)
             else:
                 dep_id = self.site.create_deployment(record)
+                self.state.created(self.plan.plan_id, action.verb.value, str(action.ref), dep_id)
             self.state.own(action.ref.kind, action.ref.name, dep_id)
         self._record_deployment(action, dep_id)
         self._audit(action, dep_id)
@@ -418,23 +471,30 @@ class Executor:
             if var.get("valueFrom"):
                 value = self.secret_values[(str(action.ref), var["name"])]
                 hashes[var["name"].casefold()] = {"ref": describe(var["valueFrom"]),
-                                                  "hash": self.state.secret_hash(value)}
-                values.append((var["name"], value, bool(var.get("hidden", True))))
+                                                  "hash": self.state.secret_hash(value, self.secrets.hash_key)}
+                values.append((var["name"], value, True))  # a value read from a secret source is always masked
             else:
                 values.append((var["name"], var["value"], bool(var.get("hidden", False))))
         if params["scope"] == "collection":
             self.site.set_collection_variables(params["target"], params["priority"], values)
-            live = self.site.get_collection_settings(params["target"])
-            live_fp = live_variables_fingerprint(live.variables if live else (), live.precedence if live else None)
         else:
             self.site.set_computer_variables(params["target"], values)
-            machine = self.site.get_machine_settings(params["target"])
-            live_fp = live_variables_fingerprint(machine.variables if machine else (), None)
+        live_fp = self._variables_fingerprint(params) or live_variables_fingerprint((), None)
+        if params.get("match") is not None:
+            self.state.created(self.plan.plan_id, action.verb.value, str(action.ref), live_fp)
         for name in [action.ref.name, *params.get("also", [])]:
             self.state.own(action.ref.kind, name, str(params["target"]))
             self.state.record_applied(action.ref.kind, name, params["desired_fp"], live_fp, hashes,
                                       {"count": len(values)})
         return f"{len(values)} variable(s) set"
+
+    def _variables_fingerprint(self, params: dict[str, Any]) -> str | None:
+        """The fingerprint of the variables the target holds now; None when it holds none."""
+        if params["scope"] == "collection":
+            live = self.site.get_collection_settings(params["target"])
+            return live_variables_fingerprint(live.variables, live.precedence) if live else None
+        machine = self.site.get_machine_settings(params["target"])
+        return live_variables_fingerprint(machine.variables, None) if machine else None
 
     def do_remove_variables(self, action: Action) -> str:
         params = action.params
@@ -449,15 +509,34 @@ class Executor:
         return "variables removed"
 
 
+def settle_pending(plan: Plan, state: StateStore) -> int:
+    """Resolve the unfinished intents this plan supersedes: objects it has nothing left to do for.
+
+    A run killed after its last write and before its outcome leaves an intent that the next plan finds
+    nothing to do for. Left pending, it would stay forever; this records its outcome in the journal and
+    clears it. Runs whenever a plan is applied, also one with no actions.
+    """
+    settled = 0
+    for obj, intent_plan in sorted(plan.settles.items()):
+        if state.settle(obj, intent_plan, plan.plan_id, "superseded: a later plan had nothing left to do for it"):
+            log.info("%s: the unfinished action of plan %s is resolved: nothing was left to do", obj, intent_plan)
+            settled += 1
+    return settled
+
+
 def apply_plan(plan: Plan, site: Site, state: StateStore, secrets_base: Path = Path("."),
                progress: Callable[[ActionResult, int, int], None] | None = None,
                wait_for_content: float | None = None, notice: Callable[[str], None] | None = None,
-               should_stop: Callable[[], bool] | None = None) -> ApplyResult:
-    """Apply every action of the plan (refused whole when anything is blocked)."""
-    executor = Executor(plan, site, state, secrets_base, progress, wait_for_content, notice)
+               should_stop: Callable[[], bool] | None = None, policy: SecretsPolicy | None = None) -> ApplyResult:
+    """Apply every action of the plan (refused whole when anything is blocked).
+
+    ``secrets_base`` is the manifests folder; ``policy`` says where secrets may come from (by default the
+    folder's ``secrets/`` and environment variables starting with OSD_ or RECONCILE_SECRET_).
+    """
+    executor = Executor(plan, site, state, secrets_base, progress, wait_for_content, notice, policy)
     if should_stop is not None:
         executor.should_stop = should_stop
     return executor.run()
 
 
-__all__ = ["ApplyRefused", "ApplyResult", "apply_plan", "fingerprint"]
+__all__ = ["ApplyRefused", "ApplyResult", "apply_plan", "fingerprint", "settle_pending"]

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.apply.executor import ActionResult, ApplyRefused, apply_plan
+from reconciler.config import Config, SecretsPolicy, default_policy
 from reconciler.errors import ReconcilerError
 from reconciler.lease import LeaseKeeper, held_by, holder_id
 from reconciler.plan.actions import Plan, Reason, Verb
@@ -43,6 +44,11 @@ class ControllerConfig:
     cache_dir: Path = Path(".reconcile")
     #: Interval ticks read the secrets too (a rotation shows nowhere else), so they always plan in full.
     refresh_secrets: bool = False
+    #: reconcile.yaml of the local manifests folder (secrets policy); None: the defaults for secrets_base
+    settings: Config | None = None
+
+    def secrets_policy(self) -> SecretsPolicy:
+        return self.settings.secrets if self.settings is not None else default_policy(self.secrets_base)
 
 
 @dataclass
@@ -130,7 +136,7 @@ class Controller:
         if not force and revision.sha == self.last_sha and not live_changed and self.last_outcome in ("ok", "drift"):
             return TickResult("skipped", revision.sha)
         desired = load_revision(repo, revision, self.config.path, self.cache)
-        findings = validate(desired)
+        findings = validate(desired, self.config.settings)
         if has_errors(findings):
             first = next(f for f in findings if f.severity.value == "error")
             self.last_sha = revision.sha
@@ -141,7 +147,8 @@ class Controller:
                               error=f"{first.render()} ({count} error(s)); the site is left as it is")
         live = self.site.read()
         plan = make_plan(desired, live, self.state, prune=self.config.prune, max_delete=self.config.max_delete,
-                         secrets=secret_reader(self.config.secrets_base) if self.config.refresh_secrets else None)
+                         secrets=secret_reader(self.config.secrets_base, self.config.secrets_policy())
+                         if self.config.refresh_secrets else None)
         objects = object_status(desired, plan)
         self.last_sha = revision.sha
         if plan.blocked:
@@ -177,7 +184,7 @@ class Controller:
 
         try:
             result = apply_plan(plan, self.site, self.state, self.config.secrets_base, progress=progress,
-                                should_stop=should_stop)
+                                should_stop=should_stop, policy=self.config.secrets_policy())
         except ApplyRefused as exc:
             return TickResult("failed", sha, actions=len(plan.actions), objects=objects, error=str(exc))
         applied, failed = len(result.of("applied")), len(result.of("failed"))

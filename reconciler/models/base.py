@@ -121,9 +121,11 @@ class SecretSource(Model):
     """Where a secret comes from at apply time; never the secret itself."""
 
     env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
-                            description="Name of an environment variable holding the value.")
+                            description="Name of an environment variable holding the value; only names the "
+                                        "secrets policy allows (by default starting with OSD_ or RECONCILE_SECRET_).")
     file: str | None = Field(default=None, min_length=1,
-                             description="Path of a file holding the value (trailing newline removed).")
+                             description="File holding the value (one trailing line break removed): a path relative "
+                                         "to the manifests folder inside its secrets folder, such as secrets/join.txt.")
 
     @model_validator(mode="after")
     def _one_of(self) -> SecretSource:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from reconciler.models.base import (
@@ -25,10 +25,31 @@ class Variable(Model):
 
     name: str = Field(description="1-256 letters, digits, '_' or '-', starting with a letter; case-insensitive.")
     value: Text | None = Field(default=None, description="Plain value (not for hidden variables).")
-    value_from: SecretSource | None = Field(default=None, description="Where a hidden value comes from at apply.")
-    hidden: bool = Field(default=False, description="IsMasked: the value can be written but never read back.")
+    value_from: SecretSource | None = Field(
+        default=None, description="Where the value comes from at apply; such a value is always written masked.")
+    hidden: bool = Field(default=False, description="IsMasked: the value can be written but never read back. "
+                         "True whenever valueFrom is given.")
 
     _name = field_validator("name")(check_variable_name)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _masked_from_source(cls, data: Any) -> Any:
+        # A value read from a secret source is a secret: written masked, never shown by `site show`.
+        if isinstance(data, dict) and "hidden" not in data and (
+                data.get("valueFrom") is not None or data.get("value_from") is not None):
+            return {**data, "hidden": True}
+        return data
+
+    @field_validator("hidden")
+    @classmethod
+    def _source_is_masked(cls, value: bool, info: ValidationInfo) -> bool:
+        if not value and info.data.get("value_from") is not None:
+            raise PydanticCustomError(
+                "secret_masked",
+                "is false, but a value read from a secret source (valueFrom) is always written masked; remove "
+                "'hidden: false', or write the value in the manifest if it is not secret")
+        return value
 
     @model_validator(mode="after")
     def _value(self) -> Variable:

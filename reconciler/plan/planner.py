@@ -78,6 +78,16 @@ def live_variables_fingerprint(variables: Iterable[LiveVariable], precedence: in
     return fingerprint([precedence, [(v.name, v.value, v.masked) for v in variables]])
 
 
+def _unmasked_secrets(variables: list[Any], live: tuple[LiveVariable, ...]) -> bool:
+    """Whether a value read from a secret source sits unmasked on the site.
+
+    Earlier versions wrote a ``valueFrom`` value in clear when ``hidden: false`` was given (or left out);
+    such a set is compared field by field, so the value is written again, masked.
+    """
+    sources = {v.name.casefold() for v in variables if v.value_from is not None}
+    return bool(sources) and any(not v.masked and v.name.casefold() in sources for v in live)
+
+
 class _Planner:
     def __init__(self, desired: DesiredState, live: LiveState, state: StateStore, adopt: bool, prune: bool,
                  targets: tuple[str, ...], secrets: SecretReader | None = None) -> None:
@@ -147,7 +157,7 @@ class _Planner:
             except SecretUnavailable as exc:
                 self.block(obj, path, f"{exc}; --refresh-secrets reads every secret the object uses", "secret")
                 return None
-            if not stored or self.state.secret_hash(value) != stored:  # no hash: taken over, never written
+            if not stored or self.state.secret_hash(value, self.secrets.hash_key) != stored:  # no hash: never written
                 changed.append(key)
         return changed
 
@@ -720,7 +730,8 @@ class _Planner:
         if found is None:
             return
         rotated = set(found)
-        if not rotated and self.in_sync(obj.kind, obj.name, desired_fp, live_fp):
+        if not rotated and self.in_sync(obj.kind, obj.name, desired_fp, live_fp) and not _unmasked_secrets(
+                variables, live):
             return
         owned_id = self.owned.get((obj.kind, obj.name))
         if owned_id is None and live and not self.plan.adopt and str(ref) not in self.pending:
@@ -960,7 +971,7 @@ def make_plan(desired: DesiredState, live: LiveState, state: StateStore, *, adop
     """Plan what makes the site equal to the manifests. Reads only.
 
     With ``secrets`` (``--refresh-secrets``) the plan also reads each secret the managed objects use and
-    compares its salted hash with the one stored at the last apply, so a rotated password behind an
+    compares its keyed hash with the one stored at the last apply, so a rotated password behind an
     unchanged ``valueFrom`` becomes an update; without it, a plan never reads a secret.
     """
     with paused():

@@ -164,6 +164,73 @@ def secret_references(xml: str) -> list[tuple[str, str]]:
     return sorted(set(SECRET_MARKER.findall(xml)))
 
 
+def secret_marker_sites(xml: str) -> dict[str, str]:
+    """Where each secret marker sits (``env:NAME`` → ``step 'Join', DomainPassword``), for messages."""
+    if "{{secret:" not in xml:
+        return {}
+    sites: dict[str, str] = {}
+    for step in parse(xml).iter("step"):
+        for var in step.iter("variable"):
+            for kind, name in SECRET_MARKER.findall(var.text or ""):
+                field = var.get("property") or var.get("name") or "value"
+                sites.setdefault(f"{kind}:{name}", f"step {step.get('name')!r}, {field}")
+    return sites
+
+
+#: Cheap test before parsing: every secret property name holds one of these (see is_secret_property).
+_MAY_HOLD_SECRET = re.compile(r"password|productkey|pin|issecret|donotshowvariablevalue", re.IGNORECASE)
+
+
+def seal_secrets(xml: str, seal: Callable[[str], str]) -> str:
+    """The sequence with every secret value replaced by ``seal(value)``; the same text when it holds none.
+
+    Secrets are what the codec treats as secrets: step passwords, product keys and PINs, a Set Variable
+    step's hidden value, and dynamic variables marked ``IsSecret``. Empty values stay empty. A site uses
+    this to keep them the way ConfigMgr does: never readable back.
+    """
+    if not _MAY_HOLD_SECRET.search(xml):
+        return xml
+    root = parse(xml)
+    changed = False
+    for step in root.iter("step"):
+        step_type = step.get("type")
+        var_list = [v for c in step if c.tag == "defaultVarList" for v in c if v.tag == "variable"]
+        hidden_value = step_type == "SMS_TaskSequence_SetVariableAction" and any(
+            v.get("property") == "DoNotShowVariableValue" and (v.text or "").lower() == "true" for v in var_list)
+        for var in var_list:
+            text = var.text or ""
+            prop = var.get("property") or ""
+            if not text:
+                continue
+            if is_secret_property(step_type, prop or var.get("name") or "") or (
+                    hidden_value and prop == "VariableValue"):
+                sealed = seal(text)
+            elif prop == "Rules" and "issecret" in text.lower():
+                sealed = _seal_rules(text, seal)
+            else:
+                continue
+            if sealed != text:
+                var.text = sealed
+                changed = True
+    return serialize(root, indent=None) if changed else xml
+
+
+def _seal_rules(text: str, seal: Callable[[str], str]) -> str:
+    try:
+        root = parse(text.strip(), where="SetDynamicVariables rules")
+    except CodecError:
+        return text  # rules the codec cannot read hold no secret it knows of
+    changed = False
+    for var in root.iter("Variable"):
+        if (var.get("IsSecret") or "").lower() == "true" and var.text:
+            sealed = seal(var.text)
+            changed = changed or sealed != var.text
+            var.text = sealed
+    if not changed:
+        return text
+    return serialize(root, indent=None) + ("\n" if text.endswith("\n") else "")
+
+
 def step_secret_refs(xml: str) -> list[str]:
     """Every secret marker as ``env:NAME`` / ``file:PATH``, in step order (a swap of two is a change)."""
     return [f"{kind}:{name}" for kind, name in SECRET_MARKER.findall(xml)]
@@ -288,7 +355,7 @@ class _Reader:
 
     def secret_ref(self, where: str, prop: str) -> dict[str, Any]:
         base = re.sub(r"[^A-Za-z0-9]+", "_", f"{where}_{prop}").strip("_").upper() or "SECRET"
-        name = f"TS_{base}"[:120]
+        name = f"OSD_TS_{base}"[:120]  # OSD_: an environment variable the secrets policy allows by default
         n = 2
         candidate = name
         while candidate in self._env_names:
