@@ -30,10 +30,9 @@ from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 from xml.sax.saxutils import escape, quoteattr
 
-from reconciler.convert import MAX_XML_BYTES, check_sequence_size, quote
+from reconciler.convert import MAX_XML_BYTES, check_sequence_size, parse_bounded, quote
 from reconciler.errors import CodecError, ReconcilerError
 from reconciler.tsxml.sequence import find_sequence_text
-from reconciler.tsxml.xmltext import parse
 
 MAX_ENTRIES = 10_000
 MAX_UNCOMPRESSED = 1024**3
@@ -129,7 +128,7 @@ def check_archive(archive: zipfile.ZipFile, where: str) -> None:
 
 
 def _instance_props(xml: bytes | str, where: str) -> dict[str, Any]:
-    root = parse(xml, where=where)
+    root = parse_bounded(xml, where=where)
     props: dict[str, Any] = {}
     for p in root:
         name = p.get("NAME")
@@ -141,7 +140,7 @@ def _instance_props(xml: bytes | str, where: str) -> dict[str, Any]:
 
 
 def _references(text: bytes, where: str) -> list[ExportedPackage]:
-    root = parse(text, where=where)
+    root = parse_bounded(text, where=where)
     out = []
     for entry in root:
         if not entry.text:
@@ -160,7 +159,7 @@ def _references(text: bytes, where: str) -> list[ExportedPackage]:
 def _carried(text: bytes, where: str) -> dict[str, dict[str, str]]:
     """Type and folder per task sequence ID; the values are checked later, with the manifest they go into."""
     out: dict[str, dict[str, str]] = {}
-    for entry in parse(text, where=where):
+    for entry in parse_bounded(text, where=where):
         package_id = entry.get("PackageID")
         if entry.tag == "TaskSequence" and package_id:
             out[package_id] = {key: entry.get(attr) or "" for attr, key in _CARRIED_ATTRIBUTES.items()
@@ -348,7 +347,7 @@ def read_console_export(path: Path) -> ConsoleExport:
             if len(parts) == 3 and parts[0] == "SMS_TaskSequencePackage" and parts[2] == "object.xml":
                 ts_id = _package_id(parts[1], at)
                 text = _text(reader.read(info, OBJECT_XML_LIMIT), at)
-                sequence, props = find_sequence_text(parse(text, where=at), at)
+                sequence, props = find_sequence_text(parse_bounded(text, where=at), at)
                 check_sequence_size(sequence, at)
                 export.task_sequences[ts_id] = (text, props)
             elif len(parts) == 3 and parts[0] == "SMS_TaskSequencePackage" and parts[2] == "ReferencesInfo.xml":

@@ -350,6 +350,12 @@ def _write(tmp_path: Path, data: bytes) -> Path:
     ({"object": b"\xff\xfe<INSTANCE>\xff</INSTANCE>"}, OBJECT, "not UTF-8"),
     ({"object": with_sequence('<sequence version="3.10">' + "<group name='g'>" * 100 + "</group>" * 100
                               + "</sequence>")}, OBJECT, "nested more than 64 deep"),
+    # Stored: so repetitive a part is refused as a zip bomb when compressed.
+    ({"object": Member(OBJECT, b"<INSTANCE>" + b"<a/>" * 150_000 + b"</INSTANCE>", method=zipfile.ZIP_STORED)},
+     OBJECT, "more than 100,000 elements"),
+    ({"object": Member(OBJECT, with_sequence('<sequence version="3.10">' + "<group name='g'/>" * 150_000
+                                             + "</sequence>"), method=zipfile.ZIP_STORED)},
+     OBJECT, "more than 100,000 elements"),
     ({"references": b"<ArrayOfString><string>"}, REFERENCES, "malformed XML"),
     ({"references": b"<ArrayOfString><string>&lt;INSTANCE&gt;</string></ArrayOfString>"}, REFERENCES,
      "malformed XML"),
