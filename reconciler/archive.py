@@ -30,9 +30,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 from xml.sax.saxutils import escape, quoteattr
 
-from reconciler.convert import MAX_XML_BYTES, check_sequence_size, parse_bounded, quote
+from reconciler.convert import MAX_XML_BYTES, instance_sequence, parse_bounded, quote
 from reconciler.errors import CodecError, ReconcilerError
-from reconciler.tsxml.sequence import find_sequence_text
 
 MAX_ENTRIES = 10_000
 MAX_UNCOMPRESSED = 1024**3
@@ -347,8 +346,7 @@ def read_console_export(path: Path) -> ConsoleExport:
             if len(parts) == 3 and parts[0] == "SMS_TaskSequencePackage" and parts[2] == "object.xml":
                 ts_id = _package_id(parts[1], at)
                 text = _text(reader.read(info, OBJECT_XML_LIMIT), at)
-                sequence, props = find_sequence_text(parse_bounded(text, where=at), at)
-                check_sequence_size(sequence, at)
+                _, props = instance_sequence(parse_bounded(text, where=at), at)
                 export.task_sequences[ts_id] = (text, props)
             elif len(parts) == 3 and parts[0] == "SMS_TaskSequencePackage" and parts[2] == "ReferencesInfo.xml":
                 for ref in _references(reader.read(info, REFERENCES_LIMIT), at):

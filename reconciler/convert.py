@@ -151,6 +151,23 @@ def _located(exc: CodecError, where: str) -> CodecError:
     return CodecError(_clip(message), where=where)
 
 
+#: ``SMS_TaskSequencePackage`` properties a manifest reads, each a single value (never a PROPERTY.ARRAY).
+_SINGLE_VALUED = ("Name", "Description", "Sequence", "PackageID", "BootImageID", "Category", "ProgramFlags",
+                  "TsEnabled", "HighImpactTaskSequence", "CustomHighImpactSet", "CustomHighImpactHeadline",
+                  "CustomHighImpactWarningTop", "CustomHighImpactWarning", "CustomHighImpactWarningInstall",
+                  "RestartRequired", "EstimatedDownloadSizeMB", "EstimatedRunTimeMinutes", "Duration")
+
+
+def instance_sequence(root: Element, where: str) -> tuple[str, dict[str, Any]]:
+    """The Sequence and the properties of a console ``object.xml``, checked for what a manifest reads."""
+    sequence, props = find_sequence_text(root, where)
+    for name in _SINGLE_VALUED:
+        if isinstance(props.get(name), list):
+            raise CodecError(f"the {name} property is an array; ConfigMgr's {name} is a single value", where=where)
+    check_sequence_size(sequence, where)
+    return sequence, props
+
+
 #: Manifest fields named as the XML names them.
 _XML_NAMES = {("spec", "name"): "the Name property", ("spec", "description"): "the Description property"}
 
@@ -298,8 +315,7 @@ def xml_to_manifest(text: str | bytes, where: str = "", name: str | None = None,
     props: dict[str, Any] = {}
     sequence_text: str | bytes = text
     if root.tag == "INSTANCE":
-        sequence_text, props = find_sequence_text(root, where)
-        check_sequence_size(sequence_text, where)
+        sequence_text, props = instance_sequence(root, where)
         parse_bounded(sequence_text, where=f"{where} (Sequence property)")
     else:
         check_sequence_size(text, where)

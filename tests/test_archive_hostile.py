@@ -105,6 +105,14 @@ def with_property(name: str, value: str) -> bytes:
     return pattern.sub(lambda m: m.group(1) + value + m.group(3), text, count=1).encode()
 
 
+def with_array(name: str) -> bytes:
+    """The corpus object.xml with one CIM property written as an array."""
+    pattern = re.compile(rf'<PROPERTY NAME="{name}"[^>]*>.*?</PROPERTY>', re.S)
+    array = (f'<PROPERTY.ARRAY NAME="{name}" TYPE="string"><VALUE.ARRAY><VALUE>a</VALUE><VALUE>b</VALUE>'
+             "</VALUE.ARRAY></PROPERTY.ARRAY>")
+    return pattern.sub(lambda _: array, object_xml(), count=1).encode()
+
+
 def with_sequence(sequence: str) -> bytes:
     escaped = sequence.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     return with_property("Sequence", escaped)
@@ -345,6 +353,9 @@ def _write(tmp_path: Path, data: bytes) -> Path:
     ({"object": with_property("Sequence", "&lt;sequence&gt;&lt;group")}, OBJECT, "malformed XML"),
     ({"object": with_property("Sequence", "")}, OBJECT, "no Sequence property"),
     ({"object": with_sequence("<notasequence/>")}, OBJECT, "expected <sequence>"),
+    ({"object": with_array("Name")}, OBJECT, "the Name property is an array"),
+    ({"object": with_array("Sequence")}, OBJECT, "the Sequence property is an array"),
+    ({"object": with_array("BootImageID")}, OBJECT, "the BootImageID property is an array"),
     ({"object": b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa">]><INSTANCE>&a;</INSTANCE>'}, OBJECT,
      "refused unsafe XML"),
     ({"object": b"\xff\xfe<INSTANCE>\xff</INSTANCE>"}, OBJECT, "not UTF-8"),
