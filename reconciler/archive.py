@@ -43,7 +43,7 @@ MAX_DIRECTORY_BYTES = 4 * 2**20
 
 #: The most each part import reads may expand to, counted while decompressing (a header's declared
 #: size is never trusted). A task sequence's object.xml holds the sequence (ConfigMgr refuses one over
-#: 2 MB; import allows :data:`~reconciler.convert.MAX_SEQUENCE_BYTES`) escaped inside CIM-XML, where
+#: 2 MB; import reads up to :data:`~reconciler.convert.SEQUENCE_READ_LIMIT`) escaped inside CIM-XML, where
 #: markup grows by about a third, and the package properties: 16 MiB leaves a wide margin (the largest
 #: in the corpus is 165 KB). ReferencesInfo.xml holds about 700 bytes per referenced package.
 OBJECT_XML_LIMIT = MAX_XML_BYTES
