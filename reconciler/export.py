@@ -151,14 +151,14 @@ def _unique(base: str, used: set[str]) -> str:
 
 
 def _secret_env(ts_name: str, step: str, prop: str, used: set[str]) -> str:
-    """``TS_<METADATA NAME>__<STEP>__<PROPERTY>``: one variable per secret, the same on every run.
+    """``OSD_TS_<METADATA NAME>__<STEP>__<PROPERTY>``: one variable per secret, the same on every run.
 
     Each part is upper case with every run of other characters one ``_``, so ``__`` only ever separates
     parts: two task sequences (their metadata.names differ) never share a name, whatever their steps
     are called. Two steps of one sequence with the same name get _2, _3… in step order, from ``used``.
     """
     parts = (re.sub(r"[^A-Z0-9]+", "_", part.upper()).strip("_") or "_" for part in (ts_name, step, prop))
-    return _unique("TS_" + "__".join(parts), used)
+    return _unique("OSD_TS_" + "__".join(parts), used)  # OSD_: allowed by the default secrets policy
 
 
 def _secret_placeholders(spec: dict[str, Any], ts_name: str, used: set[str], fill_empty: bool

@@ -236,6 +236,7 @@ class StateStore:
         self._db = connect(self.path)
         self._migrate()
         self._salt = self._ensure_salt()
+        self._drop_unkeyed_hashes()
         self._owned: dict[tuple[str, str], str] | None = None
         self._owned_ids: set[tuple[str, str]] = set()
 
@@ -317,7 +318,6 @@ class StateStore:
         self._ownership()
         return (kind, live_id) in self._owned_ids
 
-        self._drop_unkeyed_hashes()
     def owner_of(self, kind: str, live_id: str) -> str | None:
         row = self._db.execute("SELECT name FROM ownership WHERE kind = ? AND live_id = ?", (kind, live_id)).fetchone()
         return row[0] if row else None

@@ -40,7 +40,7 @@ from reconciler.site.records import (
     VerificationSettings,
 )
 from reconciler.storage import connect, migrate, transaction
-from reconciler.tsxml.sequence import reference_ids
+from reconciler.tsxml.sequence import reference_ids, seal_secrets
 
 #: Built-in collections and their IDs (SMS_Collection.IsBuiltIn).
 BUILT_IN_COLLECTIONS = {
@@ -129,6 +129,24 @@ def _deployment_from_row(dep_id: str, text: str) -> DeploymentRecord:
 
 _TS_FIELDS = {f.name for f in fields(TaskSequenceRecord)}
 
+#: How a sealed secret looks in the site's file and in a sequence read from it: a keyed hash, never the value.
+SEALED_PREFIX = "sealed:hmac-sha256:"
+
+
+def _sealed_in(sequence: str, name: str, sealed: str) -> bool:
+    """Whether a step variable (by property or name) or a secret dynamic variable (by name) holds ``sealed``."""
+    from reconciler.tsxml.xmltext import parse
+
+    for var in parse(sequence).iter("variable"):
+        if name in (var.get("property"), var.get("name")) and var.text == sealed:
+            return True
+        if var.get("property") == "Rules" and sealed in (var.text or ""):
+            rules = parse((var.text or "").strip(), where="SetDynamicVariables rules")
+            if any(v.get("Name") == name and v.text == sealed for v in rules.iter("Variable")):
+                return True
+    return False
+
+
 
 def sequence_references(xml: str) -> tuple[str, ...]:
     try:
@@ -157,27 +175,11 @@ class EmbeddedSite:
                 row = db.execute("SELECT value FROM meta WHERE key = 'site_code'").fetchone()
                 if row is None:
                     db.execute("INSERT INTO meta VALUES ('site_code', ?), ('next_id', '1')", (code,))
-#: How a sealed secret looks in the site's file and in a sequence read from it: a keyed hash, never the value.
-SEALED_PREFIX = "sealed:hmac-sha256:"
-
-
-def _sealed_in(sequence: str, name: str, sealed: str) -> bool:
-    """Whether a step variable (by property or name) or a secret dynamic variable (by name) holds ``sealed``."""
-    from reconciler.tsxml.xmltext import parse
-
-    for var in parse(sequence).iter("variable"):
-        if name in (var.get("property"), var.get("name")) and var.text == sealed:
-            return True
-        if var.get("property") == "Rules" and sealed in (var.text or ""):
-            rules = parse((var.text or "").strip(), where="SetDynamicVariables rules")
-            if any(v.get("Name") == name and v.text == sealed for v in rules.iter("Variable")):
-                return True
-    return False
-
                     db.executemany("INSERT INTO collections (id, name, built_in) VALUES (?, ?, 1)",
                                    BUILT_IN_COLLECTIONS.items())
             stored = self._meta("site_code")
         self.site_code = stored
+        self._seal_stored_secrets()
 
     # -- plumbing ------------------------------------------------------------------------------
 
@@ -206,7 +208,6 @@ def _sealed_in(sequence: str, name: str, sealed: str) -> bool:
         return row[0] if row else None
 
     def _new_id(self, db: sqlite3.Connection) -> str:
-        self._seal_stored_secrets()
         """IDs the ConfigMgr way: site code and five hexadecimal digits (PS100012)."""
         number = int(db.execute("SELECT value FROM meta WHERE key = 'next_id'").fetchone()[0])
         db.execute("UPDATE meta SET value = ? WHERE key = 'next_id'", (str(number + 1),))
@@ -413,52 +414,9 @@ def _sealed_in(sequence: str, name: str, sealed: str) -> bool:
             raise SiteError(f"boot image {record.boot_image_id} does not exist")
         data = {f: getattr(record, f) for f in _TS_FIELDS}
         data["references"] = sequence_references(record.sequence)  # SetSequence refreshes references
+        data["sequence"] = seal_secrets(record.sequence, self._seal)
         return TaskSequenceRecord(**data)
 
-    def _package_ids(self, package_type: PackageType) -> set[str]:
-        rows = self._db.execute("SELECT id FROM packages WHERE type = ?", (package_type.value,))
-        return {r[0] for r in rows}
-
-    def create_task_sequence(self, record: TaskSequenceRecord) -> str:
-        record = self._check_ts(record)
-        with self._tx() as db:
-            ts_id = self._new_id(db)
-            db.execute("INSERT INTO task_sequences (id, name, record, sequence) VALUES (?, ?, ?, ?)",
-                       (ts_id, record.name, _record_json(record), record.sequence))
-            db.execute("INSERT INTO packages VALUES (?, ?, ?, 1, 0)", (ts_id, record.name, "TaskSequence"))
-        return ts_id
-
-    def update_task_sequence(self, ts_id: str, record: TaskSequenceRecord) -> None:
-        record = self._check_ts(record)
-        with self._tx() as db:
-            cur = db.execute("UPDATE task_sequences SET name = ?, record = ?, sequence = ? WHERE id = ?",
-                             (record.name, _record_json(record), record.sequence, ts_id))
-            if cur.rowcount == 0:
-                raise SiteError(f"task sequence {ts_id} does not exist")
-            db.execute("UPDATE packages SET name = ? WHERE id = ?", (record.name, ts_id))
-
-    def _patch_ts(self, ts_id: str, **changes: Any) -> None:
-        with self._tx() as db:
-            row = db.execute("SELECT record FROM task_sequences WHERE id = ?", (ts_id,)).fetchone()
-            if row is None:
-                raise SiteError(f"task sequence {ts_id} does not exist")
-            data = json.loads(row[0])
-            data.update(changes)
-            db.execute("UPDATE task_sequences SET record = ? WHERE id = ?", (json.dumps(data, sort_keys=True), ts_id))
-
-    def set_task_sequence_enabled(self, ts_id: str, enabled: bool) -> None:
-        self._patch_ts(ts_id, enabled=enabled)
-
-    def move_task_sequence(self, ts_id: str, folder: str | None) -> None:
-        self._patch_ts(ts_id, folder=folder)
-
-    def delete_task_sequence(self, ts_id: str) -> None:
-        with self._tx() as db:
-            if db.execute("SELECT 1 FROM deployments WHERE package_id = ?", (ts_id,)).fetchone():
-                raise SiteError(f"task sequence {ts_id} is still deployed; delete its deployments first")
-        data["sequence"] = seal_secrets(record.sequence, self._seal)
-            db.execute("DELETE FROM task_sequences WHERE id = ?", (ts_id,))
-            db.execute("DELETE FROM packages WHERE id = ?", (ts_id,))
     # -- secrets: write-only, as ConfigMgr keeps them ----------------------------------------------
 
     def _seal_key(self) -> bytes:
@@ -526,6 +484,50 @@ def _sealed_in(sequence: str, name: str, sealed: str) -> bool:
             db.execute("INSERT INTO meta VALUES ('secrets_sealed', '1')")
         self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
+
+    def _package_ids(self, package_type: PackageType) -> set[str]:
+        rows = self._db.execute("SELECT id FROM packages WHERE type = ?", (package_type.value,))
+        return {r[0] for r in rows}
+
+    def create_task_sequence(self, record: TaskSequenceRecord) -> str:
+        record = self._check_ts(record)
+        with self._tx() as db:
+            ts_id = self._new_id(db)
+            db.execute("INSERT INTO task_sequences (id, name, record, sequence) VALUES (?, ?, ?, ?)",
+                       (ts_id, record.name, _record_json(record), record.sequence))
+            db.execute("INSERT INTO packages VALUES (?, ?, ?, 1, 0)", (ts_id, record.name, "TaskSequence"))
+        return ts_id
+
+    def update_task_sequence(self, ts_id: str, record: TaskSequenceRecord) -> None:
+        record = self._check_ts(record)
+        with self._tx() as db:
+            cur = db.execute("UPDATE task_sequences SET name = ?, record = ?, sequence = ? WHERE id = ?",
+                             (record.name, _record_json(record), record.sequence, ts_id))
+            if cur.rowcount == 0:
+                raise SiteError(f"task sequence {ts_id} does not exist")
+            db.execute("UPDATE packages SET name = ? WHERE id = ?", (record.name, ts_id))
+
+    def _patch_ts(self, ts_id: str, **changes: Any) -> None:
+        with self._tx() as db:
+            row = db.execute("SELECT record FROM task_sequences WHERE id = ?", (ts_id,)).fetchone()
+            if row is None:
+                raise SiteError(f"task sequence {ts_id} does not exist")
+            data = json.loads(row[0])
+            data.update(changes)
+            db.execute("UPDATE task_sequences SET record = ? WHERE id = ?", (json.dumps(data, sort_keys=True), ts_id))
+
+    def set_task_sequence_enabled(self, ts_id: str, enabled: bool) -> None:
+        self._patch_ts(ts_id, enabled=enabled)
+
+    def move_task_sequence(self, ts_id: str, folder: str | None) -> None:
+        self._patch_ts(ts_id, folder=folder)
+
+    def delete_task_sequence(self, ts_id: str) -> None:
+        with self._tx() as db:
+            if db.execute("SELECT 1 FROM deployments WHERE package_id = ?", (ts_id,)).fetchone():
+                raise SiteError(f"task sequence {ts_id} is still deployed; delete its deployments first")
+            db.execute("DELETE FROM task_sequences WHERE id = ?", (ts_id,))
+            db.execute("DELETE FROM packages WHERE id = ?", (ts_id,))
             db.execute("DELETE FROM content_status WHERE package_id = ?", (ts_id,))
 
     # -- deployments -----------------------------------------------------------------------------
@@ -627,6 +629,7 @@ def _sealed_in(sequence: str, name: str, sealed: str) -> bool:
         """Writes replace the whole array, as SMS_CollectionSettings does; empty removes the settings."""
         if collection_id.startswith("SMS"):
             raise SiteError(f"{collection_id} is a built-in collection; it cannot hold variables")
+        sealed = self._seal_variables(variables)
         with self._tx() as db:
             if not db.execute("SELECT 1 FROM collections WHERE id = ?", (collection_id,)).fetchone():
                 raise SiteError(f"collection {collection_id} does not exist")
@@ -647,11 +650,10 @@ def _sealed_in(sequence: str, name: str, sealed: str) -> bool:
     def set_computer_variables(self, resource_id: int, variables: list[tuple[str, str, bool]]) -> None:
         if len(variables) > MAX_VARIABLES_PER_COMPUTER:
             raise SiteError(f"a computer can hold at most {MAX_VARIABLES_PER_COMPUTER} variables")
+        sealed = self._seal_variables(variables)
         with self._tx() as db:
             if not db.execute("SELECT 1 FROM computers WHERE resource_id = ?", (resource_id,)).fetchone():
                 raise SiteError(f"computer {resource_id} does not exist")
             db.execute("DELETE FROM computer_variables WHERE resource_id = ?", (resource_id,))
             db.executemany("INSERT INTO computer_variables VALUES (?, ?, ?, ?)",
                            [(resource_id, n, v, int(m)) for n, v, m in sealed])
-        sealed = self._seal_variables(variables)
-        sealed = self._seal_variables(variables)
