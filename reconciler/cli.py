@@ -91,6 +91,7 @@ def cli() -> None:
       reconcile validate manifests/          check manifests before anything touches a site
       reconcile site init --demo             create an embedded site with demo inventory
       reconcile site show                    print the live objects of the site
+      reconcile unlock LEASE_ID              free the site's lease of a writer that died
       reconcile convert export.xml           turn task sequence XML into a manifest
       reconcile convert --to xml ts.yaml     turn a manifest into task sequence XML
       reconcile crds                         regenerate the JSON schemas and CRDs
@@ -331,7 +332,7 @@ def apply_command(path: Path, dry_run: bool, site_path: Path | None, state_path:
                 click.echo("nothing applied", err=True)
                 sys.exit(EXIT_ERROR)
         assert keeper is not None
-        if not keeper.holds(lease_id):
+        if not keeper.check(lease_id):
             click.echo(f"refusing to apply: the lease of site {workspace.site.site_code} was lost while this plan "
                        f"waited (unlocked, or it lapsed); it is now held by "
                        f"{held_by(workspace.state.lease_holder(workspace.site.site_code))}; nothing was applied: "
@@ -343,12 +344,10 @@ def apply_command(path: Path, dry_run: bool, site_path: Path | None, state_path:
                                 progress=_progress_printer(),
                                 wait_for_content=content_timeout if wait_for_content else None,
                                 notice=lambda message: click.echo(message, err=True),
-                                should_stop=lambda: not keeper.holds(lease_id))
+                                should_stop=lambda: not keeper.check(lease_id))
         except ApplyRefused as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(EXIT_ERROR)
-        finally:
-            keeper.release()
         if output == "json":
             document = plan_document(plan)
             document["result"] = [{"verb": r.action.verb.value, "kind": r.action.ref.kind, "name": r.action.ref.name,

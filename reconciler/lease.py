@@ -52,7 +52,7 @@ class LeaseKeeper:
 
     The calling thread takes (or renews) the lease with :meth:`acquire`; a daemon thread then renews
     that very lease, by ID, every third of its TTL. A writer notes the ID it planned under and asks
-    :meth:`holds` before each action: when the lease was unlocked, or lapsed and was taken (even if it was
+    :meth:`check` before each action: when the lease was unlocked, or lapsed and was taken (even if it was
     taken back since, with a new ID), the plan may be stale and the writer stops.
     """
 
@@ -67,10 +67,17 @@ class LeaseKeeper:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def holds(self, lease_id: str) -> bool:
-        """Whether this keeper still holds the lease with this ID (not lost, not replaced since)."""
+    def check(self, lease_id: str) -> bool:
+        """Renew the lease with this ID now, from the calling thread; False when it was lost or replaced.
+
+        Asked before each write: the background renewals may not have run yet after the process was
+        suspended (a stopped job, a sleeping laptop) for longer than the lease, so only the store can tell.
+        """
+        renewed = self.state.leases.renew(self.site, lease_id, self.ttl)
         with self._lock:
-            return self.lease is not None and self.lease.lease_id == lease_id
+            if self.lease is not None and self.lease.lease_id == lease_id:
+                self.lease = renewed
+        return renewed is not None
 
     def acquire(self) -> Lease | None:
         """Take or renew the lease from the calling thread; None while another writer holds it."""

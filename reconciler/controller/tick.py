@@ -160,27 +160,25 @@ class Controller:
         if not self.config.self_heal:
             drifted = any(a.reason is Reason.DRIFT or a.verb is Verb.REDISTRIBUTE_CONTENT for a in plan.actions)
             return TickResult("drift" if drifted else "ok", revision.sha, actions=len(plan.actions), objects=objects)
-        if not self.has_lease():
+        assert planned_under is not None
+        if not self.keeper.check(planned_under):
+            # The lease was unlocked, or lapsed and was taken, while this plan was made: another writer may have
+            # changed the site since it was read, so the plan is not applied.
             self.last_sha = None
-            return self.standby(revision.sha, actions=len(plan.actions), objects=objects)
-        if self.lease_id() != planned_under:
-            # The lease was unlocked, or lapsed, while this plan was made: another writer may have changed the
-            # site since it was read, so the plan is not applied.
-            self.last_sha = None
+            if self.state.lease_holder(self.site.site_code) is not None:
+                return self.standby(revision.sha, actions=len(plan.actions), objects=objects)
             return TickResult("error", revision.sha, actions=len(plan.actions), objects=objects,
                               error="the lease was lost while planning (unlocked, or it lapsed); nothing was "
                                     "applied; the next tick plans again")
-        assert planned_under is not None
         return self._apply(plan, revision.sha, objects, planned_under)
 
     def _apply(self, plan: Plan, sha: str, objects: dict[str, str], lease_id: str) -> TickResult:
         def progress(item: ActionResult, index: int, total: int) -> None:
-            self.has_lease()  # renewed between actions: a long apply keeps its lease
             self.on_action(item)
 
         def should_stop() -> bool:
-            # A writer that lost its lease (unlocked, or lapsed and taken) stops before its next action.
-            return self.stop_requested or not self.keeper.holds(lease_id)
+            # Renewed before every action; a writer that lost its lease (unlocked, or lapsed and taken) stops.
+            return self.stop_requested or not self.keeper.check(lease_id)
 
         try:
             result = apply_plan(plan, self.site, self.state, self.config.secrets_base, progress=progress,
