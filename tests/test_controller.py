@@ -271,8 +271,9 @@ def test_sigterm_mid_apply_leaves_a_state_the_next_start_completes(setup: Setup)
 
 
 def test_refresh_secrets_writes_a_rotated_secret_on_the_next_interval(setup: Setup) -> None:
-    def site_holds(value: str) -> bool:
-        return value.encode() in b"".join(p.read_bytes() for p in (setup.work / ".reconcile").glob("site.db*"))
+    def site_holds(value: str) -> bool:  # the site keeps a masked value sealed: it can only be compared
+        with setup.site() as site:
+            return site.holds_secret(16777220, "OSDJoinSecret", value)  # LAB-PC-042's secret from secrets/join.txt
 
     setup.start("--interval", "1s", "--refresh-secrets")
     wait_until(lambda: setup.tick().get("outcome") == "ok" and site_holds("file-secret"), 30, "the first sync")
