@@ -98,7 +98,11 @@ class LeaseKeeper:
         return lease
 
     def _renew(self) -> None:
-        table: LeaseTable = self.state.open_leases()
+        try:
+            table: LeaseTable = self.state.open_leases()
+        except Exception:  # the writer's own check before each action still renews; between them it may lapse
+            log.warning("cannot renew the lease of site %s in the background", self.site, exc_info=True)
+            return
         try:
             while not self._stop.wait(self.ttl / 3):
                 with self._lock:
