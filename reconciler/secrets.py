@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import os
 import secrets as random
 import stat
@@ -223,7 +224,11 @@ def hash_key(policy: SecretsPolicy) -> bytes:
     path = policy.folder / HASH_KEY_FILE
     try:
         if not path.exists():
-            policy.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            if not policy.folder.exists():
+                # A folder this tool makes inside a repository keeps itself out of Git, key included.
+                policy.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+                with contextlib.suppress(FileExistsError), (policy.folder / ".gitignore").open("x") as ignore:
+                    ignore.write("*\n")
             temporary = policy.folder / f"{HASH_KEY_FILE}.{os.getpid()}.{random.token_hex(4)}"
             fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as handle:

@@ -359,7 +359,8 @@ def test_concurrent_first_uses_agree_on_one_key(tmp_path: Path) -> None:
     for thread in threads:
         thread.join(timeout=30)
     assert len(keys) == 8 and len(set(keys)) == 1
-    assert [p.name for p in (tmp_path / "secrets").iterdir()] == [HASH_KEY_FILE]
+    assert sorted(p.name for p in (tmp_path / "secrets").iterdir()) == [".gitignore", HASH_KEY_FILE]
+    assert (tmp_path / "secrets" / ".gitignore").read_text() == "*\n"  # a folder made here stays out of Git
 
 
 def test_salted_hashes_of_an_earlier_version_are_dropped_once(tmp_path: Path) -> None:
