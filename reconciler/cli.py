@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from reconciler.apply.executor import ActionResult, ApplyRefused, apply_plan
+from reconciler.apply.executor import ActionResult, ApplyRefused, apply_plan, settle_pending
 from reconciler.config import Config, ConfigError, load_config, manifests_root
 from reconciler.controller.loop import Loop, LoopConfig, json_emitter, parse_duration, text_emitter
 from reconciler.controller.metrics import Metrics
@@ -25,6 +25,7 @@ from reconciler.lease import DEFAULT_LEASE_SECONDS, LeaseHeld, LeaseKeeper, Unlo
 from reconciler.models import KINDS
 from reconciler.plan.actions import Plan
 from reconciler.plan.planner import MAX_DELETE_PERCENT, UnknownTarget, make_plan, resolve_targets
+from reconciler.render import check as render_check
 from reconciler.render import findings as render_findings
 from reconciler.render import plan as render_plan
 from reconciler.render import review as render_review
@@ -36,13 +37,15 @@ from reconciler.render.plan import plan_document
 from reconciler.review import review
 from reconciler.secrets import HashKeyError
 from reconciler.secrets import reader as secret_reader
-from reconciler.site.embedded import SiteError
+from reconciler.site.embedded import EmbeddedSite, SiteError, backup_site, check_site
 from reconciler.source import yamlfile
 from reconciler.source.git import GitSourceError
 from reconciler.source.loader import load
 from reconciler.source.select import Provenance, load_folder, load_pair, load_ref
+from reconciler.state import backup_state, check_state
+from reconciler.storage import FileCheck
 from reconciler.validate import has_errors, validate
-from reconciler.workspace import DEFAULT_SITE, Workspace, open_workspace
+from reconciler.workspace import DEFAULT_SITE, Workspace, open_site, open_workspace, state_path_for
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 
@@ -77,6 +80,14 @@ class _DefaultGroup(click.Group):
         if not args or (args[0] not in self.commands and args[0] not in ("-h", "--help", "--version")):
             args = ["apply", *args]
         return super().parse_args(ctx, args)
+
+    def invoke(self, ctx: click.Context) -> object:
+        """An error the tool raises on purpose (a damaged or lost state store, ...) is one line, not a traceback."""
+        try:
+            return super().invoke(ctx)
+        except ReconcilerError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(EXIT_ERROR)
 
 
 @click.group(cls=_DefaultGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -189,15 +200,36 @@ def crds_command(out_dir: Path, check: bool) -> None:
         click.echo(f"{out_dir}: up to date")
 
 
-def _open(site: Path | None, state: Path | None) -> Workspace:
+def _open(site: Path | None, state: Path | None, new_state: bool = False) -> Workspace:
     try:
-        workspace = open_workspace(site, state)
+        workspace = open_workspace(site, state, new_state=new_state)
     except FileNotFoundError as exc:
         raise click.UsageError(str(exc)) from None
     if workspace.created:
-        click.echo(f"created the embedded site {workspace.site.path} (site {workspace.site.site_code}) with the "
-                   "demo inventory; use --site to choose another", err=True)
+        _created(workspace.site)
     return workspace
+
+
+def _open_site(site_path: Path | None) -> EmbeddedSite:
+    """The site alone, for commands that never read the state store: they must not create an empty one."""
+    try:
+        site, created = open_site(site_path)
+    except FileNotFoundError as exc:
+        raise click.UsageError(str(exc)) from None
+    if created:
+        _created(site)
+    return site
+
+
+def _created(site: EmbeddedSite) -> None:
+    click.echo(f"created the embedded site {site.path} (site {site.site_code}) with the demo inventory; use --site "
+               "to choose another", err=True)
+
+
+_new_state_option = click.option(
+    "--new-state", is_flag=True,
+    help="Start a new, empty state store when it is missing although the site holds objects this tool may manage "
+         "(they must then be taken over again with --adopt or 'reconcile export'). Without it that is an error.")
 
 
 @cli.command("apply")
@@ -232,13 +264,14 @@ def _open(site: Path | None, state: Path | None) -> Workspace:
 @click.option("--base", default=None, help="Pull request plan: the target branch (with --head and --dry-run).")
 @click.option("--head", default=None, help="Pull request plan: the branch to merge.")
 @click.option("--no-color", is_flag=True, help="No colours (also when NO_COLOR is set).")
+@_new_state_option
 @_settings_options
 def apply_command(path: Path, dry_run: bool, site_path: Path | None, state_path: Path | None,
                   targets: tuple[str, ...], prune: bool, adopt: bool, max_delete: float, wait_for_content: bool,
                   content_timeout: float, refresh_secrets: bool, output: str, detailed_exitcode: bool, yes: bool,
                   lease_seconds: float, repo: str | None,
-                  ref: str | None, base: str | None, head: str | None, no_color: bool, config_file: Path | None,
-                  secrets_dir: Path | None) -> None:
+                  ref: str | None, base: str | None, head: str | None, no_color: bool, new_state: bool,
+                  config_file: Path | None, secrets_dir: Path | None) -> None:
     """Plan the changes that make the site equal to the manifests under PATH, then apply them.
 
     The plan is printed first. Applying asks for confirmation on a terminal; without a terminal it
@@ -276,7 +309,7 @@ def apply_command(path: Path, dry_run: bool, site_path: Path | None, state_path:
         elif output == "markdown":
             render_findings.render_markdown(errors, sys.stdout)
         sys.exit(EXIT_ERROR)
-    workspace = _open(site_path, state_path)
+    workspace = _open(site_path, state_path, new_state)
     keeper, lease_id = None, ""
     try:
         if not dry_run:  # a plan that will be applied is made under the lease, so no other writer moves the site
@@ -321,6 +354,8 @@ def apply_command(path: Path, dry_run: bool, site_path: Path | None, state_path:
                 if not dry_run:
                     click.echo("the plan has blocked items: nothing was applied", err=True)
                 sys.exit(EXIT_ERROR)
+            if not dry_run:
+                settle_pending(plan, workspace.state)  # nothing to apply also finishes an interrupted run
             sys.exit(EXIT_CHANGES if detailed_exitcode and plan.actions else EXIT_OK)
         if output == "text":
             _print_plan(plan, output, color)
@@ -436,11 +471,11 @@ def site_init(site_path: Path, site_code: str, demo: bool) -> None:
 @click.option("--output", "-o", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def site_show(site_path: Path | None, output: str) -> None:
     """Print the live objects of the site (masked variable values are never shown)."""
-    workspace = _open(site_path, None)
+    site = _open_site(site_path)
     try:
-        render_site.render(workspace.site.read(), sys.stdout, output)
+        render_site.render(site.read(), sys.stdout, output)
     finally:
-        workspace.close()
+        site.close()
 
 
 @cli.group("vars")
@@ -470,12 +505,13 @@ def vars_group() -> None:
 @click.option("--state", "state_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--once", is_flag=True, help="Run one tick and exit.")
+@_new_state_option
 @_settings_options
 def controller_command(repo: str, ref: str, manifests_path: str, interval: str, self_heal: bool, prune: bool,
                        max_delete: float, watch: bool, refresh_secrets: bool, commit_poll: str, listen: str | None,
                        lease_seconds: float,
                        site_path: Path | None, state_path: Path | None, log_format: str, once: bool,
-                       config_file: Path | None, secrets_dir: Path | None) -> None:
+                       new_state: bool, config_file: Path | None, secrets_dir: Path | None) -> None:
     """Keep the site equal to a Git branch: tick on an interval, on new commits and (--watch) on file changes.
 
     Settings (reconcile.yaml) and secrets are read from the local folder named by --path, never from Git.
@@ -486,7 +522,7 @@ def controller_command(repo: str, ref: str, manifests_path: str, interval: str, 
     except ValueError:
         raise click.BadParameter("use seconds or 30s, 5m, 1h", param_hint="--interval/--commit-poll") from None
     settings = _settings(Path(manifests_path), config_file, secrets_dir)
-    workspace = _open(site_path, state_path)
+    workspace = _open(site_path, state_path, new_state)
     cache_dir = site_path.parent if site_path else DEFAULT_SITE.parent
     config = ControllerConfig(repo=repo, ref=ref, path=manifests_path, self_heal=self_heal, prune=prune,
                               max_delete=max_delete, lease_seconds=lease_seconds,
@@ -587,17 +623,21 @@ def export_command(out_dir: Path | None, zip_path: Path | None, console_name: st
     """Export the site to manifests (and adopt what was exported), or one task sequence to a console ZIP."""
     if (out_dir is None) == (zip_path is None):
         raise click.UsageError("give either --out DIR or --zip FILE.zip --name NAME")
-    workspace = _open(site_path, state_path)
+    if zip_path is not None:
+        if not console_name:
+            raise click.UsageError("--zip needs --name (the task sequence's console name)")
+        site = _open_site(site_path)  # a ZIP needs no state store: none is created
+        try:
+            export_zip(site.read(), zip_path, console_name)
+        finally:
+            site.close()
+        click.echo(f"wrote {zip_path} (no passwords, as the console exports)")
+        return
+    # Exporting adopts what it writes: it is how a site is taken over, also after the state store was lost.
+    workspace = _open(site_path, state_path, new_state=True)
     try:
-        live = workspace.site.read()
-        if zip_path is not None:
-            if not console_name:
-                raise click.UsageError("--zip needs --name (the task sequence's console name)")
-            export_zip(live, zip_path, console_name)
-            click.echo(f"wrote {zip_path} (no passwords, as the console exports)")
-            return
         assert out_dir is not None
-        result = export_site(live, workspace.state, out_dir, set(kinds) or None, name_filter)
+        result = export_site(workspace.site.read(), workspace.state, out_dir, set(kinds) or None, name_filter)
     except ReconcilerError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_ERROR)
@@ -671,17 +711,17 @@ def vars_effective(computer: str, path: Path, site_path: Path | None, output: st
     if has_errors(findings):
         render_findings.render_text(desired, [f for f in findings if f.severity.value == "error"], sys.stderr)
         sys.exit(EXIT_ERROR)
-    workspace = _open(site_path, None)
+    site = _open_site(site_path)
     try:
         target = int(computer) if computer.isdigit() else computer
         try:
-            device, variables = effective_variables(target, desired, workspace.site.read())
+            device, variables = effective_variables(target, desired, site.read())
         except ComputerNotFound as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(EXIT_ERROR)
         render_effective(device, variables, sys.stdout, output)
     finally:
-        workspace.close()
+        site.close()
 
 
 @site_group.command("settings")
@@ -695,20 +735,85 @@ def vars_effective(computer: str, path: Path, site_path: Path | None, output: st
 def site_settings(site_path: Path | None, default_size: int | None, maximum_size: int | None,
                   site_systems: str | None) -> None:
     """Show or set the site's deployment verification settings (high-risk deployments)."""
-    workspace = _open(site_path, None)
+    site = _open_site(site_path)
     try:
         if default_size is None and maximum_size is None and site_systems is None:
-            settings = workspace.site.verification_settings()
+            settings = site.verification_settings()
         else:
             try:
-                settings = workspace.site.set_verification_settings(default_size, maximum_size, site_systems)
+                settings = site.set_verification_settings(default_size, maximum_size, site_systems)
             except SiteError as exc:
                 raise click.BadParameter(str(exc)) from None
         click.echo(f"default size:  {settings.default_size or 'off'}")
         click.echo(f"maximum size:  {settings.maximum_size or 'off'}")
         click.echo(f"collections with site system servers: {settings.site_systems}")
     finally:
-        workspace.close()
+        site.close()
+
+
+def _state_file(site_path: Path | None, state_path: Path | None) -> Path:
+    return state_path or state_path_for(site_path or DEFAULT_SITE)
+
+
+def _report(what: str, check: FileCheck, advice: str, output: str) -> None:
+    if output == "json":
+        render_check.render_json(check, sys.stdout)
+    else:
+        render_check.render_text(what, check, advice, sys.stdout)
+    sys.exit(EXIT_OK if check.ok else EXIT_ERROR)
+
+
+@cli.group("state")
+def state_group() -> None:
+    """The state store: what this tool owns, its history and secret hashes. Check it, back it up."""
+
+
+@state_group.command("check")
+@click.option("--site", "site_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The state store is the one beside this site (default .reconcile/site.db).")
+@click.option("--state", "state_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--output", "-o", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def state_check(site_path: Path | None, state_path: Path | None, output: str) -> None:
+    """Check the state store's integrity (read-only): schema version, owned objects, journal, unfinished actions.
+
+    Exit 0 when intact, 1 when damaged, missing or empty.
+    """
+    path = _state_file(site_path, state_path)
+    _report("state store", check_state(path), "Restore it from a backup ('reconcile state backup FILE' makes one), "
+            "or pass --new-state to a plan to start over (objects must then be taken over again)", output)
+
+
+@state_group.command("backup")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--site", "site_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--state", "state_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--force", is_flag=True, help="Overwrite FILE if it exists.")
+def state_backup(file: Path, site_path: Path | None, state_path: Path | None, force: bool) -> None:
+    """Copy the state store to FILE: a consistent snapshot, safe while a controller writes (SQLite's backup API)."""
+    path = _state_file(site_path, state_path)
+    backup_state(path, file, force)
+    click.echo(f"backed up {path} to {file}")
+
+
+@site_group.command("check")
+@click.option("--site", "site_path", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_SITE,
+              show_default=True)
+@click.option("--output", "-o", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def site_check(site_path: Path, output: str) -> None:
+    """Check the embedded site's integrity (read-only). Exit 0 when intact, 1 when damaged or missing."""
+    _report("embedded site", check_site(site_path), "Restore it from a backup ('reconcile site backup FILE' makes "
+            "one)", output)
+
+
+@site_group.command("backup")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--site", "site_path", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_SITE,
+              show_default=True)
+@click.option("--force", is_flag=True, help="Overwrite FILE if it exists.")
+def site_backup(file: Path, site_path: Path, force: bool) -> None:
+    """Copy the embedded site to FILE: a consistent snapshot, safe while it is written to."""
+    backup_site(site_path, file, force)
+    click.echo(f"backed up {site_path} to {file}")
 
 
 def main() -> None:

@@ -16,12 +16,13 @@ import secrets
 import socket
 import sqlite3
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from reconciler.errors import ReconcilerError
-from reconciler.storage import connect, migrate, transaction
+from reconciler.storage import FileCheck, backup_file, check_file, connect, migrate, transaction
 
 MIGRATIONS = [
     """
@@ -55,11 +56,61 @@ MIGRATIONS = [
     ALTER TABLE lease ADD COLUMN renewed REAL NOT NULL DEFAULT 0;
     UPDATE lease SET lease_id = lower(hex(randomblob(6))) WHERE lease_id = '';
     """,
+    # 5: what lets a later run recognise the object an interrupted intent created (its console name or target,
+    # the live objects that already had it when the intent was written, the ID the site returned)
+    """
+    ALTER TABLE pending ADD COLUMN detail TEXT NOT NULL DEFAULT '{}';
+    """,
 ]
 
 
 class StateError(ReconcilerError):
     """The state store cannot be used (newer schema, corrupt file)."""
+
+
+def damaged_message(path: Path, detail: str) -> str:
+    return (f"state store {path} is damaged: {detail}. Restore it from a backup (copy the backup over it while "
+            f"no reconcile runs), or run 'reconcile state check --state {path}' to see what is wrong")
+
+
+@dataclass(frozen=True, slots=True)
+class PendingIntent:
+    """An action whose intent was journaled and whose outcome was not: the run was killed during it.
+
+    ``match`` is what the action's creation is found by (a task sequence's console name, a deployment's
+    target, a variable set's target), ``existing`` the live objects that already matched when the intent
+    was written, ``created`` the ID the site returned (journaled right after the create).
+    """
+
+    object: str
+    plan_id: str
+    action: str
+    at: float
+    match: str | None = None
+    existing: tuple[str, ...] | None = None
+    created: str | None = None
+
+    @classmethod
+    def from_row(cls, obj: str, plan_id: str, action: str, at: float, detail: str) -> PendingIntent:
+        data = json.loads(detail or "{}")
+        existing = data.get("existing")
+        return cls(obj, plan_id, action, at, data.get("match"),
+                   tuple(existing) if existing is not None else None, data.get("created"))
+
+    def made(self, match: str, candidates: Iterable[str]) -> str | None:
+        """The one candidate this intent created, or None when that cannot be told.
+
+        Only an object that matches what the intent was creating and was not there when the intent was
+        written qualifies (exactly the ID journaled after the create, once known); an intent that recorded
+        nothing to recognise its creation by (a delete, an update, an older version's row) takes over nothing.
+        """
+        if self.match is None or self.existing is None or self.match != match:
+            return None
+        candidates = list(candidates)
+        if self.created is not None:
+            return self.created if self.created in candidates else None
+        fresh = [c for c in candidates if c not in self.existing]
+        return fresh[0] if len(fresh) == 1 else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,7 +284,7 @@ class StateStore:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = connect(self.path)
+        self._db = connect(self.path, self._damaged, check=True)
         self._migrate()
         self._salt = self._ensure_salt()
         self._drop_unkeyed_hashes()
@@ -242,6 +293,9 @@ class StateStore:
 
     def close(self) -> None:
         self._db.close()
+
+    def _damaged(self, detail: str) -> StateError:
+        return StateError(damaged_message(self.path, detail))
 
     def _migrate(self) -> None:
         migrate(self._db, MIGRATIONS, lambda version: StateError(
@@ -357,30 +411,87 @@ class StateStore:
     # -- journal -------------------------------------------------------------------------------
 
     def intent(self, plan_id: str, action: str, obj: str, detail: dict[str, Any] | None = None) -> int:
+        """Journal what is about to be done to ``obj`` and mark it pending until its outcome is recorded.
+
+        ``detail["match"]`` and ``detail["existing"]`` (a creation's console name or target, and the live
+        objects that already had it) let a later run recognise what this action created if it is killed
+        before recording it. An earlier intent on the same object that never finished (its run was killed)
+        is recorded as superseded, and keeps what it knew: only it knows what existed before anything was made.
+        """
         now = time.time()
+        detail = detail or {}
+        recognise = {k: detail[k] for k in ("match", "existing") if k in detail}
         with self._tx() as db:
             cur = db.execute("INSERT INTO journal (plan_id, at, phase, action, object, detail) "
                              "VALUES (?, ?, ?, ?, ?, ?)",
-                             (plan_id, now, "intent", action, obj, json.dumps(detail or {}, sort_keys=True)))
-            db.execute("INSERT OR REPLACE INTO pending VALUES (?, ?, ?, ?)", (obj, plan_id, action, now))
+                             (plan_id, now, "intent", action, obj, json.dumps(detail, sort_keys=True)))
+            row = db.execute("SELECT detail, plan_id, action FROM pending WHERE object = ?", (obj,)).fetchone()
+            earlier = json.loads(row[0]) if row else {}
+            if earlier.get("match") is not None and recognise.get("match") in (None, earlier["match"]):
+                recognise = earlier
+            if row is not None and row[1] != plan_id:  # the interrupted run's intent gets its outcome too
+                db.execute("INSERT INTO journal (plan_id, at, phase, action, object, detail, outcome) "
+                           "VALUES (?, ?, ?, ?, ?, ?, ?)", (row[1], now, "outcome", row[2], obj,
+                                                            json.dumps({"superseded_by": plan_id}), "superseded"))
+            db.execute("INSERT OR REPLACE INTO pending (object, plan_id, action, at, detail) VALUES (?, ?, ?, ?, ?)",
+                       (obj, plan_id, action, now, json.dumps(recognise, sort_keys=True)))
             return int(cur.lastrowid or 0)
 
     def pending(self) -> set[str]:
-        """Objects (``Kind/name``) an interrupted run may have changed without recording it.
-
-        A create killed between the site's write and the ownership record leaves a live object this
-        tool made but does not own; the next plan takes such an object over instead of calling it foreign.
-        """
+        """Objects (``Kind/name``) whose last journaled action has an intent and no outcome."""
         return {r[0] for r in self._db.execute("SELECT object FROM pending")}
+
+    def pending_intents(self) -> dict[str, PendingIntent]:
+        """The unfinished intents by object: what a run killed mid-action may have changed without recording it."""
+        return {r[0]: PendingIntent.from_row(*r) for r in self._db.execute(
+            "SELECT object, plan_id, action, at, detail FROM pending")}
+
+    def pending_intent(self, obj: str) -> PendingIntent | None:
+        row = self._db.execute("SELECT object, plan_id, action, at, detail FROM pending WHERE object = ?",
+                               (obj,)).fetchone()
+        return PendingIntent.from_row(*row) if row else None
+
+    def created(self, plan_id: str, action: str, obj: str, made: str) -> None:
+        """Journal what the site just created (its ID) before anything else is recorded.
+
+        A run killed after this point leaves an intent that names its object exactly, so the next run takes
+        over that object and no other.
+        """
+        with self._tx() as db:
+            db.execute("INSERT INTO journal (plan_id, at, phase, action, object, detail) VALUES (?, ?, ?, ?, ?, ?)",
+                       (plan_id, time.time(), "created", action, obj, json.dumps({"live_id": made})))
+            row = db.execute("SELECT detail FROM pending WHERE object = ?", (obj,)).fetchone()
+            if row is not None:
+                db.execute("UPDATE pending SET detail = ? WHERE object = ?",
+                           (json.dumps({**json.loads(row[0]), "created": made}, sort_keys=True), obj))
 
     def outcome(self, plan_id: str, action: str, obj: str, outcome: str, error: str | None = None,
                 detail: dict[str, Any] | None = None) -> None:
+        """Journal how an action ended. A skipped action never ran: an earlier unfinished intent stays pending."""
         with self._tx() as db:
             db.execute("INSERT INTO journal (plan_id, at, phase, action, object, detail, outcome, error) "
                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                        (plan_id, time.time(), "outcome", action, obj, json.dumps(detail or {}, sort_keys=True),
                         outcome, error))
+            if outcome != "skipped":
+                db.execute("DELETE FROM pending WHERE object = ?", (obj,))
+
+    def settle(self, obj: str, intent_plan: str, by_plan: str, note: str) -> bool:
+        """Resolve an unfinished intent that a later plan superseded (it found nothing left to do there).
+
+        The outcome goes to the journal under the interrupted plan's ID, beside its intent. Only the intent
+        that plan saw is resolved: one written since (another run took the object up again) is left alone.
+        """
+        with self._tx() as db:
+            row = db.execute("SELECT plan_id, action FROM pending WHERE object = ?", (obj,)).fetchone()
+            if row is None or row[0] != intent_plan:
+                return False
+            db.execute("INSERT INTO journal (plan_id, at, phase, action, object, detail, outcome) "
+                       "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       (intent_plan, time.time(), "outcome", row[1], obj,
+                        json.dumps({"resolved_by": by_plan, "note": note}, sort_keys=True), "resolved"))
             db.execute("DELETE FROM pending WHERE object = ?", (obj,))
+        return True
 
     def audit(self, plan_id: str, obj: str, detail: dict[str, Any]) -> None:
         """An audit record (who, when, what) for actions an organisation must be able to trace."""
@@ -450,6 +561,32 @@ class StateStore:
         rows = (self._db.execute(query + " WHERE plan_id = ? ORDER BY seq", (plan_id,)) if plan_id
                 else self._db.execute(query + " ORDER BY seq"))
         return [JournalEntry(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), r[7], r[8]) for r in rows]
+
+
+def _state_counts(db: sqlite3.Connection) -> dict[str, int]:
+    """What a state store holds: owned objects by kind (``owned:Kind``), journal entries, unfinished actions."""
+    tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    counts: dict[str, int] = {}
+    if "ownership" in tables:
+        for kind, number in db.execute("SELECT kind, COUNT(*) FROM ownership GROUP BY kind ORDER BY kind"):
+            counts[f"owned:{kind}"] = number
+    for table, key in (("journal", "journal entries"), ("pending", "unfinished actions (pending)")):
+        if table in tables:
+            counts[key] = db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+    return counts
+
+
+def check_state(path: Path) -> FileCheck:
+    """``reconcile state check``: integrity, schema version and what the store holds, read-only.
+
+    Works on a damaged, truncated or missing file (which it reports, and never creates).
+    """
+    return check_file(path, len(MIGRATIONS), _state_counts)
+
+
+def backup_state(path: Path, target: Path, force: bool = False) -> None:
+    """``reconcile state backup``: a consistent copy, safe while a controller writes (SQLite's backup API)."""
+    backup_file(path, target, force, lambda detail: StateError(damaged_message(path, detail)), StateError)
 
 
 def default_state_path(site_path: Path) -> Path:

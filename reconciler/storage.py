@@ -1,20 +1,169 @@
-"""What the SQLite-backed stores share: opening in WAL mode, transactions, in-place schema migration."""
+"""What the SQLite-backed stores share: opening in WAL mode, transactions, in-place schema migration,
+and telling a damaged file apart from a busy one.
+
+A state store or an embedded site that is damaged (a broken header, a truncated file, a scribbled page)
+must never reach a user as an sqlite traceback: every query of a connection made here turns SQLite's
+"file is not a database" and "database disk image is malformed" into the store's own typed error,
+which names the file and what to do.
+"""
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+# SQLite's primary result codes (the low byte of an extended code).
+SQLITE_BUSY, SQLITE_LOCKED, SQLITE_CORRUPT, SQLITE_NOTADB = 5, 6, 11, 26
+HEADER = b"SQLite format 3\x00"
+#: How long opening waits for another process that is creating the same file.
+OPEN_WAIT = 30.0
+
+#: Makes the store's own error from what is wrong with its file ("its pages are damaged ...").
+Damaged = Callable[[str], Exception]
 
 
-def connect(path: Path) -> sqlite3.Connection:
-    """Autocommit connection (transactions are explicit) in WAL mode, so readers never block writers."""
-    db = sqlite3.connect(path, timeout=30, isolation_level=None)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=NORMAL")
-    db.execute("PRAGMA busy_timeout=30000")
+def damage(exc: BaseException) -> str | None:
+    """What an sqlite error says about the file when it says the file is damaged; None for any other error."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if not isinstance(exc, sqlite3.DatabaseError) or code is None:
+        return None
+    if code & 0xFF == SQLITE_NOTADB:
+        return "it is not an SQLite database (its header is damaged or overwritten)"
+    if code & 0xFF == SQLITE_CORRUPT:
+        return "its pages are damaged (database disk image is malformed)"
+    return None
+
+
+def _busy(exc: BaseException) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF in (SQLITE_BUSY, SQLITE_LOCKED)
+
+
+class _Connection(sqlite3.Connection):
+    """A connection whose queries report a damaged file as the store's typed error."""
+
+    damaged: Damaged | None = None
+
+    def raise_if_damaged(self, exc: BaseException) -> None:
+        detail = damage(exc)
+        if detail is not None and self.damaged is not None:
+            raise self.damaged(detail) from exc
+
+    def cursor(self, factory: Any = None) -> Any:
+        return super().cursor(factory or _Cursor)
+
+    # sqlite3's own Connection.execute() makes a plain cursor, whose rows would bypass the checks.
+    def execute(self, *args: Any) -> Any:
+        return self.cursor().execute(*args)
+
+    def executemany(self, *args: Any) -> Any:
+        return self.cursor().executemany(*args)
+
+
+class _Cursor(sqlite3.Cursor):
+    """Rows are read page by page as a cursor is iterated, so a damaged page can show up on any row."""
+
+    def _raise_if_damaged(self, exc: BaseException) -> None:
+        connection = self.connection
+        if isinstance(connection, _Connection):
+            connection.raise_if_damaged(exc)
+
+    def execute(self, *args: Any) -> Any:
+        try:
+            return super().execute(*args)
+        except sqlite3.DatabaseError as exc:
+            self._raise_if_damaged(exc)
+            raise
+
+    def executemany(self, *args: Any) -> Any:
+        try:
+            return super().executemany(*args)
+        except sqlite3.DatabaseError as exc:
+            self._raise_if_damaged(exc)
+            raise
+
+    def __next__(self) -> Any:
+        try:
+            return super().__next__()
+        except sqlite3.DatabaseError as exc:
+            self._raise_if_damaged(exc)
+            raise
+
+    def fetchone(self) -> Any:
+        try:
+            return super().fetchone()
+        except sqlite3.DatabaseError as exc:
+            self._raise_if_damaged(exc)
+            raise
+
+    def fetchmany(self, *args: Any) -> list[Any]:
+        try:
+            return super().fetchmany(*args)
+        except sqlite3.DatabaseError as exc:
+            self._raise_if_damaged(exc)
+            raise
+
+    def fetchall(self) -> list[Any]:
+        try:
+            return super().fetchall()
+        except sqlite3.DatabaseError as exc:
+            self._raise_if_damaged(exc)
+            raise
+
+
+def _execute_retrying(db: sqlite3.Connection, sql: str, wait: float = OPEN_WAIT) -> list[Any]:
+    """Run a statement that SQLite may refuse as busy without calling its busy handler.
+
+    ``PRAGMA journal_mode=WAL`` on a file still in rollback mode reads the header, then upgrades to a
+    write; SQLite does not wait for a lock it would have to upgrade to (that could deadlock), so while
+    another process is creating the same file it answers "database is locked" at once, whatever the
+    timeout. Retried with a growing pause, for at most ``wait`` seconds.
+    """
+    deadline = time.monotonic() + wait
+    pause = 0.005
+    while True:
+        try:
+            return db.execute(sql).fetchall()
+        except sqlite3.OperationalError as exc:
+            if not _busy(exc) or time.monotonic() + pause > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.25)
+
+
+def connect(path: Path, damaged: Damaged | None = None, *, check: bool = False) -> sqlite3.Connection:
+    """Autocommit connection (transactions are explicit) in WAL mode, so readers never block writers.
+
+    With ``damaged``, an error saying the file is damaged (at open or in any later query) is raised as
+    the exception it makes. With ``check``, a file that already has content is scanned with ``PRAGMA
+    quick_check`` first (about 30 ms for a state store of 10,000 objects, 55 ms for a 90 MB site), so a
+    truncated file or a damaged page is refused before a run changes anything, not midway.
+    """
+    had_content = os.path.exists(path) and os.path.getsize(path) > 0
+    db = sqlite3.connect(path, timeout=30, isolation_level=None, factory=_Connection)
+    db.damaged = damaged  # type: ignore[attr-defined]
+    try:
+        _execute_retrying(db, "PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("PRAGMA busy_timeout=30000")
+        if check and had_content and damaged is not None:
+            problems = [row[0] for row in db.execute("PRAGMA quick_check(3)")]
+            if problems != ["ok"]:
+                raise damaged(f"its pages are damaged ({_short(problems[0])})")
+    except BaseException:
+        db.close()
+        raise
     return db
+
+
+def _short(text: str, limit: int = 120) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
 
 
 @contextmanager
@@ -24,7 +173,10 @@ def transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     try:
         yield db
     except BaseException:
-        db.execute("ROLLBACK")
+        # The error that stopped the transaction is the one to report; on a damaged file the rollback
+        # can fail too, and its error would only hide the first.
+        with suppress(Exception):
+            db.execute("ROLLBACK")
         raise
     db.execute("COMMIT")
 
@@ -49,3 +201,106 @@ def migrate(db: sqlite3.Connection, migrations: list[str], too_new: Callable[[in
                 if statement.strip():
                     db.execute(statement)
             db.execute(f"PRAGMA user_version = {version + 1}")
+
+
+# -- looking at a file without trusting it: `reconcile state check`, `site check`, backups ------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FileCheck:
+    """What a check of one store file found: problems (none when intact), its schema version and counts."""
+
+    path: Path
+    problems: tuple[str, ...]
+    schema_version: int | None = None
+    known_version: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+    missing: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def check_file(path: Path, known_version: int,
+               counts: Callable[[sqlite3.Connection], dict[str, int]]) -> FileCheck:
+    """Check a store file read-only, whatever state it is in: a full ``PRAGMA integrity_check``, the
+    schema version, and the counts ``counts`` reads. Nothing is created or changed, not even a missing file.
+    """
+    if not path.exists():
+        return FileCheck(path, ("the file does not exist",), known_version=known_version, missing=True)
+    if path.stat().st_size == 0:
+        return FileCheck(path, ("the file is empty (0 bytes): everything it held is lost",),
+                         known_version=known_version, missing=True)
+    with path.open("rb") as raw:
+        head = raw.read(len(HEADER))
+    if head != HEADER:
+        return FileCheck(path, (f"the file does not start with SQLite's header (its first {len(HEADER)} bytes "
+                                "are damaged or overwritten)",), known_version=known_version)
+    problems: list[str] = []
+    version = None
+    found: dict[str, int] = {}
+    try:
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+    except sqlite3.Error as exc:
+        return FileCheck(path, (f"cannot be opened: {exc}",), known_version=known_version)
+    try:
+        try:
+            rows = [row[0] for row in db.execute("PRAGMA integrity_check(20)")]
+            if rows != ["ok"]:
+                problems.extend(_short(row) for row in rows)
+        except sqlite3.DatabaseError as exc:
+            problems.append(damage(exc) or str(exc))
+        try:
+            version = int(db.execute("PRAGMA user_version").fetchone()[0])
+            found = counts(db)
+        except sqlite3.DatabaseError as exc:
+            if not problems:
+                problems.append(damage(exc) or str(exc))
+    finally:
+        db.close()
+    if version is not None and version > known_version:
+        problems.append(f"schema version {version} is newer than this tool knows ({known_version}): upgrade the tool")
+    return FileCheck(path, tuple(problems), version, known_version, found)
+
+
+def backup_file(source: Path, target: Path, force: bool, damaged: Damaged, refused: Damaged) -> None:
+    """Copy a store with SQLite's online backup API: a consistent snapshot even while another process writes.
+
+    The copy is written beside ``target`` under a temporary name, checked, then renamed over it, so a
+    failed or interrupted backup never leaves a half-written file where a good one is expected. Why no
+    backup was written is raised as the exception ``refused`` makes (``damaged`` for a damaged store).
+    """
+    if not source.exists() or source.stat().st_size == 0:
+        raise refused(f"{source} does not exist or is empty: there is nothing to back up")
+    if target.exists() and not force:
+        raise refused(f"{target} already exists; pass --force to overwrite it")
+    if not target.parent.is_dir():
+        raise refused(f"folder {target.parent} does not exist")
+    if target.resolve() == source.resolve():
+        raise refused(f"{target} is the store itself; name another file")
+    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    db = connect(source, damaged)
+    try:
+        copy = sqlite3.connect(partial, isolation_level=None)
+        try:
+            # One step (pages=-1): the whole copy is read in one read transaction, so it is one snapshot;
+            # in WAL mode a writer goes on meanwhile.
+            db.backup(copy)
+            problems = [row[0] for row in copy.execute("PRAGMA quick_check(3)")]
+            copy.execute("PRAGMA journal_mode=DELETE")  # one self-contained file, no -wal beside it
+        except sqlite3.DatabaseError as exc:
+            detail = damage(exc)
+            if detail is None:
+                raise
+            problems = [detail]
+        finally:
+            copy.close()
+        if problems != ["ok"]:
+            raise damaged(f"its pages are damaged ({_short(problems[0])}); no backup was written")
+        os.replace(partial, target)
+    finally:
+        db.close()
+        for leftover in (partial, partial.with_name(partial.name + "-journal")):
+            with suppress(FileNotFoundError):
+                leftover.unlink()

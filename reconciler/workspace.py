@@ -3,6 +3,12 @@
 Without ``--site`` the embedded site is ``.reconcile/site.db`` under the current folder, created
 with the demo inventory on first use, so the quickstart runs against something real. The state
 store sits beside the site unless given.
+
+The state store is the only record of which live objects this tool owns, of the apply history and of
+the hashes of the secrets it wrote. A missing (or 0-byte) state store beside a site that already holds
+objects this tool could manage is therefore an error, not a new empty store: an empty one would make
+the next plan refuse every object as "not managed" without saying why. ``new_state`` (``--new-state``)
+starts over on purpose.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ from pathlib import Path
 
 from reconciler.site.demo import add_demo_inventory
 from reconciler.site.embedded import EmbeddedSite
-from reconciler.state import StateStore
+from reconciler.state import StateError, StateStore
 
 DEFAULT_SITE = Path(".reconcile") / "site.db"
 
@@ -33,13 +39,48 @@ def state_path_for(site_path: Path) -> Path:
         else site_path.parent / "state.db"
 
 
-def open_workspace(site_path: Path | None, state_path: Path | None = None, create_demo: bool = True) -> Workspace:
+def open_site(site_path: Path | None, create_demo: bool = True) -> tuple[EmbeddedSite, bool]:
+    """The embedded site alone, for commands that never read the state store (and so never create it)."""
     path = site_path or DEFAULT_SITE
     created = not path.exists()
     if created and site_path is not None:
         raise FileNotFoundError(f"site {path} does not exist; create it with 'reconcile site init --site {path}'")
     site = EmbeddedSite(path)
     if created and create_demo:
-        add_demo_inventory(site)
-    state = StateStore(state_path or state_path_for(path))
+        try:
+            add_demo_inventory(site)
+        except BaseException:
+            site.close()
+            raise
+    return site, created
+
+
+def open_workspace(site_path: Path | None, state_path: Path | None = None, create_demo: bool = True,
+                   new_state: bool = False) -> Workspace:
+    """The site and its state store; refuses a lost state store beside a site with objects unless ``new_state``."""
+    site, created = open_site(site_path, create_demo)
+    try:
+        path = state_path or state_path_for(site.path)
+        if not new_state:
+            refuse_lost_state(path, site)
+        state = StateStore(path)
+    except BaseException:
+        site.close()
+        raise
     return Workspace(site, state, created)
+
+
+def refuse_lost_state(path: Path, site: EmbeddedSite) -> None:
+    """Raise when the state store is missing or empty while the site holds objects this tool could manage."""
+    if path.exists() and path.stat().st_size > 0:
+        return
+    found = {what: number for what, number in site.manageable().items() if number}
+    if not found:
+        return  # a new site, or one with inventory only: nothing could have been owned yet
+    what = "is empty (0 bytes)" if path.exists() else "does not exist"
+    listing = ", ".join(f"{number} {kind}" for kind, number in found.items())
+    raise StateError(
+        f"state store {path} {what}, but site {site.site_code} ({site.path}) has {listing} that this tool may "
+        "manage. The state store records which objects this tool owns, the apply history and the hashes of the "
+        "secrets it wrote: if it was lost, restore it from a backup; to start over (or on a first run against "
+        "this site) pass --new-state, then take existing objects over with --adopt or 'reconcile export'")

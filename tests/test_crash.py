@@ -75,5 +75,12 @@ def test_kill_9_mid_apply_then_rerun_converges_without_duplicates(tmp_path: Path
     assert len(targets) == 12 and set(targets.values()) == {1}
     state = StateStore(tmp_path / ".reconcile" / "state.db")
     owned = state.owned()
+    pending = state.pending()
+    journal = state.journal()
     state.close()
     assert {owned[("TaskSequence", f"ts-{i:02d}")] for i in range(12)} == set(live.task_sequences)
+    # Recovery finished every interrupted intent: nothing pending, and each intent has an outcome in the journal.
+    assert pending == set()
+    intents = Counter((e.plan_id, e.object) for e in journal if e.phase == "intent")
+    ended = Counter((e.plan_id, e.object) for e in journal if e.phase == "outcome")
+    assert not [key for key, count in intents.items() if ended[key] < count]

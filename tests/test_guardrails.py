@@ -505,9 +505,12 @@ def test_the_max_delete_hint_names_a_threshold_that_passes(world: World) -> None
 def test_a_creation_an_interrupted_apply_did_not_record_is_taken_over_not_blocked(world: World) -> None:
     world.write(ts("tools", TOOL_STEPS), deployment("lab", "tools", {"name": "OSD Lab"}))
     assert world.apply().ok
-    # The state a kill -9 leaves between the site's write and the ownership record: an intent, no outcome.
+    # The state a kill -9 leaves between the site's write and the ownership record: an intent (naming the
+    # deployment's target, which had no deployment when it was written), no outcome.
+    (lab,) = [c.id for c in world.site.read().collections.values() if c.name == "OSD Lab"]
     world.state.disown("TaskSequenceDeployment", "lab")
-    world.state.intent("killed-plan", "CreateDeployment", "TaskSequenceDeployment/lab")
+    world.state.intent("killed-plan", "CreateDeployment", "TaskSequenceDeployment/lab",
+                       {"match": f"tools|{lab}", "existing": []})
     plan = world.plan()
     assert not plan.blocked
     (adopt,) = plan.actions

@@ -183,7 +183,10 @@ def test_unmanaged_objects_need_adopt(work: Path) -> None:
     with EmbeddedSite(work / ".reconcile" / "site.db") as site:
         site.create_task_sequence(TaskSequenceRecord(id=None, name="Module - BIOS settings",
                                                      sequence='<sequence version="3.10" />'))
-    blocked = {b["name"]: b for b in plan_json(work)["blocked"]}
+    # No state store beside a site with objects: lost, or a first run; --new-state says which.
+    refused = reconcile(work, "manifests", "--dry-run")
+    assert refused.returncode == 1 and "--new-state" in refused.stderr
+    blocked = {b["name"]: b for b in plan_json(work, "--new-state")["blocked"]}
     assert blocked["bios-settings"]["rule"] == "unowned" and "--adopt" in blocked["bios-settings"]["message"]
     assert blocked["bios-settings-lab"]["rule"] == "dependency"
     adopted = plan_json(work, "--adopt")

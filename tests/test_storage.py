@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -12,7 +14,7 @@ import pytest
 
 from reconciler.site.embedded import EmbeddedSite
 from reconciler.state import StateStore
-from reconciler.storage import connect, migrate
+from reconciler.storage import check_file, connect, migrate
 
 OPENERS = 6
 
@@ -74,3 +76,90 @@ def test_migration_reads_the_version_under_the_write_lock(tmp_path: Path) -> Non
     first.close()
     second.close()
     assert sqlite3.connect(tmp_path / "db").execute("PRAGMA user_version").fetchone()[0] == 2
+
+
+def test_opening_a_file_another_connection_is_creating_waits_instead_of_failing(tmp_path: Path) -> None:
+    """``PRAGMA journal_mode=WAL`` is refused at once, whatever the timeout, while another connection holds
+    the write lock of a file still in rollback mode (as while another process creates the store)."""
+    path = tmp_path / "new.db"
+    creator = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    creator.execute("CREATE TABLE t (x)")
+    creator.execute("BEGIN IMMEDIATE")
+    release = threading.Timer(0.3, lambda: creator.execute("COMMIT"))
+    release.start()
+    try:
+        started = time.monotonic()
+        db = connect(path)
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert time.monotonic() - started >= 0.2  # it waited for the creator, it did not fail
+        db.close()
+    finally:
+        release.join()
+        creator.close()
+
+
+class Damaged(Exception):
+    """The store's own error, as StateError and SiteError are."""
+
+
+def make_store(path: Path, rows: int = 400) -> None:
+    db = connect(path)
+    db.execute("CREATE TABLE big (n INTEGER PRIMARY KEY, payload TEXT)")
+    db.executemany("INSERT INTO big VALUES (?, ?)", [(n, "x" * 500) for n in range(rows)])
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.close()
+
+
+def test_a_damaged_page_met_while_reading_rows_is_the_stores_error(tmp_path: Path) -> None:
+    path = tmp_path / "store.db"
+    make_store(path)
+    pages = path.stat().st_size // 4096
+    with path.open("r+b") as raw:  # a leaf in the middle of the table, read only as the rows are iterated
+        raw.seek(4096 * (pages // 2))
+        raw.write(b"\xff" * 4096)
+    db = connect(path, Damaged)
+    rows = db.execute("SELECT n FROM big")
+    with pytest.raises(Damaged, match="its pages are damaged"):
+        for _ in rows:
+            pass
+    with pytest.raises(Damaged):
+        db.execute("SELECT count(*), sum(length(payload)) FROM big").fetchall()
+    db.close()
+    with pytest.raises(Damaged, match="its pages are damaged"):
+        connect(path, Damaged, check=True)  # the check at open finds it before any query
+
+
+def test_a_file_that_is_not_a_database_is_the_stores_error_at_open(tmp_path: Path) -> None:
+    path = tmp_path / "store.db"
+    make_store(path)
+    with path.open("r+b") as raw:
+        raw.write(b"not an sqlite file at all")
+    with pytest.raises(Damaged, match="it is not an SQLite database"):
+        connect(path, Damaged)
+    other = tmp_path / "other.db"
+    other.write_bytes(b"plain text, long enough to be read as a header by SQLite" * 100)
+    with pytest.raises(Damaged, match="it is not an SQLite database"):
+        connect(other, Damaged, check=True)
+
+
+def test_a_truncated_file_is_found_by_the_check_at_open(tmp_path: Path) -> None:
+    path = tmp_path / "store.db"
+    make_store(path)
+    os.truncate(path, path.stat().st_size // 3)
+    with pytest.raises(Damaged):
+        connect(path, Damaged, check=True)
+    report = check_file(path, 0, lambda db: {})
+    assert not report.ok and report.problems
+
+
+def test_a_file_check_never_creates_or_changes_a_file(tmp_path: Path) -> None:
+    missing = check_file(tmp_path / "none.db", 3, lambda db: {})
+    assert missing.missing and not missing.ok and not (tmp_path / "none.db").exists()
+    path = tmp_path / "store.db"
+    make_store(path)
+    before = path.read_bytes()
+    report = check_file(path, 0, lambda db: {"rows": db.execute("SELECT COUNT(*) FROM big").fetchone()[0]})
+    assert report.ok and report.counts == {"rows": 400} and report.schema_version == 0
+    assert path.read_bytes() == before
+    wal = tmp_path / "store.db-wal"
+    assert not wal.exists() or wal.stat().st_size == 0

@@ -51,6 +51,10 @@ def _appeared(action: Action, found: list[str]) -> list[str]:
     return [i for i in found if i not in seen]
 
 
+#: Actions that make a live object (or a target's variable set) a killed run could leave unrecorded.
+_CREATES = (Verb.CREATE_TASK_SEQUENCE, Verb.CREATE_DEPLOYMENT, Verb.REPLACE_DEPLOYMENT, Verb.SET_VARIABLES)
+
+
 @dataclass
 class ActionResult:
     action: Action
@@ -131,6 +135,7 @@ class Executor:
 
     def run(self) -> ApplyResult:
         self.preflight()
+        settle_pending(self.plan, self.state)
         result = ApplyResult(self.plan.plan_id)
         failed: set[ObjectRef] = set()
         total = len(self.plan.actions)
@@ -149,7 +154,7 @@ class Executor:
                 log.debug("%s: %s (%s) intent, live id %s", action.ref, action.verb.value, action.reason.value,
                           action.live_id)
                 self.state.intent(self.plan.plan_id, action.verb.value, str(action.ref),
-                                  {"live_id": action.live_id, "summary": action.summary})
+                                  {"live_id": action.live_id, "summary": action.summary, **self._recognition(action)})
                 try:
                     message = self.execute(action)
                 except ReconcilerError as exc:
@@ -228,6 +233,33 @@ class Executor:
         except Unresolved as exc:
             raise ReconcilerError(exc.message) from None
 
+    def _recognition(self, action: Action) -> dict[str, Any]:
+        """What lets a later run recognise what this action creates, should this run be killed first.
+
+        The planner's match (console name, deployment target, variable target) and every live object that
+        matches it now, so that none of them can ever be taken for this action's creation.
+        """
+        match = action.params.get("match")
+        if match is None or action.verb not in _CREATES:
+            return {}  # an update or a delete creates nothing a later run could take over
+        existing = set(action.params.get("existing", ()))
+        if action.verb is Verb.CREATE_TASK_SEQUENCE:
+            existing.update(t.id for t in self.site.find_task_sequences(action.params["record"].name) if t.id)
+        elif action.verb in (Verb.CREATE_DEPLOYMENT, Verb.REPLACE_DEPLOYMENT):
+            ts_id = self.state.owned_id("TaskSequence", action.params["task_sequence"])
+            if ts_id:
+                record = action.params["record"]
+                existing.update(d.id for d in self.site.find_deployments(ts_id, record.collection_id) if d.id)
+        elif action.verb is Verb.SET_VARIABLES:
+            existing.update(fp for fp in [self._variables_fingerprint(action.params)] if fp)
+        return {"match": match, "existing": sorted(existing)}
+
+    def _made_by_interrupted(self, action: Action, candidates: list[str]) -> str | None:
+        """The unmanaged live object an earlier, interrupted run of this very action created, if any."""
+        intent = self.state.pending_intent(str(action.ref))
+        match = action.params.get("match")
+        return intent.made(match, candidates) if intent is not None and match is not None else None
+
     def do_create_task_sequence(self, action: Action) -> str:
         record = self._record(action)
         ts_id = self._owned_id(action.ref)
@@ -243,11 +275,17 @@ class Executor:
                 "was made and is not managed by this tool; it was left as it is: the site changed since the plan, "
                 "plan again")
         if leftovers:
-            ts_id = leftovers[0].id
-            assert ts_id
+            # Only the object an interrupted run of this action made is taken over; any other is not ours.
+            ts_id = self._made_by_interrupted(action, [t.id for t in leftovers if t.id])
+            if ts_id is None:
+                raise ReconcilerError(
+                    f"a task sequence named {record.name!r} ({', '.join(t.id or '' for t in leftovers)}) is on the "
+                    "site and not managed by this tool; it was left as it is: rerun with --adopt to take it over, "
+                    "or rename")
             self.state.own(action.ref.kind, action.ref.name, ts_id)
             return self.do_update_task_sequence(action, ts_id)
         ts_id = self.site.create_task_sequence(self._with_secrets(record))
+        self.state.created(self.plan.plan_id, action.verb.value, str(action.ref), ts_id)
         self.state.own(action.ref.kind, action.ref.name, ts_id)
         self._record_ts(action, ts_id)
         return f"created {ts_id}"
@@ -387,11 +425,19 @@ class Executor:
                     f"a deployment of {record.package_id} to {record.collection_id} ({', '.join(appeared)}) appeared "
                     "on the site after this plan was made and is not managed by this tool; it was left as it is: "
                     "the site changed since the plan, plan again")
-            if leftovers and leftovers[0].id:
-                dep_id = leftovers[0].id
+            if leftovers:
+                # Only the deployment an interrupted run of this action made is taken over.
+                made = self._made_by_interrupted(action, [d.id for d in leftovers if d.id])
+                if made is None:
+                    raise ReconcilerError(
+                        f"{record.package_id} is already deployed to {record.collection_id} "
+                        f"({', '.join(d.id or '' for d in leftovers)}) by a deployment this tool does not manage; "
+                        "it was left as it is: rerun with --adopt to take it over")
+                dep_id = made
                 self.site.update_deployment(dep_id, record)
             else:
                 dep_id = self.site.create_deployment(record)
+                self.state.created(self.plan.plan_id, action.verb.value, str(action.ref), dep_id)
             self.state.own(action.ref.kind, action.ref.name, dep_id)
         self._record_deployment(action, dep_id)
         self._audit(action, dep_id)
@@ -435,17 +481,24 @@ class Executor:
                 values.append((var["name"], var["value"], bool(var.get("hidden", False))))
         if params["scope"] == "collection":
             self.site.set_collection_variables(params["target"], params["priority"], values)
-            live = self.site.get_collection_settings(params["target"])
-            live_fp = live_variables_fingerprint(live.variables if live else (), live.precedence if live else None)
         else:
             self.site.set_computer_variables(params["target"], values)
-            machine = self.site.get_machine_settings(params["target"])
-            live_fp = live_variables_fingerprint(machine.variables if machine else (), None)
+        live_fp = self._variables_fingerprint(params) or live_variables_fingerprint((), None)
+        if params.get("match") is not None:
+            self.state.created(self.plan.plan_id, action.verb.value, str(action.ref), live_fp)
         for name in [action.ref.name, *params.get("also", [])]:
             self.state.own(action.ref.kind, name, str(params["target"]))
             self.state.record_applied(action.ref.kind, name, params["desired_fp"], live_fp, hashes,
                                       {"count": len(values)})
         return f"{len(values)} variable(s) set"
+
+    def _variables_fingerprint(self, params: dict[str, Any]) -> str | None:
+        """The fingerprint of the variables the target holds now; None when it holds none."""
+        if params["scope"] == "collection":
+            live = self.site.get_collection_settings(params["target"])
+            return live_variables_fingerprint(live.variables, live.precedence) if live else None
+        machine = self.site.get_machine_settings(params["target"])
+        return live_variables_fingerprint(machine.variables, None) if machine else None
 
     def do_remove_variables(self, action: Action) -> str:
         params = action.params
@@ -458,6 +511,21 @@ class Executor:
             self.site.set_computer_variables(params["target"], [])
         self.state.disown(action.ref.kind, action.ref.name)
         return "variables removed"
+
+
+def settle_pending(plan: Plan, state: StateStore) -> int:
+    """Resolve the unfinished intents this plan supersedes: objects it has nothing left to do for.
+
+    A run killed after its last write and before its outcome leaves an intent that the next plan finds
+    nothing to do for. Left pending, it would stay forever; this records its outcome in the journal and
+    clears it. Runs whenever a plan is applied, also one with no actions.
+    """
+    settled = 0
+    for obj, intent_plan in sorted(plan.settles.items()):
+        if state.settle(obj, intent_plan, plan.plan_id, "superseded: a later plan had nothing left to do for it"):
+            log.info("%s: the unfinished action of plan %s is resolved: nothing was left to do", obj, intent_plan)
+            settled += 1
+    return settled
 
 
 def apply_plan(plan: Plan, site: Site, state: StateStore, secrets_base: Path = Path("."),
@@ -475,4 +543,4 @@ def apply_plan(plan: Plan, site: Site, state: StateStore, secrets_base: Path = P
     return executor.run()
 
 
-__all__ = ["ApplyRefused", "ApplyResult", "apply_plan", "fingerprint"]
+__all__ = ["ApplyRefused", "ApplyResult", "apply_plan", "fingerprint", "settle_pending"]

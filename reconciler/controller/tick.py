@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reconciler.apply.executor import ActionResult, ApplyRefused, apply_plan
+from reconciler.apply.executor import ActionResult, ApplyRefused, apply_plan, settle_pending
 from reconciler.config import Config, SecretsPolicy, default_policy
 from reconciler.errors import ReconcilerError
 from reconciler.lease import LeaseKeeper, held_by, holder_id
@@ -156,6 +156,8 @@ class Controller:
             return TickResult("blocked", revision.sha, actions=len(plan.actions), objects=objects,
                               error=f"{len(plan.blocked)} blocked item(s): {first.ref}: {first.message}")
         if not plan.actions:
+            if self.config.self_heal:
+                settle_pending(plan, self.state)  # an interrupted apply's intent with nothing left to do
             return TickResult("ok", revision.sha, objects=objects)
         if not self.config.self_heal:
             drifted = any(a.reason is Reason.DRIFT or a.verb is Verb.REDISTRIBUTE_CONTENT for a in plan.actions)

@@ -124,6 +124,9 @@ class Plan:
     targets: tuple[str, ...] = ()
     #: (package, DP) pairs each ContentDistribution wants, recorded as owned when the plan is applied
     content_pairs: dict[str, list[list[str]]] = field(default_factory=dict)
+    #: unfinished intents of earlier, interrupted runs that this plan supersedes (object → that run's plan ID):
+    #: the plan has nothing left to do for those objects, so applying it resolves them
+    settles: dict[str, str] = field(default_factory=dict)
 
     @property
     def has_changes(self) -> bool:

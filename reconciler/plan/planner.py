@@ -105,8 +105,8 @@ class _Planner:
         self.ts_ids: dict[str, str | None] = {}  # metadata.name -> live id (None while being created)
         self.ts_blocked: set[str] = set()
         self.owned_live_ids = {(k, i) for (k, _), i in self.owned.items()}
-        #: objects an interrupted apply was changing: a live match may be its own unrecorded creation
-        self.pending = state.pending()
+        #: unfinished intents of interrupted applies, by object: a live match may be its own unrecorded creation
+        self.pending = state.pending_intents()
         present = {(o.kind, o.name) for o in desired.objects}
         #: (kind, live ID) → the metadata.name owning it that no manifest has any more (a rename's old name)
         self.orphan_owners = {(k, i): n for (k, n), i in self.owned.items() if (k, n) not in present}
@@ -118,8 +118,14 @@ class _Planner:
 
     # -- helpers ---------------------------------------------------------------------------------
 
-    def resumed(self, ref: ObjectRef) -> str:
-        return " (made by an interrupted apply)" if str(ref) in self.pending and not self.plan.adopt else ""
+    def interrupted_creation(self, ref: ObjectRef, match: str, candidates: list[str]) -> str | None:
+        """The unmanaged live object that an interrupted apply of ``ref`` created, taken over without --adopt.
+
+        Only the very object its intent made qualifies (see ``PendingIntent.made``): an intent left behind
+        by a run whose outcome was never written must not hand over a namesake that appeared later.
+        """
+        intent = self.pending.get(str(ref))
+        return intent.made(match, candidates) if intent is not None else None
 
     def wanted(self, obj: LoadedObject) -> bool:
         return not self.targets or obj.key in self.targets
@@ -240,8 +246,13 @@ class _Planner:
                                     params={"desired_fp": desired_fp, "renamed_from": old_name},
                                     summary=f"take over {renamed[0]} from TaskSequence/{old_name} "
                                             "(metadata.name changed)"))
-                elif candidates and not owned_id:
-                    if not self.plan.adopt and str(ref) not in self.pending:
+                elif candidates:
+                    # Also when the managed sequence was deleted in the console: a namesake is not it.
+                    made = None if self.plan.adopt else self.interrupted_creation(ref, record.name.casefold(),
+                                                                                   candidates)
+                    if made is not None:
+                        candidates = [made]
+                    elif not self.plan.adopt:
                         self.ts_blocked.add(obj.name)
                         self.block(obj, ("spec", "name"),
                                    f"a task sequence named {record.name!r} already exists ({', '.join(candidates)}) "
@@ -257,13 +268,17 @@ class _Planner:
                     self.ts_ids[obj.name] = candidates[0]
                     self.add(Action(Verb.ADOPT, ref, Reason.ADOPT, candidates[0], source=obj.source,
                                     params={"desired_fp": desired_fp},
-                                    summary=f"take over {candidates[0]} ({record.name!r})" + self.resumed(ref)))
+                                    summary=f"take over {candidates[0]} ({record.name!r})"
+                                    + (" (made by an interrupted apply)" if made else "")))
                 else:
                     self.ts_ids[obj.name] = None
                     reason = Reason.DRIFT if owned_id else Reason.NEW
                     changes = _created_fields(ts_canonical(record))
                     # Namesakes known now; apply refuses to act on one that appears after this plan.
                     params["unowned_at_plan"] = candidates
+                    # What an interrupted run of this creation will be recognised by (PendingIntent.made).
+                    params["match"] = record.name.casefold()
+                    params["existing"] = sorted(by_console_name.get(record.name.casefold(), ()))
                     self.add(Action(Verb.CREATE_TASK_SEQUENCE, ref, reason, None, changes, depends, obj.source,
                                     params=params, summary=record.name))
                     continue
@@ -603,12 +618,18 @@ class _Planner:
                 continue
             waiting = self.content_warning(obj, spec.task_sequence, packages)
             params = {"record": record, "desired_fp": desired_fp, "task_sequence": spec.task_sequence,
-                      "risk": risk, "wait_for": waiting}
+                      "risk": risk, "wait_for": waiting,
+                      # what an interrupted run of a creation will be recognised by (PendingIntent.made)
+                      "match": f"{spec.task_sequence}|{collection.id}",
+                      "existing": sorted(by_target.get((ts_id, collection.id), ())) if ts_id else []}
             if live is None:
                 candidates = [i for i in by_target.get((ts_id or "", collection.id), ())
                               if ("TaskSequenceDeployment", i) not in self.owned_live_ids]
-                if candidates and not owned_id:
-                    if not self.plan.adopt and str(ref) not in self.pending:
+                made = None if self.plan.adopt else self.interrupted_creation(ref, params["match"], candidates)
+                if candidates:
+                    if made is not None:
+                        candidates = [made]
+                    elif not self.plan.adopt:
                         self.block(obj, ("spec", "collection"),
                                    f"{ts_name!r} is already deployed to {collection.name!r} ({candidates[0]}) by a "
                                    "deployment this tool does not manage; rerun with --adopt to take it over",
@@ -616,7 +637,8 @@ class _Planner:
                         continue
                     live = self.live.deployments[candidates[0]]
                     self.add(Action(Verb.ADOPT, ref, Reason.ADOPT, live.id, (), (ts_ref,), obj.source,
-                                 {"desired_fp": desired_fp}, f"take over {live.id}" + self.resumed(ref)))
+                                 {"desired_fp": desired_fp},
+                                 f"take over {live.id}" + (" (made by an interrupted apply)" if made else "")))
                 else:
                     params["unowned_at_plan"] = candidates  # apply refuses one that appears after this plan
                     self.add(Action(Verb.CREATE_DEPLOYMENT, ref, Reason.DRIFT if owned_id else Reason.NEW, None,
@@ -734,7 +756,9 @@ class _Planner:
                 variables, live):
             return
         owned_id = self.owned.get((obj.kind, obj.name))
-        if owned_id is None and live and not self.plan.adopt and str(ref) not in self.pending:
+        match = f"{scope}:{target}"  # what an interrupted run of this write is recognised by (PendingIntent.made)
+        if owned_id is None and live and not self.plan.adopt \
+                and self.interrupted_creation(ref, match, [live_fp]) is None:
             self.block(obj, ("spec", scope), f"{scope} {target_name!r} already has {len(live)} variable(s) that this "
                        "tool does not manage; rerun with --adopt to take them over", "unowned")
             return
@@ -762,13 +786,19 @@ class _Planner:
         if priority is not None and live_priority != priority and (live or variables):
             changes.append(FieldChange("priority", live_priority, priority))
         if not changes:
+            if owned_id is None and live and self.plan.adopt:
+                # The live variables are already as wanted: adopting them changes who owns them, not the site.
+                self.add(Action(Verb.ADOPT, ref, Reason.ADOPT, str(target), source=obj.source,
+                                params={"desired_fp": desired_fp},
+                                summary=f"take over the {len(live)} variable(s) of {scope} {target_name!r}"))
             return
         reason = Reason.NEW if owned_id is None and not live else (
             Reason.ADOPT if owned_id is None else self.reason(obj.kind, obj.name, desired_fp))
         if owned_id is not None and all(c.sensitive and c.before is not None for c in changes):
             reason = Reason.SECRET  # only hidden values changed: their source, or (--refresh-secrets) their value
         self.add(Action(Verb.SET_VARIABLES, ref, reason, str(target), tuple(changes), source=obj.source,
-                        params={"scope": scope, "target": target, "priority": priority or 9,
+                        params={"scope": scope, "target": target, "priority": priority or 9, "match": match,
+                                "existing": [live_fp] if live else [],
                                 "variables": [v.model_dump(by_alias=True, exclude_none=True) for v in variables],
                                 "desired_fp": desired_fp, "also": also or []},
                         summary=f"{len(variables)} variable(s) on {scope} {target_name!r}"))
@@ -994,6 +1024,11 @@ def _make_plan(desired: DesiredState, live: LiveState, state: StateStore, adopt:
     log.debug("plan %s: %d action(s), %d blocked, %d warning(s), %d orphan(s)", plan.plan_id, len(plan.actions),
               len(plan.blocked), len(plan.warnings), len(plan.orphans))
     plan.content_pairs = planner.content_pairs
+    # An interrupted run's intent on an object this plan has nothing to do for is finished (or moot): applying
+    # the plan resolves it. One this plan acts on is resolved by that action's own outcome.
+    touched = {str(a.ref) for a in plan.actions} | {str(b.ref) for b in plan.blocked}
+    plan.settles = {obj: intent.plan_id for obj, intent in sorted(planner.pending.items())
+                    if obj not in touched and (not targets or obj in targets)}
     plan.actions.sort(key=lambda a: (_PHASE[a.verb], _KIND_ORDER.get(a.ref.kind, 9), a.ref.name,
                                      _IN_VERB_ORDER[a.verb], str(a.params.get("package", ""))))
     plan.blocked.sort(key=lambda b: (b.source.file if b.source else "", b.source.line or 0 if b.source else 0))

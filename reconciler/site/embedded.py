@@ -39,7 +39,7 @@ from reconciler.site.records import (
     TaskSequenceRecord,
     VerificationSettings,
 )
-from reconciler.storage import connect, migrate, transaction
+from reconciler.storage import FileCheck, backup_file, check_file, connect, migrate, transaction
 from reconciler.tsxml.sequence import reference_ids, seal_secrets
 
 #: Built-in collections and their IDs (SMS_Collection.IsBuiltIn).
@@ -108,6 +108,34 @@ class SiteError(ReconcilerError):
     """The site refused an operation, as a real provider would; the message says why."""
 
 
+def damaged_message(path: Path, detail: str) -> str:
+    return (f"embedded site {path} is damaged: {detail}. Restore it from a backup (copy the backup over it while "
+            f"no reconcile runs), or run 'reconcile site check --site {path}' to see what is wrong")
+
+
+def _site_counts(db: sqlite3.Connection) -> dict[str, int]:
+    """What an embedded site holds, by table (``reconcile site check``)."""
+    tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    counts: dict[str, int] = {}
+    for table, key in (("task_sequences", "task sequences"), ("deployments", "deployments"),
+                       ("collections", "collections"), ("packages", "packages"),
+                       ("distribution_points", "distribution points"), ("collection_variables", "collection variables"),
+                       ("computer_variables", "computer variables")):
+        if table in tables:
+            counts[key] = db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+    return counts
+
+
+def check_site(path: Path) -> FileCheck:
+    """``reconcile site check``: integrity, schema version and what the site holds, read-only."""
+    return check_file(path, len(MIGRATIONS), _site_counts)
+
+
+def backup_site(path: Path, target: Path, force: bool = False) -> None:
+    """``reconcile site backup``: a consistent copy of the embedded site, safe while it is written to."""
+    backup_file(path, target, force, lambda detail: SiteError(damaged_message(path, detail)), SiteError)
+
+
 def _record_json(record: Any) -> str:
     data = asdict(record)
     data.pop("id", None)
@@ -163,7 +191,7 @@ class EmbeddedSite:
         existed = self.path.exists()
         if not existed:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = connect(self.path)
+        self._db = connect(self.path, self._damaged, check=existed)
         self._migrate()
         stored = self._meta("site_code")
         if stored is None:
@@ -191,6 +219,21 @@ class EmbeddedSite:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+    def _damaged(self, detail: str) -> SiteError:
+        return SiteError(damaged_message(self.path, detail))
+
+    def manageable(self) -> dict[str, int]:
+        """How many objects of the kinds this tool manages the site holds (task sequences, deployments,
+        collections and computers with variables): cheap counts, without reading the site."""
+        return {
+            "task sequence(s)": self._db.execute("SELECT COUNT(*) FROM task_sequences").fetchone()[0],
+            "deployment(s)": self._db.execute("SELECT COUNT(*) FROM deployments").fetchone()[0],
+            "collection(s) with variables": self._db.execute(
+                "SELECT COUNT(DISTINCT collection_id) FROM collection_variables").fetchone()[0],
+            "computer(s) with variables": self._db.execute(
+                "SELECT COUNT(DISTINCT resource_id) FROM computer_variables").fetchone()[0],
+        }
+
 
     def _migrate(self) -> None:
         migrate(self._db, MIGRATIONS, lambda version: SiteError(
