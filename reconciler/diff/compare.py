@@ -7,7 +7,7 @@ from typing import Any
 
 from deepdiff import DeepDiff
 
-from reconciler.plan.actions import FieldChange
+from reconciler.diff.changes import FieldChange
 
 _PART = re.compile(r"\['([^']*)'\]|\[(\d+)\]")
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from reconciler.diff.changes import FieldChange
 from reconciler.errors import Source
 
 PLAN_FORMAT_VERSION = "1.1"
@@ -65,14 +66,6 @@ class ObjectRef:
 
     def __str__(self) -> str:
         return f"{self.kind}/{self.name}"
-
-
-@dataclass(frozen=True, slots=True)
-class FieldChange:
-    path: str
-    before: Any = None
-    after: Any = None
-    sensitive: bool = False
 
 
 @dataclass(frozen=True, slots=True)
