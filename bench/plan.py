@@ -7,6 +7,11 @@ alone needs to parse the same files.
 
     python bench/plan.py            # N = 1,000 and 10,000
     python bench/plan.py 500        # other sizes
+    python bench/plan.py --deployments 1000   # N deployments in one file vs one file each
+
+The ``--deployments`` case plans N new deployments whose content is on no distribution point, so each
+gets a content warning that names its file and line: written in one file, they must cost about what
+they cost in separate files (every file is read and composed at most once per plan).
 """
 
 from __future__ import annotations
@@ -101,6 +106,73 @@ def peak_of(root: Path, site: EmbeddedSite, state: StateStore) -> float:
     return peak / 2**20
 
 
+DEPLOYMENT = """\
+apiVersion: configmgr.gitops.io/v1alpha1
+kind: TaskSequenceDeployment
+metadata: {{name: dep-{i:05d}}}
+spec:
+  taskSequence: ts-{i:05d}
+  collection: {{name: OSD Pilot}}
+  comment: Bench deployment {i:05d}
+  schedule: {{rerun: IfFailed}}
+"""
+
+
+def write_deployments(root: Path, n: int, one_file: bool) -> None:
+    """N small sequences, one file each, and N deployments of them: all in one file, or one file each."""
+    sequences = root / "task-sequences"
+    sequences.mkdir(parents=True)
+    for i in range(n):
+        steps = "".join(STEP.format(i=j, n=i) for j in range(3))
+        (sequences / f"ts-{i:05d}.yaml").write_text(f"""apiVersion: configmgr.gitops.io/v1alpha1
+kind: TaskSequence
+metadata: {{name: ts-{i:05d}}}
+spec:
+  name: Bench sequence {i:05d}
+  steps:
+  - name: Apply image
+    type: ApplyOperatingSystemImage
+    settings: {{image: {{package: Windows 11 23H2 x64}}, index: 1}}
+  - group: Prepare
+    steps:
+{steps}""")
+    deployments = root / "deployments"
+    deployments.mkdir()
+    if one_file:
+        (deployments / "all.yaml").write_text("---\n".join(DEPLOYMENT.format(i=i) for i in range(n)))
+    else:
+        for i in range(n):
+            (deployments / f"dep-{i:05d}.yaml").write_text(DEPLOYMENT.format(i=i))
+
+
+def measure_deployments(n: int) -> None:
+    """Dry-run plan time of N deployments in one file against the same N in one file each."""
+    figures = {}
+    for one_file in (False, True):
+        with tempfile.TemporaryDirectory() as tmp:
+            work = Path(tmp)
+            write_deployments(work / "manifests", n, one_file)
+            site = EmbeddedSite(work / "site.db")
+            add_demo_inventory(site)
+            state = StateStore(work / "state.db")
+            start = time.perf_counter()
+            desired = load(work / "manifests")
+            validate(desired)
+            plan = make_plan(desired, site.read(), state)
+            first = time.perf_counter() - start
+            warned = sum(1 for w in plan.warnings if w.ref.kind == "TaskSequenceDeployment")
+            assert warned == n, f"expected a content warning per deployment, got {warned}"
+            seconds = min(first, dry_run(work / "manifests", site, state)[0])
+            peak = peak_of(work / "manifests", site, state)
+            label = "one file" if one_file else "separate files"
+            print(f"{n} deployments in {label:>14}: objects={2 * n:>6}  dry-run plan={seconds:6.2f}s  "
+                  f"peak={peak:6.1f} MiB  ({warned} content warnings)", flush=True)
+            figures[one_file] = seconds
+            site.close()
+            state.close()
+    print(f"one file / separate files = {figures[True] / figures[False]:.2f}x (goal: at most 1.3x)")
+
+
 def measure(n: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -132,5 +204,9 @@ def measure(n: int) -> None:
 
 if __name__ == "__main__":
     os.environ.setdefault("PYTHONHASHSEED", "0")
-    for size in [int(a) for a in sys.argv[1:]] or [1_000, 10_000]:
-        measure(size)
+    if sys.argv[1:2] == ["--deployments"]:
+        for size in [int(a) for a in sys.argv[2:]] or [1_000]:
+            measure_deployments(size)
+    else:
+        for size in [int(a) for a in sys.argv[1:]] or [1_000, 10_000]:
+            measure(size)

@@ -6,6 +6,7 @@ and what is allowed, so that a message can be acted on without reading the code.
 
 from __future__ import annotations
 
+import reprlib
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -60,6 +61,29 @@ class Finding:
             "rule": self.rule or None,
             "message": self.message,
         }
+
+
+#: How much of a user's value a message quotes. A message echoing a 50 MB description would be 50 MB long.
+QUOTE_CHARS = 60
+
+
+def shorten(value: object, limit: int = QUOTE_CHARS) -> str:
+    """A value as a message quotes it: its repr when short, else the repr of a prefix and the length.
+
+    Whatever the value's size, the result stays near ``limit`` characters, and a huge value is never copied
+    whole (no repr of it is made).
+    """
+    if isinstance(value, str | bytes):
+        if len(value) <= limit:
+            return repr(value)
+        unit = "characters" if isinstance(value, str) else "bytes"
+        return f"{value[:limit]!r}… ({len(value):,} {unit})"
+    text = _REPR.repr(value)  # containers: a few items, each cut short
+    return text if len(text) <= limit else f"{text[:limit]}…"
+
+
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = QUOTE_CHARS
 
 
 class ReconcilerError(Exception):

@@ -493,3 +493,98 @@ def test_the_github_plan_step_posts_the_error_output_when_the_tool_wrote_no_comm
     comment = (tmp_path / "plan.md").read_text()
     assert comment.startswith("<!-- configmgr-ts-reconciler:plan -->\n**No plan")
     assert "Traceback: something broke" in comment
+
+
+# -- damaged objects: which ref, which object, what to do ------------------------------------------------------
+
+
+def damage_loose(repo: git.Repo, sha: str) -> None:
+    """Overwrite a loose object with bytes that are not zlib data, as a failing disk or a killed copy leaves it."""
+    path = Path(repo.git_dir) / "objects" / sha[:2] / sha[2:]
+    path.chmod(0o644)
+    path.write_bytes(b"not zlib data: the disk failed here")
+
+
+def damage_packed(git_dir: Path, sha: str) -> None:
+    """Flip bytes inside one object's compressed data in a pack, as a bad sector would."""
+    index = next((git_dir / "objects" / "pack").glob("*.idx"))
+    listing = git.Git(git_dir).verify_pack("-v", str(index))
+    offset = next(int(line.split()[4]) for line in listing.splitlines() if line.startswith(sha))
+    pack = index.with_suffix(".pack")
+    pack.chmod(0o644)
+    data = bytearray(pack.read_bytes())
+    for i in range(offset + 8, offset + 24):
+        data[i] ^= 0xFF
+    pack.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("what", ["the commit", "a tree of this commit", "the manifests folder's tree",
+                                  "the blob of this file"])
+def test_a_damaged_object_names_the_ref_the_object_and_git_fsck(repo: git.Repo, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch, what: str) -> None:
+    from click.testing import CliRunner
+
+    from reconciler.cli import cli
+    from reconciler.source.git import DamagedObjectError
+    from reconciler.source.select import load_ref
+
+    sha = {"the commit": repo.head.commit.hexsha, "a tree of this commit": repo.head.commit.tree.hexsha,
+           "the manifests folder's tree": repo.git.rev_parse("HEAD:manifests"),
+           "the blob of this file": repo.git.rev_parse("HEAD:manifests/deployments.yaml")}[what]
+    damage_loose(repo, sha)
+    with pytest.raises(DamagedObjectError) as raised:
+        load_ref(str(repo.working_tree_dir), "main", "manifests", tmp_path / "cache")
+    message = str(raised.value)
+    assert message.startswith("main:manifests/deployments.yaml: the blob of this file" if "blob" in what
+                              else "main: ") and f"(object {sha})" in message
+    assert "is corrupt" in message and f"run `git fsck` in {repo.working_tree_dir}" in message
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["apply", "manifests", "--repo", str(repo.working_tree_dir), "--ref", "main",
+                                      "--dry-run"])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    assert sha in result.output and "Traceback" not in result.output
+
+
+def test_a_damaged_object_in_a_pull_request_merge_is_named(repo: git.Repo, tmp_path: Path) -> None:
+    from reconciler.source.git import DamagedObjectError
+    from reconciler.source.select import load_pair
+
+    # Only the branch changed deployments.yaml: the merge takes its blob as it is and the plan reads it.
+    diverged(repo, ("task-sequences.yaml", "Module - BIOS settings", "Module - Firmware settings"),
+             ("deployments.yaml", "rerun: IfFailed", "rerun: Always"))
+    blob = repo.git.rev_parse("feature:manifests/deployments.yaml")
+    damage_loose(repo, blob)
+    with pytest.raises(DamagedObjectError) as raised:
+        load_pair(str(repo.working_tree_dir), "main", "feature", "manifests", tmp_path / "cache")
+    assert str(raised.value).startswith("feature:manifests/deployments.yaml: the blob of this file")
+    assert f"(object {blob})" in str(raised.value) and "git fsck" in str(raised.value)
+
+
+def test_a_damaged_object_git_must_merge_is_named(repo: git.Repo, tmp_path: Path) -> None:
+    from reconciler.source.git import DamagedObjectError
+    from reconciler.source.select import load_pair
+
+    # Both sides changed deployments.yaml: merge-tree itself reads the branch's blob.
+    diverged(repo, ("deployments.yaml", "rerun: IfFailed", "rerun: Always"),
+             ("deployments.yaml", "schedule: {rerun: Always}", "schedule: {rerun: Never}"))
+    blob = repo.git.rev_parse("feature:manifests/deployments.yaml")
+    damage_loose(repo, blob)
+    with pytest.raises(DamagedObjectError) as raised:
+        load_pair(str(repo.working_tree_dir), "main", "feature", "manifests", tmp_path / "cache")
+    assert str(raised.value).startswith("main+feature: ") and blob in str(raised.value)
+
+
+def test_a_damaged_cached_clone_says_to_delete_it(repo: git.Repo, tmp_path: Path) -> None:
+    from reconciler.source.git import DamagedObjectError
+
+    url = Path(repo.working_tree_dir).as_uri()
+    clone = GitRepository(url, tmp_path / "cache")
+    assert clone.mirror is not None and (clone.mirror / "objects" / "pack").is_dir()
+    blob = repo.git.rev_parse("HEAD:manifests/deployments.yaml")
+    damage_packed(clone.mirror, blob)
+    again = GitRepository(url, tmp_path / "cache")
+    with pytest.raises(DamagedObjectError) as raised:
+        load_revision(again, again.resolve("main"), "manifests")
+    message = str(raised.value)
+    assert blob in message
+    assert f"the cached clone {clone.mirror}: delete that folder and it is cloned again" in message

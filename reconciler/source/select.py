@@ -8,6 +8,7 @@ from pathlib import Path
 
 import git
 
+from reconciler.config import DEFAULT_MAX_MANIFEST_BYTES
 from reconciler.source.git import (
     GitRepository,
     MergeConflictError,
@@ -46,22 +47,24 @@ def _folder_provenance(path: Path) -> Provenance:
         return Provenance(None, None, str(path))
 
 
-def load_folder(path: Path) -> tuple[DesiredState, Provenance]:
-    return load(path), _folder_provenance(path)
+def load_folder(path: Path, *, max_file_bytes: int = DEFAULT_MAX_MANIFEST_BYTES) -> tuple[DesiredState, Provenance]:
+    return load(path, max_file_bytes=max_file_bytes), _folder_provenance(path)
 
 
-def load_ref(repo_location: str, ref: str, path: str, cache_dir: Path) -> tuple[DesiredState, Provenance, Revision]:
+def load_ref(repo_location: str, ref: str, path: str, cache_dir: Path, *,
+             max_file_bytes: int = DEFAULT_MAX_MANIFEST_BYTES) -> tuple[DesiredState, Provenance, Revision]:
     repo = GitRepository(repo_location, cache_dir)
     revision = repo.resolve(ref)
     cache = ParseCache(cache_dir / "parse-cache.db")
     try:
-        desired = load_revision(repo, revision, path, cache)
+        desired = load_revision(repo, revision, path, cache, max_file_bytes=max_file_bytes)
     finally:
         cache.close()
     return desired, Provenance(ref, revision.sha, f"{repo_location}:{path}"), revision
 
 
-def load_pair(repo_location: str, base: str, head: str, path: str, cache_dir: Path
+def load_pair(repo_location: str, base: str, head: str, path: str, cache_dir: Path, *,
+              max_file_bytes: int = DEFAULT_MAX_MANIFEST_BYTES
               ) -> tuple[DesiredState, Revision, DesiredState, Revision]:
     """A pull request: (manifests before it, base, manifests after merging it, head), sharing one parse cache.
 
@@ -82,8 +85,8 @@ def load_pair(repo_location: str, base: str, head: str, path: str, cache_dir: Pa
             fork = repo.merge_base(base_rev, head_rev) or base_rev
             log.warning("git %s cannot merge without a working tree (needs 2.38 or later): planning %s alone; "
                         "changes made on %s since %s was cut show as reverted", version, head, base, head)
-            return (load_revision(repo, fork, path, cache), base_rev,
-                    load_revision(repo, head_rev, path, cache), head_rev)
+            return (load_revision(repo, fork, path, cache, max_file_bytes=max_file_bytes), base_rev,
+                    load_revision(repo, head_rev, path, cache, max_file_bytes=max_file_bytes), head_rev)
         merge = repo.merge(base_rev, head_rev)
         in_manifests, elsewhere = manifest_conflicts(merge, path)
         if in_manifests:
@@ -93,7 +96,7 @@ def load_pair(repo_location: str, base: str, head: str, path: str, cache_dir: Pa
         if elsewhere:
             log.warning("merging %s into %s conflicts in %s (not manifests under %s); planning the manifests "
                         "of the merge", head, base, ", ".join(elsewhere), path)
-        return (load_revision(repo, base_rev, path, cache), base_rev,
-                load_merge(repo, merge, path, cache), head_rev)
+        return (load_revision(repo, base_rev, path, cache, max_file_bytes=max_file_bytes), base_rev,
+                load_merge(repo, merge, path, cache, max_file_bytes=max_file_bytes), head_rev)
     finally:
         cache.close()
