@@ -155,6 +155,27 @@ def test_a_folder_that_cannot_be_read_is_an_error(tmp_path: Path) -> None:
     assert "folder cannot be read" in found["locked"]
 
 
+def test_a_folder_whose_path_is_too_long_to_open_is_an_error_not_skipped(tmp_path: Path) -> None:
+    manifests = tmp_path / "manifests"
+    manifests.mkdir()
+    (manifests / "ok.yaml").write_text(sequence("ok"))
+    fd = os.open(manifests, os.O_RDONLY)
+    try:
+        for _ in range(24):  # 24 x 201 characters: longer than PATH_MAX, so no path reaches the bottom
+            os.mkdir("d" * 200, dir_fd=fd)
+            inner = os.open("d" * 200, os.O_RDONLY, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+        with os.fdopen(os.open("deep.yaml", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd), "w") as handle:
+            handle.write(sequence("deep"))
+    finally:
+        os.close(fd)
+    state = load(manifests)
+    [finding] = [f for f in validate(state) if f.severity is Severity.ERROR]
+    assert "folder cannot be read" in finding.message and "would be missing from the plan" in finding.message
+    assert state.unread == [finding.source.file]
+
+
 # -- nothing is planned, so nothing is pruned, while a manifest could not be read ------------------------
 
 
@@ -380,3 +401,21 @@ def test_locating_fields_reads_each_file_once_and_finds_every_document(tmp_path:
     assert len(reads) == 1
     first = 2 + 4  # the BOM line with the comment, then apiVersion, kind, metadata, spec
     assert lines == [first + 8 * i for i in range(count)]
+
+
+def test_a_manifests_folder_that_is_a_symlink_out_of_its_checkout_is_refused(tmp_path: Path) -> None:
+    checkout, elsewhere = tmp_path / "checkout", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "ts.yaml").write_text(sequence("elsewhere"))
+    git.Repo.init(checkout, initial_branch="main")
+    os.symlink(elsewhere, checkout / "manifests")  # what a pull request can commit
+    os.symlink(elsewhere / "ts.yaml", checkout / "one.yaml")
+    for named in (checkout / "manifests", checkout / "one.yaml"):
+        state = load(named)
+        assert not state.objects and state.unread == [str(named)]
+        [finding] = validate(state)
+        assert "outside the Git working tree" in finding.message and str(elsewhere) in finding.message
+    os.symlink("manifests-real", checkout / "inside")  # a symlinked folder inside the checkout is fine
+    (checkout / "manifests-real").mkdir()
+    (checkout / "manifests-real" / "ts.yaml").write_text(sequence("inside"))
+    assert [o.name for o in load(checkout / "inside").objects] == ["inside"]

@@ -265,6 +265,7 @@ class _FolderScan:
         while self.links:
             path, display, order, parent = self.links.pop(0)
             allowed = f"a symlink must point to a file or folder inside the manifests folder {self.base}"
+            literal = "?"
             try:
                 literal = os.readlink(path)
                 target = os.path.realpath(path, strict=True)
@@ -295,17 +296,35 @@ class _FolderScan:
                 self.found.append(FoundFile(display, target, None, order))
 
 
+def _checkout_left(root: Path) -> str | None:
+    """The Git working tree around ``root`` when ``root`` resolves outside it, else None.
+
+    The manifests folder named on the command line is the user's choice, but in a checkout of a pull
+    request the pull request decides whether ``manifests`` (or ``manifests/x.yaml``) is a symlink to ``/``.
+    """
+    here = Path(os.path.abspath(root))
+    for folder in (here, *here.parents):
+        if (folder / ".git").exists():
+            return None if _inside(os.path.realpath(root), os.path.realpath(folder)) else str(folder)
+    return None
+
+
 def scan_folder(root: Path) -> list[FoundFile]:
     """Every manifest file under ``root`` (or ``root`` itself when it is a file), in a stable order.
 
     Dot folders (.git, .reconcile) and ``reconcile.yaml`` at the root are skipped. A file reached both
     directly and through symlinks is read once, under the first name found (real paths before links).
     """
+    checkout = _checkout_left(root)
+    if checkout is not None:
+        return [FoundFile(str(root), None, UnreadableManifest(
+            f"resolves to {os.path.realpath(root)}, outside the Git working tree {checkout} that holds it; the "
+            "manifests of a repository are read from inside it (name the folder itself)", "symlink"))]
     try:
         is_folder = stat.S_ISDIR(os.stat(root).st_mode)
     except OSError:
         is_folder = False
-    if not is_folder:  # one file named on the command line: followed wherever it is, as the user named it
+    if not is_folder:  # one file named on the command line: read where it is, as the user named it
         return [FoundFile(str(root), os.path.realpath(root), None)]
     scan = _FolderScan(root)
     scan.walk(scan.base, str(root), ())
