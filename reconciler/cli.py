@@ -445,7 +445,7 @@ def _progress_printer() -> Callable[[ActionResult, int, int], None]:
 
 @cli.group("site")
 def site_group() -> None:
-    """The embedded site: create it, look at it."""
+    """The embedded site: create it, look at it, check it, back it up."""
 
 
 @site_group.command("init")
