@@ -396,6 +396,10 @@ def test_generic_steps_properties_are_addressed_by_property_name() -> None:
                     {"env": "LOCAL_ADMIN"}, sensitive=True),
     )
     assert_laws(before, after, changes)
+    hidden = copy.deepcopy(before)
+    hidden[0]["properties"][2]["hidden"] = True
+    assert diff_steps(before, hidden)[0].fields == (
+        FieldChange("properties[AdminPassword].hidden", None, True, sensitive=True),)
     after[0]["properties"].append({"property": "Extra", "value": "1"})
     assert [f.path for f in diff_steps(before, after)[0].fields] == ["properties"]
     assert diff_steps(before, after)[0].fields[0].sensitive
@@ -502,11 +506,15 @@ def steps(draw: st.DrawFn) -> dict:
     if kind == "RunCommandLine":
         node["settings"] = {"commandLine": draw(st.sampled_from(["a.cmd", "b.cmd"])),
                             "successCodes": list(draw(st.sampled_from([[0], [0, 3010]])))}
+        if draw(st.booleans()):
+            node["settings"]["userPassword"] = {"valueFrom": {"env": draw(st.sampled_from(["P1", "P2"]))}}
     elif kind == "Restart":
         node["settings"] = {"target": draw(st.sampled_from(["HD", "WinPE"]))}
     else:
         names = draw(st.lists(st.sampled_from(["Rules", "Local", "Password"]), unique=True, max_size=3))
-        node["properties"] = [{"property": n, "value": draw(st.sampled_from(["0", "1"]))} for n in names]
+        node["properties"] = [
+            {"property": n, "value": draw(st.sampled_from(["0", "1"]))} if draw(st.booleans())
+            else {"property": n, "valueFrom": {"env": draw(st.sampled_from(["E1", "E2"]))}} for n in names]
     return node
 
 

@@ -679,7 +679,7 @@ class _Differ:
             for key in [*y, *(k for k in x if k not in y)]:
                 if key in x and key in y and key != "valueFrom":
                     self.leaves(f"{path}.{key}", x[key], y[key], out)
-                else:
+                elif not self.same(x.get(key), y.get(key)):
                     out.append(FieldChange(f"{path}.{key}", x.get(key), y.get(key)))
             return
         if (isinstance(x, list) and isinstance(y, list) and len(x) == len(y)
