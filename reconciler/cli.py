@@ -127,7 +127,7 @@ def validate_command(path: Path, output: str, no_color: bool, config_file: Path 
     valid, 1 otherwise.
     """
     settings = _settings(path, config_file, secrets_dir)
-    state = load(path)
+    state = load(path, max_file_bytes=settings.limits.max_manifest_bytes)
     findings = validate(state, settings)
     if output == "json":
         render_findings.render_json(state, findings, sys.stdout)
@@ -280,17 +280,20 @@ def apply_command(path: Path, dry_run: bool, site_path: Path | None, state_path:
     """
     cache_dir = (site_path.parent if site_path else DEFAULT_SITE.parent)
     settings = _settings(path, config_file, secrets_dir)
+    limit = settings.limits.max_manifest_bytes
     base_state = base_rev = None
     try:
         if base or head:
             if not (base and head and dry_run):
                 raise click.UsageError("a pull request plan needs --base, --head and --dry-run")
-            base_state, base_rev, desired, head_rev = load_pair(repo or ".", base, head, path.as_posix(), cache_dir)
+            base_state, base_rev, desired, head_rev = load_pair(repo or ".", base, head, path.as_posix(), cache_dir,
+                                                                    max_file_bytes=limit)
             provenance = Provenance(head, head_rev.sha, f"{repo or '.'}:{path.as_posix()}")
         elif repo or ref:
-            desired, provenance, _ = load_ref(repo or ".", ref or "HEAD", path.as_posix(), cache_dir)
+            desired, provenance, _ = load_ref(repo or ".", ref or "HEAD", path.as_posix(), cache_dir,
+                                                   max_file_bytes=limit)
         else:
-            desired, provenance = load_folder(path)
+            desired, provenance = load_folder(path, max_file_bytes=limit)
     except GitSourceError as exc:
         click.echo(f"error: {exc}", err=True)
         if output == "json":
@@ -706,7 +709,7 @@ def vars_effective(computer: str, path: Path, site_path: Path | None, output: st
     Computer variables beat collection variables; between collections, priority 1 beats 9.
     """
     settings = _settings(path, config_file, secrets_dir)
-    desired = load(path)
+    desired = load(path, max_file_bytes=settings.limits.max_manifest_bytes)
     findings = validate(desired, settings)
     if has_errors(findings):
         render_findings.render_text(desired, [f for f in findings if f.severity.value == "error"], sys.stderr)

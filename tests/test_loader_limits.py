@@ -26,12 +26,14 @@ from click.testing import CliRunner
 from reconciler.cli import cli
 from reconciler.config import DEFAULT_MAX_MANIFEST_BYTES
 from reconciler.errors import QUOTE_CHARS, Severity, shorten
+from reconciler.plan.planner import IncompleteManifests, make_plan
 from reconciler.site.demo import add_demo_inventory
 from reconciler.site.embedded import EmbeddedSite
 from reconciler.source.git import GitRepository, load_revision
 from reconciler.source.loader import MAX_GROUP_DEPTH, DesiredState, load
 from reconciler.source.select import load_ref
 from reconciler.source.yamlfile import MAX_YAML_DEPTH, too_deep
+from reconciler.state import StateStore
 from reconciler.validate import has_errors, validate
 
 API = "apiVersion: configmgr.gitops.io/v1alpha1\n"
@@ -263,6 +265,20 @@ def test_the_size_limit_is_a_parameter_in_folder_and_git_modes(tmp_path: Path) -
     assert [o.name for o in from_git.objects] == ["small"]
     assert f"is {size:,} bytes; a manifest file may be at most 4,096 bytes" in errors(from_git)["big.yaml"]
     assert not has_errors(validate(load_ref(str(tmp_path), "main", "manifests", tmp_path / "cache")[0]))
+
+
+def test_a_library_plan_of_manifests_that_could_not_all_be_read_is_refused(tmp_path: Path) -> None:
+    """Callers that skip validation still get no plan (and so no prune) from an incomplete set of manifests."""
+    manifests = tmp_path / "manifests"
+    manifests.mkdir()
+    (manifests / "small.yaml").write_text(sequence("small"))
+    (manifests / "big.yaml").write_text(sequence("big") + "#" * 5000 + "\n")
+    desired = load(manifests, max_file_bytes=4096)
+    state = StateStore(tmp_path / "state.db")
+    with EmbeddedSite(tmp_path / "site.db") as site, \
+            pytest.raises(IncompleteManifests, match=r"could not be read .*big\.yaml.*nothing is pruned"):
+        make_plan(desired, site.read(), state, prune=True)
+    state.close()
 
 
 # -- nesting -----------------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.apply.executor import ActionResult, ApplyRefused, apply_plan, settle_pending
-from reconciler.config import Config, SecretsPolicy, default_policy
+from reconciler.config import Config, Limits, SecretsPolicy, default_policy
 from reconciler.errors import ReconcilerError
 from reconciler.lease import LeaseKeeper, held_by, holder_id
 from reconciler.plan.actions import Plan, Reason, Verb
@@ -135,7 +135,8 @@ class Controller:
         live_changed = self.site.changed_since_read()
         if not force and revision.sha == self.last_sha and not live_changed and self.last_outcome in ("ok", "drift"):
             return TickResult("skipped", revision.sha)
-        desired = load_revision(repo, revision, self.config.path, self.cache)
+        limits = self.config.settings.limits if self.config.settings is not None else Limits()
+        desired = load_revision(repo, revision, self.config.path, self.cache, max_file_bytes=limits.max_manifest_bytes)
         findings = validate(desired, self.config.settings)
         if has_errors(findings):
             first = next(f for f in findings if f.severity.value == "error")

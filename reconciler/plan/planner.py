@@ -973,6 +973,10 @@ def _status_text(status: Any) -> str:
 MAX_DELETE_PERCENT = 10.0
 
 
+class IncompleteManifests(ReconcilerError):
+    """Some manifests could not be read: a plan without them would treat their objects as gone."""
+
+
 class UnknownTarget(ReconcilerError):
     """A ``--target`` names no manifest and no managed object: a typo would otherwise plan nothing."""
 
@@ -1004,6 +1008,11 @@ def make_plan(desired: DesiredState, live: LiveState, state: StateStore, *, adop
     compares its keyed hash with the one stored at the last apply, so a rotated password behind an
     unchanged ``valueFrom`` becomes an update; without it, a plan never reads a secret.
     """
+    if desired.unread:
+        # A file that could not be read defines objects the plan cannot see: planning would call them orphans.
+        listing = ", ".join(desired.unread[:3]) + (" …" if len(desired.unread) > 3 else "")
+        raise IncompleteManifests(f"{len(desired.unread)} manifest file(s) or folder(s) could not be read "
+                                  f"({listing}); no plan is made from an incomplete set, so nothing is pruned")
     with paused():
         return _make_plan(desired, live, state, adopt, prune, tuple(targets), max_delete, secrets)
 
