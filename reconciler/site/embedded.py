@@ -175,7 +175,6 @@ def _sealed_in(sequence: str, name: str, sealed: str) -> bool:
     return False
 
 
-
 def sequence_references(xml: str) -> tuple[str, ...]:
     try:
         return reference_ids(xml)
@@ -219,6 +218,7 @@ class EmbeddedSite:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
     def _damaged(self, detail: str) -> SiteError:
         return SiteError(damaged_message(self.path, detail))
 
@@ -233,7 +233,6 @@ class EmbeddedSite:
             "computer(s) with variables": self._db.execute(
                 "SELECT COUNT(DISTINCT resource_id) FROM computer_variables").fetchone()[0],
         }
-
 
     def _migrate(self) -> None:
         migrate(self._db, MIGRATIONS, lambda version: SiteError(
@@ -526,7 +525,6 @@ class EmbeddedSite:
                     db.execute(f"UPDATE {table} SET value = ? WHERE rowid = ?", (self._seal(value), rowid))
             db.execute("INSERT INTO meta VALUES ('secrets_sealed', '1')")
         self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-
 
     def _package_ids(self, package_type: PackageType) -> set[str]:
         rows = self._db.execute("SELECT id FROM packages WHERE type = ?", (package_type.value,))
