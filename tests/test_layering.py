@@ -47,3 +47,43 @@ def test_models_do_not_depend_on_anything_above_them() -> None:
         for module in imports(path):
             if module.startswith("reconciler."):
                 assert module.startswith(("reconciler.models", "reconciler.errors")), (path, module)
+
+
+def _codec_imports(path: Path) -> set[str]:
+    """The ``reconciler.tsxml`` modules a codec module imports, ``from reconciler.tsxml import x`` included."""
+    out: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module == "reconciler.tsxml":
+            out.update(f"reconciler.tsxml.{a.name}" for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("reconciler.tsxml."):
+            out.add(node.module or "")
+        elif isinstance(node, ast.Import):
+            out.update(a.name for a in node.names if a.name.startswith("reconciler.tsxml."))
+    return out
+
+
+def test_the_task_sequence_codec_has_no_import_cycle() -> None:
+    graph = {f"reconciler.tsxml.{p.stem}": _codec_imports(p) for p in (PACKAGE / "tsxml").glob("*.py")
+             if p.stem != "__init__"}
+    done: set[str] = set()
+
+    def visit(module: str, path: tuple[str, ...]) -> None:
+        if module in path:
+            cycle = (*path[path.index(module):], module)
+            raise AssertionError("import cycle: " + " -> ".join(m.rsplit(".", 1)[1] for m in cycle))
+        if module in done:
+            return
+        for target in sorted(graph.get(module, ())):
+            visit(target, (*path, module))
+        done.add(module)
+
+    for module in sorted(graph):
+        visit(module, ())
+
+
+def test_the_task_sequence_codec_depends_only_on_models_and_errors() -> None:
+    allowed = ("reconciler.tsxml", "reconciler.models", "reconciler.errors", "reconciler.secrets")
+    for path in (PACKAGE / "tsxml").glob("*.py"):
+        for module in imports(path):
+            if module.startswith("reconciler"):
+                assert module.startswith(allowed), (path, module)

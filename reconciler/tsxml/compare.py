@@ -14,6 +14,7 @@ from typing import Any
 from xml.etree.ElementTree import Element
 
 from reconciler.models.steptypes import BY_XML_TYPE, is_secret_property
+from reconciler.tsxml.instance import find_sequence_text
 from reconciler.tsxml.xmltext import parse
 
 _FALSE_DEFAULTS = ("disable", "continueOnError")
@@ -135,8 +136,6 @@ def canonical_sequence(xml: str | bytes | Element) -> Any:
     """A comparable form of a ``<sequence>``; equal forms mean the same sequence."""
     root = parse(xml) if not isinstance(xml, Element) else xml
     if root.tag == "INSTANCE":
-        from reconciler.tsxml.sequence import find_sequence_text
-
         root = parse(find_sequence_text(root)[0])
     refs: set[Any] = set()
     globals_ = []
