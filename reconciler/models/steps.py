@@ -16,6 +16,7 @@ from pydantic import (
     Discriminator,
     Field,
     Tag,
+    ValidationInfo,
     create_model,
     field_validator,
     model_validator,
@@ -24,7 +25,15 @@ from pydantic_core import PydanticCustomError
 
 from reconciler.models.base import Model, PackageRef, Secret, SecretRef, SecretSource, Text
 from reconciler.models.conditions import Condition, RawElement
-from reconciler.models.steptypes import BY_NAME, BY_XML_TYPE, STEP_TYPES, ListProp, Prop, StepType
+from reconciler.models.steptypes import (
+    BY_NAME,
+    BY_XML_TYPE,
+    STEP_TYPES,
+    ListProp,
+    Prop,
+    StepType,
+    default_element,
+)
 
 RUN_IN = ("WinPEandFullOS", "WinPE", "FullOS")
 
@@ -180,6 +189,10 @@ class StepBase(StepOptions):
     name: Text
     type: str | None = Field(default=None, description="Step type: a known name such as RunCommandLine, or "
                                                        "the XML type (SMS_TaskSequence_…, BDD_…).")
+    element: Literal["step", "subtasksequence"] | None = Field(
+        default=None, description="The XML element the step is written as, given only when it is not the one "
+                                  "its type is written as (an MDT placeholder: a plain <step> of type "
+                                  "SMS_TaskSequence_SubTasksequence).")
     run_in: str | None = Field(default=None, description="WinPEandFullOS, WinPE or FullOS; default by type.")
     success_codes: list[int] | None = Field(default=None, description="Exit codes that mean success.")
     retry_count: int | None = Field(default=None, ge=0)
@@ -192,6 +205,21 @@ class StepBase(StepOptions):
                                           description="defaultVarList entries kept verbatim.")
 
     _check_name = field_validator("name")(_check_step_name)
+
+    @field_validator("element")
+    @classmethod
+    def _element(cls, value: str | None, info: ValidationInfo) -> str | None:
+        step_type = info.data.get("type")
+        default = default_element(step_type)
+        if value == default:
+            return None  # the type's own element is never kept, so a plan cannot show it as a change
+        known = BY_NAME.get(step_type or "")
+        if value is not None and known is not None:
+            raise PydanticCustomError(
+                "step_element", "a {t} step is always written as <{d}>; to keep a step of this type as <{v}>, "
+                "give its XML type ({x}): it is then kept as a generic step",
+                {"t": known.name, "d": default, "v": value, "x": known.xml_type})
+        return value
 
     @field_validator("run_in")
     @classmethod
@@ -250,15 +278,25 @@ class Group(StepOptions):
     _check_name = field_validator("group")(_check_step_name)
 
 
+def _under_other_element(step_type: Any, element: Any) -> bool:
+    """A step of a known XML type written as another element (an MDT placeholder) stays generic."""
+    known = BY_XML_TYPE.get(step_type) if isinstance(step_type, str) else None
+    return known is not None and element is not None and element != known.element
+
+
 def _node_tag(value: Any) -> str:
     if isinstance(value, dict):
         if "group" in value:
             return "@group"
         step_type = value.get("type")
+        element = value.get("element")
     elif isinstance(value, Group):
         return "@group"
     else:
         step_type = getattr(value, "type", None)
+        element = getattr(value, "element", None)
+    if _under_other_element(step_type, element):
+        return "@generic"
     if isinstance(step_type, str):
         if step_type in BY_NAME:
             return step_type
@@ -272,7 +310,7 @@ def _normalise_type(value: Any) -> Any:
     """Accept the XML type of a known step (SMS_TaskSequence_RunCommandLineAction) as its short name."""
     if isinstance(value, dict) and "group" not in value:
         known = BY_XML_TYPE.get(value.get("type") or "")
-        if known is not None:
+        if known is not None and not _under_other_element(value.get("type"), value.get("element")):
             value = {**value, "type": known.name}
     return value
 

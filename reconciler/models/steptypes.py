@@ -689,6 +689,16 @@ STEP_TYPES: tuple[StepType, ...] = (
 BY_NAME: dict[str, StepType] = {t.name: t for t in STEP_TYPES}
 BY_XML_TYPE: dict[str, StepType] = {t.xml_type: t for t in STEP_TYPES}
 
+#: Elements a step is written as. ConfigMgr writes "Run Task Sequence" as <subtasksequence> and every other
+#: step as <step>, but MDT templates write a child-sequence placeholder as a plain <step> of that type.
+STEP_ELEMENTS = ("step", "subtasksequence")
+
+
+def default_element(step_type: str | None) -> str:
+    """The element a step of this type (YAML name or XML type) is written as unless it says otherwise."""
+    known = BY_NAME.get(step_type or "") or BY_XML_TYPE.get(step_type or "")
+    return known.element if known is not None else "step"
+
 #: Property names that hold secrets in any step type, including ones only known generically (MDT).
 SECRET_PROPERTY_HINTS = ("password", "productkey", "pin")
 

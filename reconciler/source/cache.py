@@ -23,8 +23,8 @@ except Exception:  # pragma: no cover - running from a source tree without metad
     TOOL_VERSION = "0"
 
 #: Bumped when what the cache stores changes shape or meaning, beside the tool version (2: a variable with
-#: valueFrom is hidden, and hidden: false with valueFrom is an error).
-CACHE_FORMAT = "2"
+#: valueFrom is hidden, and hidden: false with valueFrom is an error; 3: a step has an ``element``).
+CACHE_FORMAT = "3"
 
 #: How long to wait for another run's write to finish before parsing without the cache. A write holds the
 #: lock for one batch of inserts (milliseconds), so waiting this long means something else is wrong.

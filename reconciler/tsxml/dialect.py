@@ -8,11 +8,13 @@ what the dialect would write anyway and the writer fills it in, so both need the
 
 from __future__ import annotations
 
+from reconciler.models.steptypes import STEP_ELEMENTS
+
 CONSOLE_VERSION = "3.10"
 MDT_VERSION = "3.00"
 
 #: Elements that hold the step tree, wherever it nests.
-NODE_ELEMENTS = ("group", "step", "subtasksequence")
+NODE_ELEMENTS = ("group", *STEP_ELEMENTS)
 
 
 def console_style(version: str | None) -> bool:

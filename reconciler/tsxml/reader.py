@@ -23,7 +23,14 @@ from typing import Any
 from xml.etree.ElementTree import Element
 
 from reconciler.errors import CodecError
-from reconciler.models.steptypes import BY_XML_TYPE, Prop, StepType, is_secret_property
+from reconciler.models.steptypes import (
+    BY_XML_TYPE,
+    STEP_ELEMENTS,
+    Prop,
+    StepType,
+    default_element,
+    is_secret_property,
+)
 from reconciler.tsxml import conditions as cond_xml
 from reconciler.tsxml.dialect import CONSOLE_VERSION, NODE_ELEMENTS, console_style
 from reconciler.tsxml.dynamic_rules import blank_rule_secrets
@@ -75,7 +82,7 @@ class _Reader:
         for el in parent:
             if el.tag == "group":
                 out.append(self.group(el))
-            elif el.tag in ("step", "subtasksequence"):
+            elif el.tag in STEP_ELEMENTS:
                 out.append(self.step(el))
         return out
 
@@ -127,8 +134,10 @@ class _Reader:
             node["type"] = known.name
         elif xml_type is not None:
             node["type"] = xml_type
-        if el.tag == "subtasksequence" and known is None:
-            raise CodecError(f"<subtasksequence type={xml_type!r}> is not a Run Task Sequence step", where=name)
+        if el.tag != default_element(xml_type):
+            # Kept so the step is written back as it came: an MDT placeholder of the Run Task Sequence type
+            # is a plain <step> (so a generic step, never a child sequence); other types as <subtasksequence>.
+            node["element"] = el.tag
         self._options(el, node, attrs)
         self._step_attributes(known, attrs, node)
 

@@ -11,14 +11,16 @@ planner and the site need no step model.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
+from xml.etree.ElementTree import Element
 
 from reconciler.errors import CodecError
-from reconciler.models.steptypes import is_secret_property
+from reconciler.models.steptypes import STEP_ELEMENTS, is_secret_property
 from reconciler.secrets import describe
 from reconciler.tsxml.xmltext import parse, serialize
 
+#: How a writer fills a secret's place, given its ``valueFrom`` source: empty, a marker, or the value.
 SecretText = Callable[[dict[str, Any]], str]
 SECRET_MARKER = re.compile(r"\{\{secret:(env|file):([^}]*)\}\}")
 
@@ -55,6 +57,7 @@ def fill_secrets(xml: str, value_of: Callable[[str, str], str]) -> str:
 
 
 def secret_references(xml: str) -> list[tuple[str, str]]:
+    """The sources (``("env", NAME)`` / ``("file", PATH)``) whose values a record's markers stand for."""
     return sorted(set(SECRET_MARKER.findall(xml)))
 
 
@@ -63,7 +66,7 @@ def secret_marker_sites(xml: str) -> dict[str, str]:
     if "{{secret:" not in xml:
         return {}
     sites: dict[str, str] = {}
-    for step in parse(xml).iter("step"):
+    for step in _steps(parse(xml)):
         for var in step.iter("variable"):
             for kind, name in SECRET_MARKER.findall(var.text or ""):
                 field = var.get("property") or var.get("name") or "value"
@@ -86,7 +89,7 @@ def seal_secrets(xml: str, seal: Callable[[str], str]) -> str:
         return xml
     root = parse(xml)
     changed = False
-    for step in root.iter("step"):
+    for step in _steps(root):
         step_type = step.get("type")
         var_list = [v for c in step if c.tag == "defaultVarList" for v in c if v.tag == "variable"]
         hidden_value = step_type == "SMS_TaskSequence_SetVariableAction" and any(
@@ -128,3 +131,8 @@ def _seal_rules(text: str, seal: Callable[[str], str]) -> str:
 def step_secret_refs(xml: str) -> list[str]:
     """Every secret marker as ``env:NAME`` / ``file:PATH``, in step order (a swap of two is a change)."""
     return [f"{kind}:{name}" for kind, name in SECRET_MARKER.findall(xml)]
+
+
+def _steps(root: Element) -> Iterator[Element]:
+    """Every step, whichever element it is written as (a generic step may be a <subtasksequence>)."""
+    return (el for el in root.iter() if el.tag in STEP_ELEMENTS)

@@ -12,7 +12,7 @@ from typing import Any
 from xml.etree.ElementTree import Element, SubElement
 
 from reconciler.errors import CodecError
-from reconciler.models.steptypes import BY_NAME
+from reconciler.models.steptypes import BY_NAME, default_element
 from reconciler.tsxml import conditions as cond_xml
 from reconciler.tsxml.dialect import CONSOLE_VERSION, console_style
 from reconciler.tsxml.references import PackageResolver, derive_references, resolve_by_id
@@ -89,7 +89,7 @@ class _Writer:
         if node.get("startIn") is not None:
             attrs["startIn"] = node["startIn"]
         attrs.update(node.get("attributes") or {})
-        el = SubElement(parent, known.element if known else "step", attrs)
+        el = SubElement(parent, node.get("element") or default_element(node.get("type")), attrs)
         if node.get("condition") is not None:
             cond_xml.write_condition(el, node["condition"])
 
