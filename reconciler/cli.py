@@ -37,17 +37,20 @@ from reconciler.render.plan import plan_document
 from reconciler.review import review
 from reconciler.secrets import HashKeyError
 from reconciler.secrets import reader as secret_reader
-from reconciler.site.embedded import EmbeddedSite, SiteError, backup_site, check_site
+from reconciler.site import Site, SiteError, backup_site, check_site, create_site
 from reconciler.source import yamlfile
 from reconciler.source.git import GitSourceError
 from reconciler.source.loader import load
 from reconciler.source.select import Provenance, load_folder, load_pair, load_ref
 from reconciler.state import backup_state, check_state
 from reconciler.storage import FileCheck
+from reconciler.tracefile import internal_error_line
 from reconciler.validate import has_errors, validate
-from reconciler.workspace import DEFAULT_SITE, Workspace, open_site, open_workspace, state_path_for
+from reconciler.workspace import DEFAULT_SITE, Workspace, open_site_alone, open_workspace, state_path_for
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
+#: A bug in the tool (sysexits' EX_SOFTWARE): an exception it did not raise on purpose; the trace is in a file.
+EXIT_INTERNAL = 70
 
 
 def _color(no_color: bool) -> bool:
@@ -82,12 +85,15 @@ class _DefaultGroup(click.Group):
         return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context) -> object:
-        """An error the tool raises on purpose (a damaged or lost state store, ...) is one line, not a traceback."""
+        """No traceback reaches a person: an error the tool raises on purpose (a damaged or lost state store, a
+        site that refused, ...) is ``error: …`` and exit 1; any other exception is a bug, reported in one line
+        naming the file that holds its trace, and exit 70."""
         try:
             return super().invoke(ctx)
-        except ReconcilerError as exc:
-            click.echo(f"error: {exc}", err=True)
-            ctx.exit(EXIT_ERROR)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise  # click's own: usage errors, --help, Ctrl-C
+        except Exception as exc:
+            ctx.exit(_report_error(exc))
 
 
 @click.group(cls=_DefaultGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -200,30 +206,29 @@ def crds_command(out_dir: Path, check: bool) -> None:
         click.echo(f"{out_dir}: up to date")
 
 
-def _open(site: Path | None, state: Path | None, new_state: bool = False) -> Workspace:
-    try:
-        workspace = open_workspace(site, state, new_state=new_state)
-    except FileNotFoundError as exc:
-        raise click.UsageError(str(exc)) from None
+def _open(site: Path | None, state: Path | None, new_state: bool = False, read_only: bool = False) -> Workspace:
+    """The site and its state store (``read_only``: this command never writes to the site).
+
+    A site or state store that cannot be opened raises its typed error, which the top of the CLI prints
+    as one ``error:`` line (exit 1; never a usage error, whose exit code 2 means "changes" to a CI job).
+    """
+    workspace = open_workspace(site, state, new_state=new_state, read_only=read_only)
     if workspace.created:
         _created(workspace.site)
     return workspace
 
 
-def _open_site(site_path: Path | None) -> EmbeddedSite:
+def _open_site(site_path: Path | None, read_only: bool = True) -> Site:
     """The site alone, for commands that never read the state store: they must not create an empty one."""
-    try:
-        site, created = open_site(site_path)
-    except FileNotFoundError as exc:
-        raise click.UsageError(str(exc)) from None
+    site, created = open_site_alone(site_path, read_only=read_only)
     if created:
         _created(site)
     return site
 
 
-def _created(site: EmbeddedSite) -> None:
-    click.echo(f"created the embedded site {site.path} (site {site.site_code}) with the demo inventory; use --site "
-               "to choose another", err=True)
+def _created(site: Site) -> None:
+    click.echo(f"created the embedded site {site.location} (site {site.site_code}) with the demo inventory; use "
+               "--site to choose another", err=True)
 
 
 _new_state_option = click.option(
@@ -460,13 +465,11 @@ def site_init(site_path: Path, site_code: str, demo: bool) -> None:
     """Create an embedded site (a SQLite file that behaves like a ConfigMgr primary site)."""
     if site_path.exists():
         raise click.UsageError(f"{site_path} already exists")
-    from reconciler.site.demo import add_demo_inventory
-    from reconciler.site.embedded import EmbeddedSite
-
-    with EmbeddedSite(site_path, site_code) as site:
-        if demo:
-            add_demo_inventory(site)
+    site = create_site(site_path, site_code=site_code, demo=demo)
+    try:
         click.echo(f"created site {site.site_code} in {site_path}" + (" with the demo inventory" if demo else ""))
+    finally:
+        site.close()
 
 
 @site_group.command("show")
@@ -557,7 +560,7 @@ def controller_command(repo: str, ref: str, manifests_path: str, interval: str, 
 @click.option("--output", "-o", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def status_command(site_path: Path | None, state_path: Path | None, output: str) -> None:
     """Per object: synced, out of sync, drifted, failed or blocked; the last tick and the last applied commit."""
-    workspace = _open(site_path, state_path)
+    workspace = _open(site_path, state_path, read_only=True)
     try:
         document = {"tick": workspace.state.get_status("tick"), "checked": workspace.state.get_status("checked"),
                     "objects": workspace.state.get_status("objects") or {},
@@ -586,7 +589,7 @@ def unlock_command(lease_id: str, site_path: Path | None, state_path: Path | Non
     The ID is in every "being reconciled by" message and in 'reconcile status'. Only release a lease
     whose holder is dead: a live holder would go on writing beside the next writer.
     """
-    workspace = _open(site_path, state_path)
+    workspace = _open(site_path, state_path, read_only=True)
     try:
         site = workspace.site.site_code
         try:
@@ -688,7 +691,7 @@ def import_command(archive: Path, out_dir: Path, on_conflict: str) -> None:
 @click.option("--limit", type=click.IntRange(1), default=50, show_default=True)
 def history_command(site_path: Path | None, state_path: Path | None, output: str, limit: int) -> None:
     """List applies, newest first: time, ref, commit, counts and outcome."""
-    workspace = _open(site_path, state_path)
+    workspace = _open(site_path, state_path, read_only=True)
     try:
         entries = workspace.state.applies(limit)
     finally:
@@ -738,7 +741,7 @@ def vars_effective(computer: str, path: Path, site_path: Path | None, output: st
 def site_settings(site_path: Path | None, default_size: int | None, maximum_size: int | None,
                   site_systems: str | None) -> None:
     """Show or set the site's deployment verification settings (high-risk deployments)."""
-    site = _open_site(site_path)
+    site = _open_site(site_path, read_only=default_size is None and maximum_size is None and site_systems is None)
     try:
         if default_size is None and maximum_size is None and site_systems is None:
             settings = site.verification_settings()
@@ -819,17 +822,30 @@ def site_backup(file: Path, site_path: Path, force: bool) -> None:
     click.echo(f"backed up {site_path} to {file}")
 
 
+def _report_error(exc: Exception) -> int:
+    """Print an error that reached the top as one line (a bug: one line and the file with its trace); the exit code."""
+    if isinstance(exc, ReconcilerError):
+        click.echo(f"error: {exc}", err=True)
+        return EXIT_ERROR
+    logging.getLogger("reconciler").debug("internal error", exc_info=exc)
+    click.echo(internal_error_line(exc), err=True)
+    return EXIT_INTERNAL
+
+
 def main() -> None:
     """Entry point. Diagnostics go to stderr; RECONCILE_LOG_LEVEL (or --log-level) sets their detail."""
-    level = os.environ.get("RECONCILE_LOG_LEVEL", "WARNING").upper()
-    if "--log-level" in sys.argv:
-        at = sys.argv.index("--log-level")
-        if at + 1 < len(sys.argv):
-            level = sys.argv[at + 1].upper()
-            del sys.argv[at:at + 2]
-    logging.basicConfig(level=getattr(logging, level, logging.WARNING), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    cli()
+    try:
+        level = os.environ.get("RECONCILE_LOG_LEVEL", "WARNING").upper()
+        if "--log-level" in sys.argv:
+            at = sys.argv.index("--log-level")
+            if at + 1 < len(sys.argv):
+                level = sys.argv[at + 1].upper()
+                del sys.argv[at:at + 2]
+        logging.basicConfig(level=getattr(logging, level, logging.WARNING), stream=sys.stderr,
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        cli()
+    except Exception as exc:  # outside a command (the group's invoke reports those): still one line
+        sys.exit(_report_error(exc))
 
 
 if __name__ == "__main__":

@@ -58,7 +58,7 @@ class ComputerNotFound(ReconcilerError):
 def _origins_for(computer: Computer, desired: DesiredState, live: LiveState) -> list[tuple[str, Origin]]:
     resolver = Resolver(live)
     origins: list[tuple[str, Origin]] = []
-    collections = live.memberships.get(computer.resource_id, ())
+    collections = live.member_of(computer.resource_id)  # asked of the site for this one device
     managed_collections: set[str] = set()
     for obj in desired.of_kind("CollectionVariables"):
         spec = obj.manifest.spec  # type: ignore[union-attr]

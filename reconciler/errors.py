@@ -90,6 +90,23 @@ class ReconcilerError(Exception):
     """Base of every error the tool raises on purpose."""
 
 
+class TransientError(ReconcilerError):
+    """Trying again later may succeed: a busy database, a timeout, an HTTP 503 or 429.
+
+    A caller that can wait (the controller) retries with back-off, and waits at least ``retry_after``
+    seconds when the source said how long (HTTP ``Retry-After``); None leaves the delay to the caller.
+    Callers decide by this type, never by the message.
+    """
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PermanentError(ReconcilerError):
+    """Trying again fails the same way until a person changes something: refused, does not exist, damaged."""
+
+
 @dataclass
 class ManifestError(ReconcilerError):
     """A manifest (or a set of manifests) is invalid; carries every finding, not only the first."""

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 
 from reconciler.errors import ReconcilerError
-from reconciler.state import Lease, LeaseTable, StateStore
+from reconciler.state import Lease, LeaseStore, StateBackend
 
 log = logging.getLogger("reconciler.lease")
 
@@ -56,7 +56,7 @@ class LeaseKeeper:
     taken back since, with a new ID), the plan may be stale and the writer stops.
     """
 
-    def __init__(self, state: StateStore, site: str, kind: str, ttl: float, holder: str | None = None) -> None:
+    def __init__(self, state: StateBackend, site: str, kind: str, ttl: float, holder: str | None = None) -> None:
         self.state = state
         self.site = site
         self.kind = kind
@@ -99,7 +99,7 @@ class LeaseKeeper:
 
     def _renew(self) -> None:
         try:
-            table: LeaseTable = self.state.open_leases()
+            table: LeaseStore = self.state.open_leases()
         except Exception:  # the writer's own check before each action still renews; between them it may lapse
             log.warning("cannot renew the lease of site %s in the background", self.site, exc_info=True)
             return
@@ -150,7 +150,7 @@ def _quoted(value: str, limit: int = 24) -> str:
     return repr(value) if len(value) <= limit else f"{value[:limit]!r}… ({len(value)} characters)"
 
 
-def unlock(state: StateStore, site: str, lease_id: str, confirm: Callable[[str], bool]) -> Lease:
+def unlock(state: StateBackend, site: str, lease_id: str, confirm: Callable[[str], bool]) -> Lease:
     """Break the site's lease LEASE_ID after ``confirm`` agreed to what it is told about the holder.
 
     The ID must be the current lease's: a lease taken since the person looked is never broken. A lease

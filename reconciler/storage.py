@@ -1,10 +1,12 @@
 """What the SQLite-backed stores share: opening in WAL mode, transactions, in-place schema migration,
 and telling a damaged file apart from a busy one.
 
-A state store or an embedded site that is damaged (a broken header, a truncated file, a scribbled page)
-must never reach a user as an sqlite traceback: every query of a connection made here turns SQLite's
-"file is not a database" and "database disk image is malformed" into the store's own typed error,
-which names the file and what to do.
+A state store or an embedded site that is damaged (a broken header, a truncated file, a scribbled page),
+busy or unusable must never reach a user as an sqlite traceback: every query of a connection made here
+turns what SQLite says about its file into the store's own typed error, which names the file and what
+to do: "file is not a database" and "database disk image is malformed" (``damaged``), "database is
+locked" after the busy timeout (``busy``: a transient error, worth retrying), and a file that cannot be
+opened or written (``unavailable``: permissions, a read-only file, a full disk).
 """
 
 from __future__ import annotations
@@ -19,7 +21,12 @@ from pathlib import Path
 from typing import Any
 
 # SQLite's primary result codes (the low byte of an extended code).
-SQLITE_BUSY, SQLITE_LOCKED, SQLITE_CORRUPT, SQLITE_NOTADB = 5, 6, 11, 26
+SQLITE_PERM, SQLITE_BUSY, SQLITE_LOCKED, SQLITE_READONLY = 3, 5, 6, 8
+SQLITE_IOERR, SQLITE_CORRUPT, SQLITE_FULL, SQLITE_CANTOPEN, SQLITE_NOTADB = 10, 11, 13, 14, 26
+#: Codes that say the file cannot be used as it is (until a person fixes permissions, space, the disk).
+UNAVAILABLE = (SQLITE_PERM, SQLITE_READONLY, SQLITE_IOERR, SQLITE_FULL, SQLITE_CANTOPEN)
+#: Seconds a connection waits for another writer before SQLite answers "database is locked".
+BUSY_TIMEOUT = 30
 HEADER = b"SQLite format 3\x00"
 #: How long opening waits for another process that is creating the same file.
 OPEN_WAIT = 30.0
@@ -40,20 +47,34 @@ def damage(exc: BaseException) -> str | None:
     return None
 
 
-def _busy(exc: BaseException) -> bool:
+def _code(exc: BaseException) -> int | None:
     code = getattr(exc, "sqlite_errorcode", None)
-    return code is not None and code & 0xFF in (SQLITE_BUSY, SQLITE_LOCKED)
+    return None if code is None or not isinstance(exc, sqlite3.DatabaseError) else code & 0xFF
+
+
+def _busy(exc: BaseException) -> bool:
+    return _code(exc) in (SQLITE_BUSY, SQLITE_LOCKED)
+
+
+def busy_detail(exc: BaseException) -> str:
+    return f"another process held it locked for more than {BUSY_TIMEOUT} s ({exc})"
 
 
 class _Connection(sqlite3.Connection):
-    """A connection whose queries report a damaged file as the store's typed error."""
+    """A connection whose queries report a damaged, busy or unusable file as the store's typed errors."""
 
     damaged: Damaged | None = None
+    busy: Damaged | None = None
+    unavailable: Damaged | None = None
 
     def raise_if_damaged(self, exc: BaseException) -> None:
         detail = damage(exc)
         if detail is not None and self.damaged is not None:
             raise self.damaged(detail) from exc
+        if self.busy is not None and _busy(exc):
+            raise self.busy(busy_detail(exc)) from exc
+        if self.unavailable is not None and _code(exc) in UNAVAILABLE:
+            raise self.unavailable(str(exc)) from exc
 
     def cursor(self, factory: Any = None) -> Any:
         return super().cursor(factory or _Cursor)
@@ -137,21 +158,38 @@ def _execute_retrying(db: sqlite3.Connection, sql: str, wait: float = OPEN_WAIT)
         pause = min(pause * 2, 0.25)
 
 
-def connect(path: Path, damaged: Damaged | None = None, *, check: bool = False) -> sqlite3.Connection:
+def connect(path: Path, damaged: Damaged | None = None, *, check: bool = False, busy: Damaged | None = None,
+            unavailable: Damaged | None = None) -> sqlite3.Connection:
     """Autocommit connection (transactions are explicit) in WAL mode, so readers never block writers.
 
     With ``damaged``, an error saying the file is damaged (at open or in any later query) is raised as
-    the exception it makes. With ``check``, a file that already has content is scanned with ``PRAGMA
-    quick_check`` first (about 30 ms for a state store of 10,000 objects, 55 ms for a 90 MB site), so a
-    truncated file or a damaged page is refused before a run changes anything, not midway.
+    the exception it makes; ``busy`` makes the error for a file another process kept locked past the
+    busy timeout, ``unavailable`` the one for a file that cannot be opened or written. With ``check``, a
+    file that already has content is scanned with ``PRAGMA quick_check`` first (about 30 ms for a state
+    store of 10,000 objects, 55 ms for a 90 MB site), so a truncated file or a damaged page is refused
+    before a run changes anything, not midway.
     """
     had_content = os.path.exists(path) and os.path.getsize(path) > 0
-    db = sqlite3.connect(path, timeout=30, isolation_level=None, factory=_Connection)
+    try:
+        db = sqlite3.connect(path, timeout=BUSY_TIMEOUT, isolation_level=None, factory=_Connection)
+    except sqlite3.Error as exc:
+        if unavailable is not None:
+            raise unavailable(f"it cannot be opened ({exc})") from exc
+        raise
     db.damaged = damaged  # type: ignore[attr-defined]
     try:
-        _execute_retrying(db, "PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
-        db.execute("PRAGMA busy_timeout=30000")
+        try:
+            _execute_retrying(db, "PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT * 1000)}")
+        except sqlite3.OperationalError as exc:
+            if busy is not None and _busy(exc):
+                raise busy(busy_detail(exc)) from exc
+            if unavailable is not None:
+                raise unavailable(f"it cannot be opened ({exc})") from exc
+            raise
+        # Only now: the retries above must see SQLite's own "database is locked".
+        db.busy, db.unavailable = busy, unavailable  # type: ignore[attr-defined]
         if check and had_content and damaged is not None:
             problems = [row[0] for row in db.execute("PRAGMA quick_check(3)")]
             if problems != ["ok"]:

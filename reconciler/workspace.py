@@ -16,17 +16,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from reconciler.site.demo import add_demo_inventory
-from reconciler.site.embedded import EmbeddedSite
-from reconciler.state import StateError, StateStore
+from reconciler.site import Site, SiteTarget, create_site, is_url, open_site
+from reconciler.state import StateBackend, StateError, open_state
 
 DEFAULT_SITE = Path(".reconcile") / "site.db"
 
 
 @dataclass
 class Workspace:
-    site: EmbeddedSite
-    state: StateStore
+    site: Site
+    state: StateBackend
     created: bool
 
     def close(self) -> None:
@@ -34,43 +33,50 @@ class Workspace:
         self.state.close()
 
 
-def state_path_for(site_path: Path) -> Path:
+def state_path_for(site_path: SiteTarget) -> Path:
+    """The state store's default file: beside an embedded site, or ``.reconcile/state.db`` for a remote one."""
+    if is_url(site_path):
+        return DEFAULT_SITE.parent / "state.db"
+    site_path = Path(site_path)
     return site_path.parent / f"{site_path.stem}.state.db" if site_path.name != "site.db" \
         else site_path.parent / "state.db"
 
 
-def open_site(site_path: Path | None, create_demo: bool = True) -> tuple[EmbeddedSite, bool]:
-    """The embedded site alone, for commands that never read the state store (and so never create it)."""
-    path = site_path or DEFAULT_SITE
-    created = not path.exists()
-    if created and site_path is not None:
-        raise FileNotFoundError(f"site {path} does not exist; create it with 'reconcile site init --site {path}'")
-    site = EmbeddedSite(path)
-    if created and create_demo:
-        try:
-            add_demo_inventory(site)
-        except BaseException:
-            site.close()
-            raise
-    return site, created
+def open_site_alone(site_path: SiteTarget | None, *, create_demo: bool = True,
+                    read_only: bool = False) -> tuple[Site, bool]:
+    """The site alone, for commands that never read the state store (and so never create it).
+
+    Without ``--site`` the default embedded site is created with the demo inventory on first use (also for a
+    command that only reads: the quickstart's first command may be ``site show``), and is True in the result.
+    A site named with ``--site`` must exist.
+    """
+    if site_path is not None:
+        return open_site(site_path, read_only=read_only), False
+    created = not DEFAULT_SITE.exists()
+    if created:
+        create_site(DEFAULT_SITE, demo=create_demo).close()
+    return open_site(DEFAULT_SITE, read_only=read_only), created
 
 
-def open_workspace(site_path: Path | None, state_path: Path | None = None, create_demo: bool = True,
-                   new_state: bool = False) -> Workspace:
-    """The site and its state store; refuses a lost state store beside a site with objects unless ``new_state``."""
-    site, created = open_site(site_path, create_demo)
+def open_workspace(site_path: SiteTarget | None, state_path: Path | None = None, create_demo: bool = True,
+                   new_state: bool = False, read_only: bool = False) -> Workspace:
+    """The site and its state store; refuses a lost state store beside a site with objects unless ``new_state``.
+
+    ``read_only`` opens the site for reading only (the state store is written as usual: status, journal).
+    """
+    site, created = open_site_alone(site_path, create_demo=create_demo, read_only=read_only)
     try:
-        path = state_path or state_path_for(site.path)
+        path = state_path or state_path_for(site_path or DEFAULT_SITE)
         if not new_state:
             refuse_lost_state(path, site)
-        state = StateStore(path)
+        state = open_state(path)
     except BaseException:
         site.close()
         raise
     return Workspace(site, state, created)
 
 
-def refuse_lost_state(path: Path, site: EmbeddedSite) -> None:
+def refuse_lost_state(path: Path, site: Site) -> None:
     """Raise when the state store is missing or empty while the site holds objects this tool could manage."""
     if path.exists() and path.stat().st_size > 0:
         return
@@ -80,7 +86,7 @@ def refuse_lost_state(path: Path, site: EmbeddedSite) -> None:
     what = "is empty (0 bytes)" if path.exists() else "does not exist"
     listing = ", ".join(f"{number} {kind}" for kind, number in found.items())
     raise StateError(
-        f"state store {path} {what}, but site {site.site_code} ({site.path}) has {listing} that this tool may "
+        f"state store {path} {what}, but site {site.site_code} ({site.location}) has {listing} that this tool may "
         "manage. The state store records which objects this tool owns, the apply history and the hashes of the "
         "secrets it wrote: if it was lost, restore it from a backup; to start over (or on a first run against "
         "this site) pass --new-state, then take existing objects over with --adopt or 'reconcile export'")

@@ -25,7 +25,17 @@ def modules() -> list[Path]:
 
 def test_only_the_site_the_state_store_and_the_parse_cache_use_sqlite() -> None:
     users = {p.relative_to(PACKAGE).as_posix() for p in modules() if "sqlite3" in imports(p)}
-    assert users <= {"site/embedded.py", "state.py", "source/cache.py", "storage.py"}
+    embedded = {u for u in users if u.startswith("site/embedded/")}
+    assert users - embedded <= {"state/sqlite.py", "state/leases.py", "source/cache.py", "storage.py"}
+
+
+def test_nothing_outside_the_site_package_names_an_implementation() -> None:
+    """The CLI, controller and workspace open a site with ``open_site`` and use the ``Site`` protocol."""
+    for path in modules():
+        if path.relative_to(PACKAGE).parts[0] == "site":
+            continue
+        assert not any(m.startswith("reconciler.site.embedded") for m in imports(path)), path
+        assert "EmbeddedSite" not in path.read_text(), path
 
 
 def test_planner_and_differ_never_mutate_the_site() -> None:

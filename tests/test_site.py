@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.site.embedded import BUILT_IN_COLLECTIONS, MIGRATIONS, EmbeddedSite, SiteError
+from reconciler.site.errors import PermanentSiteError
 from reconciler.site.records import DeploymentRecord, PackageType, TaskSequenceRecord
 from reconciler.state import StateError, StateStore
 
@@ -78,8 +79,9 @@ def test_a_computer_holds_at_most_1000_variables(site: EmbeddedSite) -> None:
 
 def test_variable_names_are_case_insensitive(site: EmbeddedSite) -> None:
     rid = site.add_computer("LAB-PC-002")
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(PermanentSiteError, match="'osdname' is given twice"):
         site.set_computer_variables(rid, [("OSDName", "a", False), ("osdname", "b", False)])
+    assert site.get_machine_settings(rid) is None  # refused whole: nothing was written
 
 
 def test_set_sequence_refreshes_references(site: EmbeddedSite) -> None:

@@ -2,7 +2,11 @@
 
 Ticks come from the interval, from a new commit on the ref (polled cheaply), and with ``--watch``
 from file changes in a local working copy (debounced: a burst of saves is one tick). A failed tick
-backs off exponentially with jitter up to a cap, then the interval resumes after a success. A
+backs off exponentially with jitter up to a cap, then the interval resumes after a success; a tick
+that failed on a :class:`~reconciler.errors.TransientError` (a busy site or state store, a timeout)
+waits at least as long as the error asked (``retry_after``), and a transient error outside a tick
+(renewing the lease, writing status) is retried, never a crash. The loop decides by the error's type,
+never by its message. A
 second controller for the same site waits as a standby until the lease of the first expires (a
 standby is alive but not ready, and ``--once`` as a standby exits 1).
 SIGTERM or SIGINT finish the action under way, write status and exit; a second signal exits at once.
@@ -24,6 +28,7 @@ from typing import Any
 
 from reconciler.controller.metrics import Metrics
 from reconciler.controller.tick import Controller, TickResult
+from reconciler.errors import TransientError
 
 log = logging.getLogger("reconciler.controller")
 
@@ -47,9 +52,14 @@ def parse_duration(text: str) -> float:
     return float(text)
 
 
-def backoff(failures: int, config: LoopConfig, rng: random.Random) -> float:
+def backoff(failures: int, config: LoopConfig, rng: random.Random, retry_after: float | None = None) -> float:
+    """Seconds to wait after the ``failures``-th failure in a row: doubling, with jitter, up to the cap; at least
+    ``retry_after`` (what a transient error asked for, itself capped)."""
     delay = min(config.backoff_cap, config.backoff_base * (2 ** max(failures - 1, 0)))
-    return delay * rng.uniform(0.5, 1.5)
+    delay *= rng.uniform(0.5, 1.5)
+    if retry_after is not None:
+        delay = max(delay, min(retry_after, config.backoff_cap))
+    return delay
 
 
 class Loop:
@@ -108,7 +118,25 @@ class Loop:
 
     def record(self, result: TickResult, trigger: str) -> None:
         self.metrics.tick(result)
-        self.emit({"event": "tick", "trigger": trigger, **result.to_json()})
+        self.emit({"event": "tick", "trigger": trigger, **result.to_json(),
+                   **({"transient": True} if result.transient else {})})
+
+    def _tick(self, force: bool) -> TickResult:
+        """One tick; a transient error it lets out (writing its status to a busy store) is a failed tick."""
+        try:
+            return self.controller.tick(force=force)
+        except TransientError as exc:
+            log.warning("tick: %s", exc)
+            return TickResult("error", self.controller.last_sha, error=str(exc), transient=True,
+                              retry_after=exc.retry_after)
+
+    def _has_lease(self) -> bool | None:
+        """Renew the lease between ticks; None when the store was too busy to tell (the next tick asks again)."""
+        try:
+            return self.controller.has_lease()
+        except TransientError as exc:
+            log.warning("renewing the lease between ticks: %s", exc)
+            return None
 
     def run(self) -> int:
         observer = self.start_watch()
@@ -124,7 +152,7 @@ class Loop:
                 if self.controller.config.self_heal and now - renewed >= lease / 3:
                     # The writer keeps its lease alive between ticks, however long the interval.
                     renewed = now
-                    if self.controller.last_outcome != "standby" and not self.controller.has_lease():
+                    if self.controller.last_outcome != "standby" and self._has_lease() is False:
                         next_tick = 0.0  # someone else writes now: become a standby at once
                 if now >= next_tick or self.wake.is_set():
                     if self.wake.is_set() and trigger != "start":
@@ -132,12 +160,12 @@ class Loop:
                     self.wake.clear()
                     # Nothing in Git or on the site shows a rotated secret: with --refresh-secrets the
                     # interval tick plans in full to read them.
-                    result = self.controller.tick(force=trigger == "interval"
-                                                  and self.controller.config.refresh_secrets)
+                    result = self._tick(force=trigger == "interval" and self.controller.config.refresh_secrets)
                     self.record(result, trigger)
                     if result.outcome in ("error", "failed"):
                         failures += 1
-                        delay = backoff(failures, self.config, self.rng)
+                        delay = backoff(failures, self.config, self.rng,
+                                        result.retry_after if result.transient else None)
                     else:
                         failures = 0
                         delay = self.config.interval
@@ -161,9 +189,15 @@ class Loop:
         finally:
             if observer is not None:
                 observer.stop()
-            self.controller.state.put_status("controller", {"stopped_at": time.time(),
-                                                            "holder": self.controller.holder})
-            self.controller.release()
+            try:
+                self.controller.state.put_status("controller", {"stopped_at": time.time(),
+                                                                "holder": self.controller.holder})
+            except TransientError as exc:  # the status still says the last tick
+                log.warning("stopping: %s", exc)
+            try:
+                self.controller.release()
+            except TransientError as exc:  # not released: the lease lapses on its own
+                log.warning("stopping: %s", exc)
             self.emit({"event": "stop", "holder": self.controller.holder})
         return code
 

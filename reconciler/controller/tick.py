@@ -16,12 +16,12 @@ from typing import Any
 
 from reconciler.apply.executor import ActionResult, ApplyRefused, apply_plan, settle_pending
 from reconciler.config import Config, Limits, SecretsPolicy, default_policy
-from reconciler.errors import ReconcilerError
+from reconciler.errors import ReconcilerError, TransientError
 from reconciler.lease import LeaseKeeper, held_by, holder_id
 from reconciler.plan.actions import Plan, Reason, Verb
 from reconciler.plan.planner import MAX_DELETE_PERCENT, make_plan
 from reconciler.secrets import reader as secret_reader
-from reconciler.site.embedded import EmbeddedSite
+from reconciler.site import Site
 from reconciler.source.cache import ParseCache
 from reconciler.source.git import GitRepository, load_revision
 from reconciler.source.select import Provenance
@@ -61,6 +61,9 @@ class TickResult:
     failed: int = 0
     error: str | None = None
     objects: dict[str, str] = field(default_factory=dict)
+    #: the tick failed on a TransientError (busy, timeout): the loop retries with back-off, at least retry_after
+    transient: bool = False
+    retry_after: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {"outcome": self.outcome, "sha": self.sha, "duration": round(self.duration, 4),
@@ -68,7 +71,7 @@ class TickResult:
 
 
 class Controller:
-    def __init__(self, config: ControllerConfig, site: EmbeddedSite, state: StateStore) -> None:
+    def __init__(self, config: ControllerConfig, site: Site, state: StateStore) -> None:
         self.config = config
         self.site = site
         self.state = state
@@ -107,6 +110,8 @@ class Controller:
         start = time.monotonic()
         try:
             result = self._tick(force)
+        except TransientError as exc:
+            result = TickResult("error", self.last_sha, error=str(exc), transient=True, retry_after=exc.retry_after)
         except ReconcilerError as exc:
             result = TickResult("error", self.last_sha, error=str(exc))
         except Exception as exc:  # the site or Git being unreachable is reported, not a crash

@@ -91,9 +91,6 @@ class Resolver:
         self._collections_by_name: dict[str, list[Collection]] = {}
         for collection in live.collections.values():
             self._collections_by_name.setdefault(collection.name.casefold(), []).append(collection)
-        self._computers_by_name: dict[str, list[Computer]] = {}
-        for computer in live.computers.values():
-            self._computers_by_name.setdefault(computer.name.casefold(), []).append(computer)
 
     def package(self, ref: PackageRef | dict[str, Any], path: tuple[str | int, ...],
                 types: tuple[PackageType, ...] = ()) -> Package:
@@ -137,11 +134,11 @@ class Resolver:
 
     def computer(self, ref: ComputerRef, path: tuple[str | int, ...]) -> Computer:
         if ref.resource_id is not None:
-            found = self.live.computers.get(ref.resource_id)
+            found = self.live.computer(ref.resource_id)  # devices are looked up one at a time, never all read
             if found is None:
                 raise Unresolved(path, f"no device with ResourceID {ref.resource_id} exists")
             return found
-        matches = self._computers_by_name.get(str(ref.name).casefold(), [])
+        matches = self.live.computers_by_name(str(ref.name))
         if not matches:
             raise Unresolved(path, f"no device named {ref.name!r} exists in site {self.live.site_code}")
         if len(matches) > 1:

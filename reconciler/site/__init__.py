@@ -1,13 +1,18 @@
 """The live site: one interface the planner and applier use, whatever the site is.
 
-``EmbeddedSite`` (SQLite) is the default; an AdminService implementation fills the same records
-from the ConfigMgr REST API. Nothing outside this package knows how a site stores anything.
+:func:`open_site` picks the implementation from what ``--site`` names: a path is an embedded site
+(a SQLite file that behaves like a ConfigMgr primary site); an ``https://…/AdminService`` URL will be a
+real site through the AdminService REST API. Nothing outside this package names an implementation:
+the rest of the product sees the :class:`Site` protocol, its records and its typed errors.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+import os
+from pathlib import Path
 
+from reconciler.site.errors import PermanentSiteError, SiteError, SiteNotFound, TransientSiteError, UnsupportedSite
+from reconciler.site.protocol import DeviceLookup, Site, VariableValue
 from reconciler.site.records import (
     Collection,
     CollectionSettings,
@@ -23,56 +28,80 @@ from reconciler.site.records import (
     Package,
     PackageType,
     TaskSequenceRecord,
+    VerificationSettings,
 )
+from reconciler.storage import FileCheck
+
+#: What a site target may be; a URL is kept as text, a path as given.
+SiteTarget = str | os.PathLike[str]
+
+_URL_SCHEMES = ("https://", "http://")
 
 
-class Site(Protocol):
-    """What reconciling needs from a ConfigMgr site. Every mutation is one transaction."""
+def is_url(target: SiteTarget) -> bool:
+    """Whether ``--site`` names a remote site (a URL) rather than an embedded site file."""
+    return isinstance(target, str) and target.lower().startswith(_URL_SCHEMES)
 
-    site_code: str
 
-    def read(self) -> LiveState: ...
+def _embedded_path(target: SiteTarget, what: str) -> Path:
+    """The file of an embedded site; a URL is refused, naming what only an embedded site can do."""
+    if is_url(target):
+        raise UnsupportedSite(f"{what} works on an embedded site file only, not on {str(target)[:80]!r}")
+    return Path(target)
 
-    def get_task_sequence(self, ts_id: str) -> TaskSequenceRecord | None: ...
 
-    def find_task_sequences(self, name: str) -> list[TaskSequenceRecord]: ...
+def open_site(target: SiteTarget, *, create_demo: bool = False, read_only: bool = False) -> Site:
+    """The site ``target`` names, open: the one place that picks an implementation (DESIGN.md's ``site.open``;
+    named so that it never shadows the builtin ``open``).
 
-    def create_task_sequence(self, record: TaskSequenceRecord) -> str: ...
+    A path is an embedded site; a missing file is created with the demo inventory when ``create_demo``,
+    else it is :class:`SiteNotFound`. ``read_only`` opens a site this run will not change: a missing file
+    is never created, and a write is refused. An ``https://…/AdminService`` URL raises
+    :class:`UnsupportedSite` until the AdminService site exists (it is added here).
+    """
+    if is_url(target):
+        raise UnsupportedSite(f"site {str(target)[:80]!r}: connecting to a site through the AdminService is not "
+                              "supported yet; name an embedded site file (--site PATH)")
+    from reconciler.site.embedded import EmbeddedSite
 
-    def update_task_sequence(self, ts_id: str, record: TaskSequenceRecord) -> None: ...
+    path = Path(target)
+    if not path.exists():
+        if read_only or not create_demo:
+            raise SiteNotFound(f"site {path} does not exist; create it with 'reconcile site init --site {path}'")
+        return create_site(path, demo=True)
+    return EmbeddedSite(path, read_only=read_only)
 
-    def set_task_sequence_enabled(self, ts_id: str, enabled: bool) -> None: ...
 
-    def move_task_sequence(self, ts_id: str, folder: str | None) -> None: ...
+def create_site(target: SiteTarget, *, site_code: str = "PS1", demo: bool = False) -> Site:
+    """A new embedded site (``reconcile site init``), with the demo inventory when ``demo``.
 
-    def delete_task_sequence(self, ts_id: str) -> None: ...
+    Only an embedded site can be created by this tool; a real site is installed by ConfigMgr setup.
+    """
+    from reconciler.site.demo import add_demo_inventory
+    from reconciler.site.embedded import EmbeddedSite
 
-    def get_deployment(self, deployment_id: str) -> DeploymentRecord | None: ...
+    site = EmbeddedSite(_embedded_path(target, "creating a site"), site_code)
+    if demo:
+        try:
+            add_demo_inventory(site)
+        except BaseException:
+            site.close()
+            raise
+    return site
 
-    def find_deployments(self, package_id: str, collection_id: str) -> list[DeploymentRecord]: ...
 
-    def create_deployment(self, record: DeploymentRecord) -> str: ...
+def check_site(target: SiteTarget) -> FileCheck:
+    """``reconcile site check``: integrity, schema version and counts of an embedded site file, read-only."""
+    from reconciler.site.embedded import check_site as check_embedded
 
-    def update_deployment(self, deployment_id: str, record: DeploymentRecord) -> None: ...
+    return check_embedded(_embedded_path(target, "site check"))
 
-    def delete_deployment(self, deployment_id: str) -> None: ...
 
-    def content_status(self, package_id: str) -> dict[str, ContentStatus]: ...
+def backup_site(target: SiteTarget, copy: Path, force: bool = False) -> None:
+    """``reconcile site backup``: a consistent copy of an embedded site file, safe while it is written to."""
+    from reconciler.site.embedded import backup_site as backup_embedded
 
-    def distribute_content(self, package_id: str, dps: list[str]) -> None: ...
-
-    def redistribute_content(self, package_id: str, dp: str) -> None: ...
-
-    def remove_content(self, package_id: str, dps: list[str]) -> None: ...
-
-    def get_collection_settings(self, collection_id: str) -> CollectionSettings | None: ...
-
-    def set_collection_variables(self, collection_id: str, precedence: int,
-                                 variables: list[tuple[str, str, bool]]) -> None: ...
-
-    def get_machine_settings(self, resource_id: int) -> MachineSettings | None: ...
-
-    def set_computer_variables(self, resource_id: int, variables: list[tuple[str, str, bool]]) -> None: ...
+    backup_embedded(_embedded_path(target, "site backup"), copy, force)
 
 
 __all__ = [
@@ -82,6 +111,7 @@ __all__ = [
     "ContentState",
     "ContentStatus",
     "DeploymentRecord",
+    "DeviceLookup",
     "DistributionPoint",
     "DistributionPointGroup",
     "LiveState",
@@ -89,6 +119,19 @@ __all__ = [
     "MachineSettings",
     "Package",
     "PackageType",
+    "PermanentSiteError",
     "Site",
+    "SiteError",
+    "SiteNotFound",
+    "SiteTarget",
     "TaskSequenceRecord",
+    "TransientSiteError",
+    "UnsupportedSite",
+    "VariableValue",
+    "VerificationSettings",
+    "backup_site",
+    "check_site",
+    "create_site",
+    "is_url",
+    "open_site",
 ]

@@ -9,6 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from reconciler.site.protocol import DeviceLookup
 
 
 class PackageType(StrEnum):
@@ -171,7 +175,14 @@ class VerificationSettings:
 
 @dataclass
 class LiveState:
-    """Everything a plan needs from the site, read in one go."""
+    """Everything a plan needs from the site, read in one go, and a way to ask for the devices it names.
+
+    ``computers`` and ``memberships`` are not every device of the site: a read holds the computers that
+    have variables, and :meth:`computer`, :meth:`computers_by_name` and :meth:`member_of` ask the site
+    (``devices``) for any other device, once per device per plan. Every device looked up is kept in
+    ``computers`` (and its collections in ``memberships``), so ``computers[id]`` holds any device a
+    lookup returned. Without ``devices`` (a state built by hand) the two maps are taken as complete.
+    """
 
     site_code: str
     collections: dict[str, Collection] = field(default_factory=dict)
@@ -182,11 +193,16 @@ class LiveState:
     task_sequences: dict[str, TaskSequenceRecord] = field(default_factory=dict)
     deployments: dict[str, DeploymentRecord] = field(default_factory=dict)
     collection_settings: dict[str, CollectionSettings] = field(default_factory=dict)
+    #: the computers read or looked up so far (at least every computer that holds variables)
     computers: dict[int, Computer] = field(default_factory=dict)
     machine_settings: dict[int, MachineSettings] = field(default_factory=dict)
     verification: VerificationSettings = field(default_factory=VerificationSettings)
-    #: resource ID → IDs of the collections the device is a member of
+    #: resource ID → IDs of the collections the device is a member of, for the devices looked up so far
     memberships: dict[int, tuple[str, ...]] = field(default_factory=dict)
+    #: the site's answers about devices not read eagerly; None: ``computers`` and ``memberships`` are complete
+    devices: DeviceLookup | None = field(default=None, repr=False, compare=False)
+    _named: dict[str, tuple[int, ...]] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _absent: set[int] = field(default_factory=set, init=False, repr=False, compare=False)
 
     def collection_by_name(self, name: str) -> list[Collection]:
         folded = name.casefold()
@@ -195,6 +211,33 @@ class LiveState:
     def packages_by_name(self, name: str) -> list[Package]:
         return [p for p in self.packages.values() if p.name == name]
 
+    def computer(self, resource_id: int) -> Computer | None:
+        """The device with this ResourceID (asked of the site once), or None."""
+        found = self.computers.get(resource_id)
+        if found is not None or self.devices is None or resource_id in self._absent:
+            return found
+        found = self.devices.computer(resource_id)
+        if found is None:
+            self._absent.add(resource_id)
+        else:
+            self.computers[resource_id] = found
+        return found
+
     def computers_by_name(self, name: str) -> list[Computer]:
+        """The devices with this name, compared without case (asked of the site once per name)."""
         folded = name.casefold()
-        return [c for c in self.computers.values() if c.name.casefold() == folded]
+        if self.devices is None:
+            return [c for c in self.computers.values() if c.name.casefold() == folded]
+        if folded not in self._named:
+            found = self.devices.computers_named(name)
+            for computer in found:
+                self.computers.setdefault(computer.resource_id, computer)
+            self._named[folded] = tuple(c.resource_id for c in found)
+        return [self.computers[rid] for rid in self._named[folded]]
+
+    def member_of(self, resource_id: int) -> tuple[str, ...]:
+        """IDs of the collections a device is a member of (asked of the site once per device)."""
+        found = self.memberships.get(resource_id)
+        if found is None and self.devices is not None:
+            found = self.memberships[resource_id] = tuple(self.devices.memberships(resource_id))
+        return found or ()

@@ -1,9 +1,8 @@
-"""The state store: what this tool owns, what it last applied, and a journal of every action.
+"""The SQLite state store: the default implementation of :class:`~reconciler.state.protocol.StateBackend`.
 
-SQLite, beside the embedded site by default. The site never returns masked values, so the store
-keeps keyed hashes of the secrets it wrote (never the secrets, never the key). The journal is write-ahead: an
-action's intent is recorded before the site is touched and its outcome after, so a run that was
-killed can be finished by the next one.
+One file, beside the embedded site by default, in WAL mode: readers never block the writer, and every
+call reads the file as it is now. Nothing is cached between calls, so a controller sees an adoption or
+an apply made by another process at once.
 """
 
 from __future__ import annotations
@@ -11,17 +10,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import secrets
-import socket
 import sqlite3
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from reconciler.errors import ReconcilerError
+from reconciler.state.errors import StateBusy, StateError
+from reconciler.state.leases import LeaseTable
+from reconciler.state.records import Applied, JournalEntry, Lease, PendingIntent, who
 from reconciler.storage import FileCheck, backup_file, check_file, connect, migrate, transaction
 
 MIGRATIONS = [
@@ -64,238 +61,49 @@ MIGRATIONS = [
 ]
 
 
-class StateError(ReconcilerError):
-    """The state store cannot be used (newer schema, corrupt file)."""
-
-
 def damaged_message(path: Path, detail: str) -> str:
     return (f"state store {path} is damaged: {detail}. Restore it from a backup (copy the backup over it while "
             f"no reconcile runs), or run 'reconcile state check --state {path}' to see what is wrong")
 
 
-@dataclass(frozen=True, slots=True)
-class PendingIntent:
-    """An action whose intent was journaled and whose outcome was not: the run was killed during it.
 
-    ``match`` is what the action's creation is found by (a task sequence's console name, a deployment's
-    target, a variable set's target), ``existing`` the live objects that already matched when the intent
-    was written, ``created`` the ID the site returned (journaled right after the create).
+
+class SQLiteStateStore:
+    """The state store in one SQLite file: ownership, last applied, journal, pending intents, lease, status.
+
+    Every mutation is one transaction (BEGIN IMMEDIATE, so two writers queue rather than fail midway).
+    A file another process keeps locked past the busy timeout raises :class:`StateBusy` (transient); a
+    damaged, newer or unusable file raises :class:`StateError` naming it and what to do.
     """
 
-    object: str
-    plan_id: str
-    action: str
-    at: float
-    match: str | None = None
-    existing: tuple[str, ...] | None = None
-    created: str | None = None
-
-    @classmethod
-    def from_row(cls, obj: str, plan_id: str, action: str, at: float, detail: str) -> PendingIntent:
-        data = json.loads(detail or "{}")
-        existing = data.get("existing")
-        return cls(obj, plan_id, action, at, data.get("match"),
-                   tuple(existing) if existing is not None else None, data.get("created"))
-
-    def made(self, match: str, candidates: Iterable[str]) -> str | None:
-        """The one candidate this intent created, or None when that cannot be told.
-
-        Only an object that matches what the intent was creating and was not there when the intent was
-        written qualifies (exactly the ID journaled after the create, once known); an intent that recorded
-        nothing to recognise its creation by (a delete, an update, an older version's row) takes over nothing.
-        """
-        if self.match is None or self.existing is None or self.match != match:
-            return None
-        candidates = list(candidates)
-        if self.created is not None:
-            return self.created if self.created in candidates else None
-        fresh = [c for c in candidates if c not in self.existing]
-        return fresh[0] if len(fresh) == 1 else None
-
-
-@dataclass(frozen=True, slots=True)
-class Applied:
-    desired_fp: str
-    live_fp: str
-    secrets: dict[str, str]
-    extra: dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class JournalEntry:
-    seq: int
-    plan_id: str
-    at: float
-    phase: str
-    action: str
-    object: str
-    detail: dict[str, Any]
-    outcome: str | None
-    error: str | None
-
-
-#: What a lease's ``kind`` means, in the words of the messages that name a holder.
-LEASE_KINDS = {"apply": "a one-shot apply", "controller": "a controller"}
-
-
-@dataclass(frozen=True, slots=True)
-class Lease:
-    """The one writer of a site: which process (``host:pid``), what it is, since when, until when.
-
-    The ID is what `reconcile unlock` takes: a person must name the very lease they break, so a lease
-    taken since they looked is never broken by mistake.
-    """
-
-    site: str
-    lease_id: str
-    holder: str
-    kind: str
-    taken: float
-    renewed: float
-    expires: float
-
-    @property
-    def host(self) -> str:
-        return self.holder.rpartition(":")[0]
-
-    @property
-    def pid(self) -> str:
-        return self.holder.rpartition(":")[2]
-
-    def describe(self, now: float | None = None) -> str:
-        """``a one-shot apply (pid 4242 on build-01) since 2026-05-01 10:00:00 UTC, renewed 3 s ago``."""
-        now = time.time() if now is None else now
-        what = LEASE_KINDS.get(self.kind, "a writer")
-        text = f"{what} (pid {self.pid} on {self.host})"
-        if self.taken:
-            text += f" since {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(self.taken))}"
-        if self.renewed:
-            text += f", renewed {max(now - self.renewed, 0):.0f} s ago"
-        return text
-
-    def to_json(self) -> dict[str, Any]:
-        return {"id": self.lease_id, "holder": self.holder, "host": self.host, "pid": self.pid, "kind": self.kind,
-                "taken": self.taken, "renewed": self.renewed, "expires": self.expires}
-
-
-def _holder_gone(holder: str) -> bool:
-    """Whether a lease holder (``host:pid``) is a process of this host that no longer runs.
-
-    A writer killed with ``kill -9`` cannot release its lease; waiting out its expiry (an hour for a
-    one-shot apply) would lock the site for nothing. A holder on another host is trusted until expiry.
-    """
-    host, _, pid = holder.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False  # alive, owned by another user
-    return False
-
-
-_LEASE_COLUMNS = "site, lease_id, holder, kind, taken, renewed, expires"
-
-
-class LeaseTable:
-    """The lease rows of a state store, on one SQLite connection.
-
-    Every change runs under the write lock (BEGIN IMMEDIATE), so two processes that try to take a free
-    lease at the same moment cannot both get it. A writer renews its lease from a background thread
-    while its main thread works on the store; a connection belongs to the thread that opened it, so the
-    renewals use one of their own (:meth:`StateStore.open_leases`).
-    """
-
-    def __init__(self, db: sqlite3.Connection, owned: bool = False) -> None:
-        self._db = db
-        self._owned = owned
-
-    def close(self) -> None:
-        if self._owned:
-            self._db.close()
-
-    def _row(self, db: sqlite3.Connection, site: str) -> Lease | None:
-        row = db.execute(f"SELECT {_LEASE_COLUMNS} FROM lease WHERE site = ?", (site,)).fetchone()
-        return Lease(*row) if row else None
-
-    def _write(self, db: sqlite3.Connection, lease: Lease) -> None:
-        db.execute(f"INSERT OR REPLACE INTO lease ({_LEASE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                   (lease.site, lease.lease_id, lease.holder, lease.kind, lease.taken, lease.renewed, lease.expires))
-
-    def acquire(self, site: str, holder: str, ttl: float, kind: str) -> Lease | None:
-        """Take the lease, or renew it when this holder has it; None while another holder's is in force.
-
-        A lease that lapsed (its holder stopped renewing for a whole TTL) is taken anew, with a new ID.
-        """
-        now = time.time()
-        with transaction(self._db) as db:
-            current = self._row(db, site)
-            if current is not None and current.expires > now:
-                if current.holder == holder:
-                    lease = replace(current, kind=kind, renewed=now, expires=now + ttl)
-                    self._write(db, lease)
-                    return lease
-                if not _holder_gone(current.holder):
-                    return None
-            lease = Lease(site, secrets.token_hex(6), holder, kind, now, now, now + ttl)
-            self._write(db, lease)
-        return lease
-
-    def renew(self, site: str, lease_id: str, ttl: float) -> Lease | None:
-        """Extend this very lease; None when it was unlocked or taken by another writer meanwhile.
-
-        A holder renews by ID, not by name, so one that lost its lease learns it and stops writing
-        instead of quietly taking the site back.
-        """
-        now = time.time()
-        with transaction(self._db) as db:
-            current = self._row(db, site)
-            if current is None or current.lease_id != lease_id:
-                return None
-            lease = replace(current, renewed=now, expires=now + ttl)
-            self._write(db, lease)
-        return lease
-
-    def release(self, site: str, holder: str) -> None:
-        with transaction(self._db) as db:
-            db.execute("DELETE FROM lease WHERE site = ? AND holder = ?", (site, holder))
-
-    def stored(self, site: str) -> Lease | None:
-        return self._row(self._db, site)
-
-    def current(self, site: str) -> Lease | None:
-        lease = self._row(self._db, site)
-        if lease is None or lease.expires <= time.time() or _holder_gone(lease.holder):
-            return None
-        return lease
-
-    def break_lease(self, site: str, lease_id: str) -> Lease | None:
-        with transaction(self._db) as db:
-            current = self._row(db, site)
-            if current is None or current.lease_id != lease_id:
-                return None
-            db.execute("DELETE FROM lease WHERE site = ? AND lease_id = ?", (site, lease_id))
-        return current
-
-
-class StateStore:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = connect(self.path, self._damaged, check=True)
-        self._migrate()
-        self._salt = self._ensure_salt()
-        self._drop_unkeyed_hashes()
-        self._owned: dict[tuple[str, str], str] | None = None
-        self._owned_ids: set[tuple[str, str]] = set()
+        self._db = connect(self.path, self._damaged, check=True, busy=self._busy, unavailable=self._unavailable)
+        try:
+            self._migrate()
+            self._salt = self._ensure_salt()
+            self._drop_unkeyed_hashes()
+        except BaseException:
+            self._db.close()
+            raise
+
+    @property
+    def location(self) -> str:
+        return str(self.path)
 
     def close(self) -> None:
         self._db.close()
 
     def _damaged(self, detail: str) -> StateError:
         return StateError(damaged_message(self.path, detail))
+
+    def _busy(self, detail: str) -> StateError:
+        return StateBusy(f"state store {self.path} is busy: {detail}; try again when the other writer is done")
+
+    def _unavailable(self, detail: str) -> StateError:
+        return StateError(f"state store {self.path} cannot be used: {detail}; check that this user can read and "
+                          "write it and its folder")
 
     def _migrate(self) -> None:
         migrate(self._db, MIGRATIONS, lambda version: StateError(
@@ -353,24 +161,21 @@ class StateStore:
         if rows:
             self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
-    # -- ownership -----------------------------------------------------------------------------
-
-    def _ownership(self) -> dict[tuple[str, str], str]:
-        if self._owned is None:
-            self._owned = {(k, n): i for k, n, i in self._db.execute("SELECT kind, name, live_id FROM ownership")}
-            self._owned_ids = {(k, i) for (k, _), i in self._owned.items()}
-        return self._owned
+    # -- ownership: read from the file on every call, never cached ------------------------------------
 
     def owned(self) -> dict[tuple[str, str], str]:
-        """A copy of the ownership map: kind and metadata.name → live ID."""
-        return dict(self._ownership())
+        """The ownership map: kind and metadata.name → live ID (one query; a plan reads it once)."""
+        return {(k, n): i for k, n, i in self._db.execute("SELECT kind, name, live_id FROM ownership")}
 
     def owned_id(self, kind: str, name: str) -> str | None:
-        return self._ownership().get((kind, name))
+        row = self._db.execute("SELECT live_id FROM ownership WHERE kind = ? AND name = ?", (kind, name)).fetchone()
+        return row[0] if row else None
 
     def is_owned(self, kind: str, live_id: str | None) -> bool:
-        self._ownership()
-        return (kind, live_id) in self._owned_ids
+        if live_id is None:
+            return False
+        return self._db.execute("SELECT 1 FROM ownership WHERE kind = ? AND live_id = ?",
+                                (kind, live_id)).fetchone() is not None
 
     def owner_of(self, kind: str, live_id: str) -> str | None:
         row = self._db.execute("SELECT name FROM ownership WHERE kind = ? AND live_id = ?", (kind, live_id)).fetchone()
@@ -379,18 +184,11 @@ class StateStore:
     def own(self, kind: str, name: str, live_id: str) -> None:
         with self._tx() as db:
             db.execute("INSERT OR REPLACE INTO ownership VALUES (?, ?, ?)", (kind, name, live_id))
-        if self._owned is not None:
-            if self._owned.get((kind, name), live_id) != live_id:
-                self._owned = None  # an object now owns another live ID (a replace): rebuild on next use
-            else:
-                self._owned[(kind, name)] = live_id
-                self._owned_ids.add((kind, live_id))
 
     def disown(self, kind: str, name: str) -> None:
         with self._tx() as db:
             db.execute("DELETE FROM ownership WHERE kind = ? AND name = ?", (kind, name))
             db.execute("DELETE FROM applied WHERE kind = ? AND name = ?", (kind, name))
-        self._owned = None  # rebuilt on next use; deletions are rare
 
     # -- last applied --------------------------------------------------------------------------
 
@@ -524,7 +322,8 @@ class StateStore:
 
     def open_leases(self) -> LeaseTable:
         """The lease table on a connection of its own, for a thread that renews a lease in the background."""
-        return LeaseTable(connect(self.path), owned=True)
+        return LeaseTable(connect(self.path, self._damaged, busy=self._busy, unavailable=self._unavailable),
+                          owned=True)
 
     def acquire_lease(self, site: str, holder: str, ttl: float, kind: str = "writer") -> Lease | None:
         """Take or renew the site's lease; None while another holder's lease has not expired."""
@@ -593,9 +392,7 @@ def default_state_path(site_path: Path) -> Path:
     return site_path.with_name("state.db") if site_path.name != "state.db" else site_path.with_name("state2.db")
 
 
-def who() -> str:
-    try:
-        user = os.getlogin()
-    except OSError:
-        user = os.environ.get("USER") or os.environ.get("USERNAME") or "unknown"
-    return f"{user}@{os.uname().nodename}" if hasattr(os, "uname") else user
+#: The name every caller constructs the default store by (``StateStore(path)``).
+StateStore = SQLiteStateStore
+
+
