@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from reconciler.errors import Finding, Severity, Source, shorten
+from reconciler.source.yamlwriter import dump as dump  # manifests are written there; kept importable here
 
 _Loader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -329,24 +330,3 @@ def locate(text: str, doc_index: int, path: tuple[str | int, ...]) -> tuple[int,
     Composes the whole text: to locate several fields of one file, keep a :class:`Locator`.
     """
     return Locator(text).locate(doc_index, path)
-
-
-# -- writing -----------------------------------------------------------------------------------
-
-
-class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[misc]
-    """Manifests people read: block style for multi-line text (scripts), insertion order kept."""
-
-
-def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
-    if "\n" in value:
-        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|")
-    return dumper.represent_scalar("tag:yaml.org,2002:str", value)
-
-
-_Dumper.add_representer(str, _str)
-
-
-def dump(data: Any, *, explicit_start: bool = False) -> str:
-    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=110,
-                     explicit_start=explicit_start)
