@@ -59,12 +59,15 @@ class ReadResult:
 
 
 class _Reader:
+    """Reads one sequence's step tree, collecting the secrets it leaves out under unique variable names."""
+
     def __init__(self, console_style: bool) -> None:
         self.console_style = console_style
         self.secrets: list[SecretPlaceholder] = []
         self._env_names: set[str] = set()
 
     def secret_ref(self, where: str, prop: str) -> dict[str, Any]:
+        """A ``valueFrom`` reference for the secret at step ``where``, property ``prop``, and its placeholder."""
         base = re.sub(r"[^A-Za-z0-9]+", "_", f"{where}_{prop}").strip("_").upper() or "SECRET"
         name = f"OSD_TS_{base}"[:120]  # OSD_: an environment variable the secrets policy allows by default
         n = 2

@@ -23,6 +23,8 @@ from reconciler.tsxml.xmltext import serialize
 
 
 class _Writer:
+    """Writes one step tree in one dialect, resolving package references and filling secrets as told."""
+
     def __init__(self, console_style: bool, resolve: PackageResolver, secrets: SecretText = no_secrets) -> None:
         self.console_style = console_style
         self.resolve = resolve
