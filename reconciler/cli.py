@@ -640,7 +640,7 @@ def export_command(out_dir: Path | None, zip_path: Path | None, console_name: st
         click.echo(f"wrote {zip_path} (no passwords, as the console exports)")
         return
     # Exporting adopts what it writes: it is how a site is taken over, also after the state store was lost.
-    workspace = _open(site_path, state_path, new_state=True)
+    workspace = _open(site_path, state_path, new_state=True, read_only=True)  # adopting writes the store only
     try:
         assert out_dir is not None
         result = export_site(workspace.site.read(), workspace.state, out_dir, set(kinds) or None, name_filter)

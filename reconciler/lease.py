@@ -100,8 +100,9 @@ class LeaseKeeper:
     def _renew(self) -> None:
         try:
             table: LeaseStore = self.state.open_leases()
-        except Exception:  # the writer's own check before each action still renews; between them it may lapse
-            log.warning("cannot renew the lease of site %s in the background", self.site, exc_info=True)
+        except Exception as exc:  # the writer's own check before each action still renews; between them it may lapse
+            log.warning("cannot renew the lease of site %s in the background: %s", self.site, _said(exc),
+                        exc_info=not isinstance(exc, ReconcilerError))
             return
         try:
             while not self._stop.wait(self.ttl / 3):
@@ -111,8 +112,9 @@ class LeaseKeeper:
                     continue
                 try:
                     renewed = table.renew(self.site, held.lease_id, self.ttl)
-                except Exception:  # a busy or unreachable store: try again; the lease lapses if it stays so
-                    log.warning("renewing lease %s of site %s failed", held.lease_id, self.site, exc_info=True)
+                except Exception as exc:  # a busy or unreachable store: try again; the lease lapses if it stays so
+                    log.warning("renewing lease %s of site %s failed: %s", held.lease_id, self.site, _said(exc),
+                                exc_info=not isinstance(exc, ReconcilerError))
                     continue
                 with self._lock:
                     if self.lease is None or self.lease.lease_id != held.lease_id:
@@ -140,6 +142,12 @@ class LeaseKeeper:
             held, self.lease = self.lease, None
         if held is not None:
             self.state.release_lease(self.site, self.holder)
+
+
+def _said(exc: Exception) -> str:
+    """An error as a log line tells it: the message of one the tool raised (a busy or damaged store, whose
+    traceback would only alarm), the type and message of anything else (whose traceback follows)."""
+    return str(exc) if isinstance(exc, ReconcilerError) else f"{type(exc).__name__}: {exc}"
 
 
 class UnlockRefused(ReconcilerError):
