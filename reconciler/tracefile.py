@@ -63,7 +63,7 @@ def write_trace(exc: BaseException) -> Path:
             continue
         with os.fdopen(handle, "w", encoding="utf-8") as out:
             out.write(text)
-        return Path(name)
+        return Path(name).absolute()
     raise AssertionError("unreachable")  # pragma: no cover
 
 
