@@ -182,6 +182,7 @@ class LiveState:
     (``devices``) for any other device, once per device per plan. Every device looked up is kept in
     ``computers`` (and its collections in ``memberships``), so ``computers[id]`` holds any device a
     lookup returned. Without ``devices`` (a state built by hand) the two maps are taken as complete.
+    Lookups ask the site, so they need it open: plan with a state before the site is closed.
     """
 
     site_code: str
