@@ -330,6 +330,10 @@ def crd(kind: str) -> dict[str, Any]:
 # --- Files -----------------------------------------------------------------------------------------------
 
 
+#: The schema of the JSON plan (``--output json``), generated from the model that builds the document.
+PLAN_SCHEMA_FILE = "plan.schema.json"
+
+
 def render_files() -> dict[str, str]:
     """Every generated file by name, so writing and checking compare the very same text."""
     files: dict[str, str] = {}
@@ -338,6 +342,9 @@ def render_files() -> dict[str, str]:
         files[crd_file(kind)] = f"# {GENERATED}\n" + yaml.safe_dump(
             crd(kind), sort_keys=False, allow_unicode=True, width=110
         )
+    from reconciler.render.document import plan_schema
+
+    files[PLAN_SCHEMA_FILE] = json.dumps(plan_schema(), indent=2, ensure_ascii=False) + "\n"
     return files
 
 

@@ -264,7 +264,8 @@ def test_writing_creates_the_folder_and_a_second_run_writes_nothing(tmp_path: Pa
 def test_rendering_is_deterministic_and_in_the_promised_formats() -> None:
     files = render_files()
     assert files == render_files()
-    assert sorted(files) == sorted([f"{k.lower()}.schema.json" for k in KINDS] + [f"{k.lower()}.yaml" for k in KINDS])
+    assert sorted(files) == sorted([f"{k.lower()}.schema.json" for k in KINDS] + [f"{k.lower()}.yaml" for k in KINDS]
+                                   + ["plan.schema.json"])
     for name, text in files.items():
         assert text.endswith("\n") and not text.endswith("\n\n"), name
         if name.endswith(".json"):

@@ -468,7 +468,7 @@ def test_prune_keeps_content_that_a_deployed_sequence_still_needs(world: World) 
     assert world.apply().ok
     world.write(ts("tools", TOOL_STEPS), deployment("lab", "tools", {"name": "OSD Lab"}))
     plan = world.plan(prune=True, max_delete=100)
-    assert not [a for a in plan.actions if a.verb.value == "RemoveContent" and a.params.get("package")]
+    assert not [a for a in plan.actions if a.verb.value == "RemoveContent" and a.write.package_id]
     (kept,) = [w for w in plan.warnings if w.rule == "content-in-use"]
     assert "TaskSequence/tools" in kept.message and "3 DP(s)" in kept.message
     assert world.apply(prune=True, max_delete=100).ok
@@ -484,7 +484,7 @@ def test_a_dp_group_dropped_from_a_distribution_is_cleaned_up_only_with_prune(wo
     assert plan.actions == [] and [w for w in plan.warnings if w.rule == "content-not-targeted"]
     pruning = world.plan(prune=True)
     (remove,) = pruning.actions
-    assert remove.verb.value == "RemoveContent" and remove.params["dps"] == ["DP03.branch.contoso.com"]
+    assert remove.verb.value == "RemoveContent" and list(remove.write.dps) == ["DP03.branch.contoso.com"]
     assert not pruning.blocked  # narrowing is not a deletion of a managed object
     assert world.apply(prune=True).ok
     (tools,) = [p.id for p in world.site.read().packages.values() if p.name == "OSD Tools"]
@@ -538,7 +538,7 @@ def test_content_names_compare_without_case_as_in_the_console(world: World) -> N
     plan = world.plan()
     assert not plan.blocked
     (tools,) = [p.id for p in world.site.read().packages.values() if p.name == "OSD Tools"]
-    assert tools in plan.actions[0].params["record"].sequence
+    assert tools in plan.actions[0].write.record.sequence
 
 
 def test_the_content_warning_says_when_distribution_is_already_under_way(world: World) -> None:

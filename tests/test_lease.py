@@ -362,7 +362,7 @@ def test_a_creation_refuses_an_object_that_appeared_on_the_site_after_the_plan(t
             plan = make_plan(load(manifests), site.read(), state)
             create = next(a for a in plan.actions if a.ref.name == "tools")
             # Between the plan and its apply, someone makes an object of the same name (a console, a script).
-            foreign = site.create_task_sequence(create.params["record"])
+            foreign = site.create_task_sequence(create.write.record)
             result = apply_plan(plan, site, state, manifests)
             (failed,) = result.of("failed")
             assert failed.action.ref.name == "tools"
@@ -378,7 +378,7 @@ def test_a_creation_refuses_an_object_that_appeared_on_the_site_after_the_plan(t
                  "spec": {"taskSequence": "other", "collection": {"name": "OSD Pilot"}}}))
             plan = make_plan(load(manifests), site.read(), state, targets=("TaskSequenceDeployment/pilot",))
             (create,) = [a for a in plan.actions if a.verb is Verb.CREATE_DEPLOYMENT]
-            by_hand = site.create_deployment(create.params["record"])
+            by_hand = site.create_deployment(create.write.record)
             result = apply_plan(plan, site, state, manifests)
             (failed,) = result.of("failed")
             assert "appeared on the site after this plan was made" in failed.message and by_hand in failed.message

@@ -19,7 +19,7 @@ from tests.conftest import REPO
 
 ESTATE = REPO / "tests" / "data" / "estate"
 SECRETS = {"OSD_TEST_LOCAL_ADMIN_PASSWORD": "env-secret-value-789"}
-PLAN_SCHEMA = json.loads((REPO / "reconciler" / "render" / "plan.schema.json").read_text())
+PLAN_SCHEMA = json.loads((REPO / "crds" / "plan.schema.json").read_text())
 
 
 @pytest.fixture
@@ -78,9 +78,12 @@ def test_editing_a_manifest_yields_exactly_that_modify(work: Path) -> None:
     plan = plan_json(work)
     assert [(a["verb"], a["name"], a["reason"]) for a in plan["actions"]] == [
         ("UpdateTaskSequence", "win11-install", "changed")]
-    change = plan["actions"][0]["changes"]
-    assert len(change) == 1 and change[0]["path"].endswith("settings.commandLine")
-    assert change[0]["before"] == "xcopy . C:\\Tools /e" and change[0]["after"] == "xcopy . D:\\Tools /e"
+    assert plan["actions"][0]["changes"] == []  # no property changed: one step did
+    [step] = plan["actions"][0]["step_changes"]
+    assert step["op"] == "changed" and step["path"] == ["Install Operating System", "Copy tools"], step
+    [change] = step["fields"]
+    assert change["path"] == "settings.commandLine"
+    assert change["before"] == "xcopy . C:\\Tools /e" and change["after"] == "xcopy . D:\\Tools /e"
     assert reconcile(work, "manifests", "--yes").returncode == 0
     assert plan_json(work)["actions"] == []
 

@@ -10,18 +10,31 @@ action skips the actions that depend on it; independent actions go on.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from xml.sax.saxutils import escape
 
 from reconciler.config import SecretsPolicy
-from reconciler.diff.normalize import Resolver, Unresolved, fingerprint, record_fingerprint, ts_canonical, ts_record
+from reconciler.diff.normalize import PENDING, fingerprint, record_fingerprint, ts_canonical
 from reconciler.errors import ReconcilerError
-from reconciler.plan.actions import Action, ObjectRef, Plan, Verb
-from reconciler.plan.planner import live_variables_fingerprint
+from reconciler.plan.actions import (
+    Action,
+    Adoption,
+    ContentWrite,
+    DeploymentWrite,
+    ObjectRef,
+    Plan,
+    TaskSequenceWrite,
+    VariablesRemoval,
+    VariablesWrite,
+    Verb,
+)
+from reconciler.plan.context import content_fingerprint, live_variables_fingerprint
 from reconciler.secrets import HashKeyError, SecretReader, SecretUnavailable, describe, reader
 from reconciler.site import Site
 from reconciler.site.records import ContentState, DeploymentRecord, TaskSequenceRecord
@@ -39,15 +52,20 @@ class SiteChangedSincePlan(ReconcilerError):
     """An object the plan did not see appeared on the site before its action ran; the action did nothing."""
 
 
+class SiteMovedSincePlan(ApplyRefused):
+    """Objects the plan would touch changed on the site after it was made; nothing was applied."""
+
+
 def _appeared(action: Action, found: list[str]) -> list[str]:
     """Unmanaged live objects with the identity of an object the plan creates, which the plan did not see.
 
     The planner blocks (or adopts) a creation whose identity is taken when it plans, and records the
     namesakes it knew of; one found now and not then was made since the plan (a console, another writer).
     """
-    if "unowned_at_plan" not in action.params:  # a replace's creation: its old deployment was the one it knew
+    identity = getattr(action.write, "identity", None)
+    if identity is None or identity.unowned is None:  # a replace's creation: its old deployment was the one it knew
         return []
-    seen = set(action.params["unowned_at_plan"])
+    seen = set(identity.unowned)
     return [i for i in found if i not in seen]
 
 
@@ -110,23 +128,28 @@ class Executor:
             raise ApplyRefused(f"the plan has {len(self.plan.blocked)} blocked item(s); nothing was applied")
         # Every secret is read, and its value checked (characters XML cannot hold, ConfigMgr's length limit),
         # before the first write: a bad one refuses the whole apply instead of failing it halfway.
+        moved = planned_against_moved(self.plan, self.site, self.state)
+        if moved:
+            listing = "; ".join(moved[:10]) + (f"; and {len(moved) - 10} more" if len(moved) > 10 else "")
+            raise SiteMovedSincePlan(f"the site changed since the plan was made: {listing}; nothing was applied: "
+                                     "plan again")
         for action in self.plan.actions:
             at = f" at {action.source}" if action.source else ""
-            record = action.params.get("record")
-            if isinstance(record, TaskSequenceRecord):
+            if isinstance(action.write, TaskSequenceWrite):
+                record = action.write.record
                 sites = secret_marker_sites(record.sequence)
                 for kind, name in secret_references(record.sequence):
                     log.debug("%s: reading the secret from %s %s", action.ref, kind, name)
                     source = {"env": name} if kind == "env" else {"file": name}
                     needed_by = f"{action.ref} ({sites.get(f'{kind}:{name}', 'a step')}){at}"
                     self.step_secrets[(kind, name)] = resolve_secret(self.secrets, source, needed_by)
-            if action.verb is not Verb.SET_VARIABLES:
+            if not isinstance(action.write, VariablesWrite):
                 continue
-            for var in action.params["variables"]:
-                if var.get("valueFrom"):
-                    needed_by = f"{action.ref} (variable {var['name']}){at}"
-                    value = resolve_secret(self.secrets, var["valueFrom"], needed_by)
-                    self.secret_values[(str(action.ref), var["name"])] = value
+            for var in action.write.variables:
+                if var.value_from:
+                    needed_by = f"{action.ref} (variable {var.name}){at}"
+                    value = resolve_secret(self.secrets, var.value_from, needed_by)
+                    self.secret_values[(str(action.ref), var.name)] = value
         if self.step_secrets or self.secret_values:
             try:
                 self.secrets.hash_key  # noqa: B018 - made or read now, not after the first write
@@ -182,14 +205,14 @@ class Executor:
     def _record_ts(self, action: Action, ts_id: str) -> None:
         live = self.site.get_task_sequence(ts_id)
         if live is not None:
-            record = action.params.get("record")
             hashes = {}
-            if isinstance(record, TaskSequenceRecord):
+            if isinstance(action.write, TaskSequenceWrite):
+                record = action.write.record
                 hashes = {f"{k}:{n}": self.state.secret_hash(self.step_secrets[(k, n)], self.secrets.hash_key)
                           for k, n in secret_references(record.sequence) if (k, n) in self.step_secrets}
                 if hashes:
                     hashes["@refs"] = step_secret_refs(record.sequence)  # type: ignore[assignment]
-            self.state.record_applied(action.ref.kind, action.ref.name, action.params["desired_fp"],
+            self.state.record_applied(action.ref.kind, action.ref.name, _desired_fp(action),
                                       record_fingerprint(live, self.state.salt), hashes)
 
     def _with_secrets(self, record: TaskSequenceRecord) -> TaskSequenceRecord:
@@ -211,27 +234,38 @@ class Executor:
 
     def do_adopt(self, action: Action) -> str:
         assert action.live_id
-        if action.params.get("renamed_from"):  # one live object, one owner: the old name lets go
-            self.state.disown(action.ref.kind, action.params["renamed_from"])
+        assert isinstance(action.write, Adoption)
+        if action.write.renamed_from:  # one live object, one owner: the old name lets go
+            self.state.disown(action.ref.kind, action.write.renamed_from)
         self.state.own(action.ref.kind, action.ref.name, action.live_id)
         if action.ref.kind == "TaskSequence":
             self._record_ts(action, action.live_id)
         return f"now managing {action.live_id}"
 
     def _record(self, action: Action) -> TaskSequenceRecord:
-        """The record to write; rendered again when it refers to a child sequence created by this plan."""
-        if not action.params.get("deferred"):
-            return action.params["record"]
-        manifest = action.params["manifest"]
-        live = self.site.read()
-        ids: dict[str, str | None] = {}
-        for ts_id, record in live.task_sequences.items():
-            if self.state.is_owned("TaskSequence", ts_id):
-                ids.setdefault(record.name, ts_id)
-        try:
-            return ts_record(manifest, Resolver(live), ids)
-        except Unresolved as exc:
-            raise ReconcilerError(exc.message) from None
+        """The record to write, with the IDs of the child sequences this plan created filled in.
+
+        A parent that runs a child created by the same plan refers to it as ``PENDING:<console name>``;
+        the child's action ran first (it is a dependency), so its ID is known now.
+        """
+        write = action.write
+        assert isinstance(write, TaskSequenceWrite)
+        record = write.record
+        if not write.children:
+            return record
+        sequence = record.sequence
+        for child in write.children:
+            child_id = self.state.owned_id("TaskSequence", child.name)
+            if child_id is None:
+                raise ReconcilerError(f"runs TaskSequence/{child.name} ({child.console_name!r}), which is not on "
+                                      "the site: its creation did not succeed")
+            # The marker stands as an attribute value or as an element's text, escaped as XML escapes it.
+            for written in {escape(child.console_name), escape(child.console_name, {'"': "&quot;"})}:
+                sequence = re.sub(f'(?<=[">]){re.escape(PENDING + written)}(?=["<])', child_id, sequence)
+        from dataclasses import replace
+
+        return replace(record, sequence=sequence,
+                       references=tuple(r for r in record.references if not r.startswith(PENDING)))
 
     def _recognition(self, action: Action) -> dict[str, Any]:
         """What lets a later run recognise what this action creates, should this run be killed first.
@@ -239,26 +273,26 @@ class Executor:
         The planner's match (console name, deployment target, variable target) and every live object that
         matches it now, so that none of them can ever be taken for this action's creation.
         """
-        match = action.params.get("match")
-        if match is None or action.verb not in _CREATES:
+        identity = getattr(action.write, "identity", None)
+        if identity is None or action.verb not in _CREATES:
             return {}  # an update or a delete creates nothing a later run could take over
-        existing = set(action.params.get("existing", ()))
-        if action.verb is Verb.CREATE_TASK_SEQUENCE:
-            existing.update(t.id for t in self.site.find_task_sequences(action.params["record"].name) if t.id)
-        elif action.verb in (Verb.CREATE_DEPLOYMENT, Verb.REPLACE_DEPLOYMENT):
-            ts_id = self.state.owned_id("TaskSequence", action.params["task_sequence"])
+        existing = set(identity.existing)
+        write = action.write
+        if isinstance(write, TaskSequenceWrite):
+            existing.update(t.id for t in self.site.find_task_sequences(write.record.name) if t.id)
+        elif isinstance(write, DeploymentWrite):
+            ts_id = self.state.owned_id("TaskSequence", write.task_sequence)
             if ts_id:
-                record = action.params["record"]
-                existing.update(d.id for d in self.site.find_deployments(ts_id, record.collection_id) if d.id)
-        elif action.verb is Verb.SET_VARIABLES:
-            existing.update(fp for fp in [self._variables_fingerprint(action.params)] if fp)
-        return {"match": match, "existing": sorted(existing)}
+                existing.update(d.id for d in self.site.find_deployments(ts_id, write.record.collection_id) if d.id)
+        elif isinstance(write, VariablesWrite):
+            existing.update(fp for fp in [self._variables_fingerprint(write.scope, write.target)] if fp)
+        return {"match": identity.match, "existing": sorted(existing)}
 
     def _made_by_interrupted(self, action: Action, candidates: list[str]) -> str | None:
         """The unmanaged live object an earlier, interrupted run of this very action created, if any."""
         intent = self.state.pending_intent(str(action.ref))
-        match = action.params.get("match")
-        return intent.made(match, candidates) if intent is not None and match is not None else None
+        identity = getattr(action.write, "identity", None)
+        return intent.made(identity.match, candidates) if intent is not None and identity is not None else None
 
     def do_create_task_sequence(self, action: Action) -> str:
         record = self._record(action)
@@ -296,7 +330,8 @@ class Executor:
         live = self.site.get_task_sequence(ts_id) if ts_id else None
         if live is None:
             raise ReconcilerError(f"task sequence {ts_id} no longer exists; the next plan creates it again")
-        if ts_canonical(live) != ts_canonical(record) or action.params.get("secrets_changed"):
+        secrets_changed = isinstance(action.write, TaskSequenceWrite) and action.write.secrets_changed
+        if ts_canonical(live) != ts_canonical(record) or secrets_changed:
             # A password never shows in the canonical form, so a changed one is written on the plan's word.
             self.site.update_task_sequence(ts_id, self._with_secrets(record))
             message = f"updated {ts_id}"
@@ -320,7 +355,8 @@ class Executor:
         return f"disabled {self._patch(action, lambda i: self.site.set_task_sequence_enabled(i, False))}"
 
     def do_move_task_sequence(self, action: Action) -> str:
-        folder = action.params["folder"]
+        assert isinstance(action.write, TaskSequenceWrite)
+        folder = action.write.record.folder
         return f"moved {self._patch(action, lambda i: self.site.move_task_sequence(i, folder))}"
 
     def do_delete_task_sequence(self, action: Action) -> str:
@@ -332,24 +368,29 @@ class Executor:
 
     # content
     def do_distribute_content(self, action: Action) -> str:
-        package = action.params["package"]
+        write = action.write
+        assert isinstance(write, ContentWrite) and write.package_id
+        package = write.package_id
         status = self.site.content_status(package)
-        lacking = [dp for dp in action.params["dps"] if dp not in status
+        lacking = [dp for dp in write.dps if dp not in status
                    or status[dp].state in (ContentState.REMOVAL_PENDING, ContentState.REMOVAL_RETRYING)]
         if lacking:
             self.site.distribute_content(package, lacking)
         return f"{package} distributed to {len(lacking)} DP(s)"
 
     def do_redistribute_content(self, action: Action) -> str:
-        package = action.params["package"]
-        for dp in action.params["dps"]:
-            self.site.redistribute_content(package, dp)
-        return f"{package} redistributed on {len(action.params['dps'])} DP(s)"
+        write = action.write
+        assert isinstance(write, ContentWrite) and write.package_id
+        for dp in write.dps:
+            self.site.redistribute_content(write.package_id, dp)
+        return f"{write.package_id} redistributed on {len(write.dps)} DP(s)"
 
     def do_remove_content(self, action: Action) -> str:
-        if action.params.get("package"):
-            self.site.remove_content(action.params["package"], action.params["dps"])
-        if not action.params.get("keep_ownership"):  # a narrowed distribution stays managed
+        write = action.write
+        assert isinstance(write, ContentWrite)
+        if write.package_id:
+            self.site.remove_content(write.package_id, list(write.dps))
+        if not write.keep_ownership:  # a narrowed distribution stays managed
             self.state.disown(action.ref.kind, action.ref.name)
         return "content removed"
 
@@ -362,10 +403,12 @@ class Executor:
 
     # deployments
     def _deployment_record(self, action: Action) -> DeploymentRecord:
-        record: DeploymentRecord = action.params["record"]
-        ts_id = self.state.owned_id("TaskSequence", action.params["task_sequence"])
+        write = action.write
+        assert isinstance(write, DeploymentWrite)
+        record = write.record
+        ts_id = self.state.owned_id("TaskSequence", write.task_sequence)
         if not ts_id:
-            raise ReconcilerError(f"TaskSequence/{action.params['task_sequence']} is not on the site yet")
+            raise ReconcilerError(f"TaskSequence/{write.task_sequence} is not on the site yet")
         if record.package_id != ts_id:
             from dataclasses import replace
 
@@ -375,12 +418,12 @@ class Executor:
     def _record_deployment(self, action: Action, dep_id: str) -> None:
         live = self.site.get_deployment(dep_id)
         if live is not None:
-            self.state.record_applied(action.ref.kind, action.ref.name, action.params["desired_fp"],
+            self.state.record_applied(action.ref.kind, action.ref.name, _desired_fp(action),
                                       record_fingerprint(live, self.state.salt))
 
     def _wait_for_content(self, action: Action) -> None:
         """Hold a deployment back until its content is installed on at least one targeted DP (bounded)."""
-        waiting = action.params.get("wait_for") or []
+        waiting = action.write.wait_for if isinstance(action.write, DeploymentWrite) else ()
         if self.wait_for_content is None or not waiting:
             return
         deadline = time.monotonic() + self.wait_for_content
@@ -468,49 +511,103 @@ class Executor:
 
     # variables
     def do_set_variables(self, action: Action) -> str:
-        params = action.params
+        write = action.write
+        assert isinstance(write, VariablesWrite)
         values: list[tuple[str, str, bool]] = []
         hashes: dict[str, dict[str, str]] = {}
-        for var in params["variables"]:
-            if var.get("valueFrom"):
-                value = self.secret_values[(str(action.ref), var["name"])]
-                hashes[var["name"].casefold()] = {"ref": describe(var["valueFrom"]),
-                                                  "hash": self.state.secret_hash(value, self.secrets.hash_key)}
-                values.append((var["name"], value, True))  # a value read from a secret source is always masked
+        for var in write.variables:
+            if var.value_from:
+                value = self.secret_values[(str(action.ref), var.name)]
+                hashes[var.name.casefold()] = {"ref": describe(var.value_from),
+                                               "hash": self.state.secret_hash(value, self.secrets.hash_key)}
+                values.append((var.name, value, True))  # a value read from a secret source is always masked
             else:
-                values.append((var["name"], var["value"], bool(var.get("hidden", False))))
-        if params["scope"] == "collection":
-            self.site.set_collection_variables(params["target"], params["priority"], values)
+                values.append((var.name, var.value or "", var.hidden))
+        if write.scope == "collection":
+            self.site.set_collection_variables(str(write.target), write.priority, values)
         else:
-            self.site.set_computer_variables(params["target"], values)
-        live_fp = self._variables_fingerprint(params) or live_variables_fingerprint((), None)
-        if params.get("match") is not None:
+            self.site.set_computer_variables(int(write.target), values)
+        live_fp = self._variables_fingerprint(write.scope, write.target) or live_variables_fingerprint((), None)
+        if write.identity is not None:
             self.state.created(self.plan.plan_id, action.verb.value, str(action.ref), live_fp)
-        for name in [action.ref.name, *params.get("also", [])]:
-            self.state.own(action.ref.kind, name, str(params["target"]))
-            self.state.record_applied(action.ref.kind, name, params["desired_fp"], live_fp, hashes,
+        for name in [action.ref.name, *write.also]:
+            self.state.own(action.ref.kind, name, str(write.target))
+            self.state.record_applied(action.ref.kind, name, write.desired_fp, live_fp, hashes,
                                       {"count": len(values)})
         return f"{len(values)} variable(s) set"
 
-    def _variables_fingerprint(self, params: dict[str, Any]) -> str | None:
+    def _variables_fingerprint(self, scope: str, target: str | int) -> str | None:
         """The fingerprint of the variables the target holds now; None when it holds none."""
-        if params["scope"] == "collection":
-            live = self.site.get_collection_settings(params["target"])
-            return live_variables_fingerprint(live.variables, live.precedence) if live else None
-        machine = self.site.get_machine_settings(params["target"])
-        return live_variables_fingerprint(machine.variables, None) if machine else None
+        return variables_fingerprint(self.site, scope, target)
 
     def do_remove_variables(self, action: Action) -> str:
-        params = action.params
-        if params.get("gone"):
+        write = action.write
+        assert isinstance(write, VariablesRemoval)
+        if write.gone:
             self.state.disown(action.ref.kind, action.ref.name)
             return "the target no longer exists; forgotten"
-        if params["scope"] == "collection":
-            self.site.set_collection_variables(params["target"], 9, [])
+        if write.scope == "collection":
+            self.site.set_collection_variables(str(write.target), 9, [])
         else:
-            self.site.set_computer_variables(params["target"], [])
+            self.site.set_computer_variables(int(write.target), [])
         self.state.disown(action.ref.kind, action.ref.name)
         return "variables removed"
+
+
+def _desired_fp(action: Action) -> str:
+    return getattr(action.write, "desired_fp", "") or ""
+
+
+def variables_fingerprint(site: Site, scope: str, target: str | int) -> str | None:
+    """The fingerprint of the variables a collection or computer holds now; None when it holds none."""
+    if scope == "collection":
+        live = site.get_collection_settings(str(target))
+        return live_variables_fingerprint(live.variables, live.precedence) if live else None
+    machine = site.get_machine_settings(int(target))
+    return live_variables_fingerprint(machine.variables, None) if machine else None
+
+
+def _live_fingerprint(action: Action, site: Site, salt: bytes) -> str:
+    """The fingerprint of what an action would touch, as the site holds it now (the planner's terms)."""
+    kind = action.ref.kind
+    write = action.write
+    if isinstance(write, ContentWrite):
+        package = write.package_id or ""
+        return content_fingerprint(package, write.dps, site.content_status(package) if package else {})
+    if kind == "TaskSequence":
+        ts = site.get_task_sequence(action.live_id or "")
+        return record_fingerprint(ts, salt) if ts is not None else "(gone)"
+    if kind == "TaskSequenceDeployment":
+        dep = site.get_deployment(action.live_id or "")
+        return record_fingerprint(dep, salt) if dep is not None else "(gone)"
+    if kind in ("CollectionVariables", "ComputerVariables"):
+        scope = "collection" if kind == "CollectionVariables" else "computer"
+        target: str | int = action.live_id or ""
+        if isinstance(write, VariablesWrite | VariablesRemoval):
+            scope, target = write.scope, write.target
+        return variables_fingerprint(site, scope, target) or live_variables_fingerprint((), None)
+    return ""
+
+
+def planned_against_moved(plan: Plan, site: Site, state: StateStore) -> list[str]:
+    """Every object the plan would touch that is no longer as it was when the plan was made.
+
+    Checked before the first write, so a plan whose inputs moved (a console edit, another writer, a
+    saved plan applied later) is refused whole rather than half applied over someone else's change.
+    """
+    moved: list[str] = []
+    seen: set[tuple[str, str | None, str | None]] = set()
+    for action in plan.actions:
+        if action.expected is None:
+            continue
+        key = (str(action.ref), action.live_id, action.key)
+        if key in seen:
+            continue
+        seen.add(key)
+        if _live_fingerprint(action, site, state.salt) != action.expected:
+            live = f" [{action.live_id}]" if action.live_id else ""
+            moved.append(f"{action.ref}{live} ({action.verb.value})")
+    return moved
 
 
 def settle_pending(plan: Plan, state: StateStore) -> int:

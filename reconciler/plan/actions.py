@@ -1,19 +1,25 @@
-"""A plan is data: typed actions with reasons and field-level changes, and blocked items.
+"""A plan is data: typed, immutable actions with reasons and changes, and blocked items.
 
-Renderers and the applier only read it. Secrecy is a property of a value (``FieldChange.sensitive``),
-so every renderer masks the same way.
+An action says everything apply needs: what to write (a typed payload, never a manifest), the live
+ID it applies to, and a fingerprint of the live object as it was when the plan was made, so that a
+saved plan applied later is refused when what it would touch has moved. Renderers and the applier
+only read it. Secrecy is a property of a value (``FieldChange.sensitive``), so every renderer masks the
+same way, and a payload holds only references to secrets (``{"env": NAME}``), never their values.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Literal
 
-from reconciler.diff.changes import FieldChange
+from reconciler.diff.changes import FieldChange, StepChange
 from reconciler.errors import Source
+from reconciler.plan.policies import HighRisk
+from reconciler.site.records import DeploymentRecord, TaskSequenceRecord
 
-PLAN_FORMAT_VERSION = "1.1"
+#: 1.2 added ``step_changes``, ``depends_on`` in dependency order, and a plan ID that is a digest of the plan.
+PLAN_FORMAT_VERSION = "1.2"
 
 
 class Verb(StrEnum):
@@ -68,6 +74,122 @@ class ObjectRef:
         return f"{self.kind}/{self.name}"
 
 
+# -- payloads: what apply writes ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Identity:
+    """How the object a creation makes is recognised, on the site and after a crash.
+
+    ``match`` is the console name (folded), the deployment's target or the variable set's target;
+    ``existing`` the live objects that already matched when the plan was made, which can therefore
+    never be this action's own creation; ``unowned`` the unmanaged ones among them, so that one that
+    appears only after the plan is reported as a change of the site rather than taken (None: not
+    checked, as for a replace, whose old deployment is the one it knew).
+    """
+
+    match: str
+    existing: tuple[str, ...] = ()
+    unowned: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChildSequence:
+    """A child sequence this plan creates: the parent's XML refers to it as ``PENDING:<console name>``
+    until apply knows its ID."""
+
+    console_name: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskSequenceWrite:
+    """A task sequence as the site should hold it; the sequence XML carries secret markers, not values."""
+
+    kind: Literal["task_sequence"] = "task_sequence"
+    record: TaskSequenceRecord
+    desired_fp: str
+    children: tuple[ChildSequence, ...] = ()
+    #: a password never shows in the canonical form, so a changed one is written on the plan's word
+    secrets_changed: bool = False
+    identity: Identity | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Adoption:
+    kind: Literal["adoption"] = "adoption"
+    desired_fp: str
+    #: the metadata.name that owned the live object before (a manifest renamed in Git)
+    renamed_from: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ContentWrite:
+    kind: Literal["content"] = "content"
+    package_id: str | None
+    dps: tuple[str, ...] = ()
+    #: a distribution that only narrowed stays managed after its content leaves the DPs it dropped
+    keep_ownership: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeploymentWrite:
+    kind: Literal["deployment"] = "deployment"
+    #: the deployment as the site should hold it; its ``package_id`` is filled from the task sequence's
+    #: ownership at apply when the same plan creates that sequence
+    record: DeploymentRecord
+    desired_fp: str
+    task_sequence: str  # metadata.name of the TaskSequence
+    #: (package ID, DP, DP, …) per package: --wait-for-content holds the deployment until one DP has it
+    wait_for: tuple[tuple[str, ...], ...] = ()
+    identity: Identity | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VariableValue:
+    """One variable to write: a plain value, or a reference to a secret read at apply (always masked)."""
+
+    name: str
+    value: str | None = None
+    value_from: dict[str, str] | None = None
+    hidden: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VariablesWrite:
+    kind: Literal["variables"] = "variables"
+    scope: Literal["collection", "computer"]
+    target: str | int  # CollectionID or ResourceID
+    priority: int
+    variables: tuple[VariableValue, ...]
+    desired_fp: str
+    #: further manifests contributing to the same computer's variables, owned with this one
+    also: tuple[str, ...] = ()
+    identity: Identity | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VariablesRemoval:
+    kind: Literal["variables_removal"] = "variables_removal"
+    scope: Literal["collection", "computer"]
+    target: str | int
+    #: the collection or computer is gone from the site, and its variables with it: only forget them
+    gone: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Deletion:
+    kind: Literal["deletion"] = "deletion"
+    #: already gone from the site: only forget it
+    gone: bool = False
+
+
+Payload = TaskSequenceWrite | Adoption | ContentWrite | DeploymentWrite | VariablesWrite | VariablesRemoval | Deletion
+
+
+# -- actions and plans -------------------------------------------------------------------------------------
+
+
 @dataclass(frozen=True, slots=True)
 class Action:
     verb: Verb
@@ -77,15 +199,19 @@ class Action:
     changes: tuple[FieldChange, ...] = ()
     depends_on: tuple[ObjectRef, ...] = ()
     source: Source | None = None
-    #: What apply needs that is not in the manifest: target DPs, previous IDs, variable names, …
-    params: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    write: Payload | None = None
     summary: str = ""
-    #: set on deployments the site's verification rules call high risk (a policies.HighRisk)
-    risk: Any = None
+    #: set on deployments the site's verification rules call high risk
+    risk: HighRisk | None = None
+    #: the step tree's changes, for task sequences: inserted, removed, moved and changed steps by name
+    step_changes: tuple[StepChange, ...] = ()
+    #: fingerprint of the live object this action was planned against (None: nothing to compare, a creation)
+    expected: str | None = None
 
     @property
     def key(self) -> str:
-        return f"{self.verb.value}:{self.ref}" + (f":{self.params.get('package')}" if "package" in self.params else "")
+        package = self.write.package_id if isinstance(self.write, ContentWrite) else None
+        return f"{self.verb.value}:{self.ref}" + (f":{package}" if package else "")
 
     @property
     def symbol(self) -> str:

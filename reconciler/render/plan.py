@@ -5,10 +5,13 @@ Sensitive values are masked here from the ``sensitive`` mark on each change, nev
 
 from __future__ import annotations
 
+import difflib
 import json
 from typing import Any, TextIO
 
-from reconciler.plan.actions import PLAN_FORMAT_VERSION, Action, Plan, Verb
+from reconciler.diff.changes import FieldChange, StepChange, StepOp
+from reconciler.plan.actions import Action, Plan, Verb
+from reconciler.render.document import plan_document
 
 SENSITIVE = "(sensitive)"
 MARKDOWN_LIMIT = 65_536  # GitHub's comment limit
@@ -19,80 +22,89 @@ _COLORS = {"+": "\x1b[32m", "-": "\x1b[31m", "~": "\x1b[33m", ">": "\x1b[36m", "
 _RESET = "\x1b[0m"
 
 
-def _value(value: Any) -> Any:
-    if isinstance(value, str | int | float | bool) or value is None:
-        return value
-    return json.loads(json.dumps(value, default=str))
-
-
-def plan_document(plan: Plan) -> dict[str, Any]:
-    """The versioned JSON plan (schema: reconciler/render/plan.schema.json)."""
-    return {
-        "format_version": PLAN_FORMAT_VERSION,
-        "plan_id": plan.plan_id,
-        "site": plan.site_code,
-        "options": {"adopt": plan.adopt, "prune": plan.prune, "targets": list(plan.targets)},
-        "summary": plan.counts(),
-        "actions": [_action(a) for a in plan.actions],
-        "blocked": [
-            {"kind": b.ref.kind, "name": b.ref.name, "message": b.message, "rule": b.rule or None,
-             "path": b.path or None, "file": b.source.file if b.source else None,
-             "line": b.source.line if b.source else None, "column": b.source.column if b.source else None}
-            for b in plan.blocked
-        ],
-        "warnings": [
-            {"kind": w.ref.kind, "name": w.ref.name, "message": w.message, "rule": w.rule or None,
-             "path": w.path or None, "file": w.source.file if w.source else None,
-             "line": w.source.line if w.source else None, "column": w.source.column if w.source else None}
-            for w in plan.warnings
-        ],
-        "orphans": [{"kind": o.kind, "name": o.name} for o in plan.orphans],
-    }
-
-
-def _action(action: Action) -> dict[str, Any]:
-    return {
-        "verb": action.verb.value,
-        "symbol": action.symbol,
-        "kind": action.ref.kind,
-        "name": action.ref.name,
-        "live_id": action.live_id,
-        "reason": action.reason.value,
-        "summary": action.summary,
-        "file": action.source.file if action.source else None,
-        "line": action.source.line if action.source else None,
-        "depends_on": [str(d) for d in action.depends_on],
-        "high_risk": action.risk.to_json() if action.risk is not None else None,
-        "changes": [
-            {"path": c.path, "before": None if c.sensitive else _value(c.before),
-             "after": None if c.sensitive else _value(c.after), "sensitive": c.sensitive}
-            for c in action.changes
-        ],
-    }
-
-
 def render_json(plan: Plan, out: TextIO) -> None:
     json.dump(plan_document(plan), out, indent=2, ensure_ascii=False)
     out.write("\n")
 
 
-def _short(value: Any, limit: int = 120) -> str:
-    text = json.dumps(value, default=str, ensure_ascii=False) if not isinstance(value, str) else json.dumps(value)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+#: A value longer than this, or spanning lines, is shown as a line diff instead of "before → after".
+_INLINE = 100
 
 
-def _change_line(change: Any, created: bool = False) -> str:
-    """``path: before → after``; a field an existing object gains reads ``(none) → value``, so it is
-    not mistaken for the whole new value of an object being created."""
+def _text(value: Any) -> str:
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    return json.dumps(value, default=str, ensure_ascii=False, sort_keys=False)
+
+
+def _is_long(value: Any) -> bool:
+    return isinstance(value, str) and ("\n" in value or len(value) > _INLINE)
+
+
+def change_lines(change: FieldChange, created: bool = False, prefix: str = "") -> list[str]:
+    """``path: before → after``, or for long and multi-line text (scripts) the lines that changed.
+
+    A value is never cut short: a long one is shown as a diff of its lines, so the part that changed is
+    always there. A field an existing object gains reads ``(none) → value``, so it is not mistaken for
+    the whole new value of an object being created.
+    """
+    path = f"{prefix}{change.path}"
     if change.sensitive:
         before = SENSITIVE if change.before is not None else "(none)"
         after = SENSITIVE if change.after is not None else "(removed)"
-    else:
-        before = "(none)" if change.before is None else _short(change.before)
-        after = "(removed)" if change.after is None else _short(change.after)
+        return [f"{path}: {after}" if change.before is None and created else f"{path}: {before} → {after}"]
+    if _is_long(change.before) or _is_long(change.after):
+        old = change.before.splitlines() if isinstance(change.before, str) else []
+        new = change.after.splitlines() if isinstance(change.after, str) else []
+        if change.before is None:
+            return [f"{path}: {'' if created else '(none) → '}{len(new)} line(s)", *(f"  + {line}" for line in new)]
+        if change.after is None:
+            return [f"{path}: (removed), was {len(old)} line(s)", *(f"  - {line}" for line in old)]
+        diff = [line for line in difflib.unified_diff(old, new, lineterm="", n=1)][2:]
+        return [f"{path}: changed ({len(old)} → {len(new)} line(s))",
+                *(f"  {line[0]} {line[1:]}" if line[:1] in "+- " else f"  {line}" for line in diff)]
+    before = "(none)" if change.before is None else _text(change.before)
+    after = "(removed)" if change.after is None else _text(change.after)
     if change.before is None and created:
-        return f"{change.path}: {after}"
-    return f"{change.path}: {before} → {after}"
+        return [f"{path}: {after}"]
+    return [f"{path}: {before} → {after}"]
+
+
+def _change_line(change: Any, created: bool = False) -> str:
+    return "\n".join(change_lines(change, created))
+
+
+_STEP_MARK = {StepOp.INSERTED: "+", StepOp.REMOVED: "-", StepOp.MOVED: ">", StepOp.CHANGED: "~"}
+
+
+def step_change_lines(change: StepChange) -> list[str]:
+    """A step or group inserted, removed, moved or changed, addressed by names, with its field changes."""
+    what = "group" if change.is_group else f"step ({change.step_type})" if change.step_type else "step"
+    head = f"{_STEP_MARK[change.op]} {what} {change.display_path}"
+    if change.op is StepOp.INSERTED:
+        head += f": inserted {change.position}"
+    elif change.op is StepOp.REMOVED:
+        head += f": removed (was {change.position})"
+    elif change.op is StepOp.MOVED:
+        head += f": moved from {change.previous} to {change.position}"
+    lines = [head]
+    for field in change.fields:
+        lines.extend(f"    {line}" for line in change_lines(field))
+    return lines
+
+
+def action_lines(action: Action, max_changes: int | None = None) -> list[str]:
+    """Every change of an action as lines, fields first, then steps (text and Markdown print the same)."""
+    created = action.symbol == "+"
+    lines: list[str] = []
+    changes = action.changes if max_changes is None else action.changes[:max_changes]
+    for change in changes:
+        lines.extend(change_lines(change, created))
+    if max_changes is not None and len(action.changes) > max_changes:
+        lines.append(f"… and {len(action.changes) - max_changes} more field change(s) (--output json lists all)")
+    for step in action.step_changes:
+        lines.extend(step_change_lines(step))
+    return lines
 
 
 def risk_line(action: Action) -> str:
@@ -127,10 +139,8 @@ def render_text(plan: Plan, out: TextIO, color: bool = False, max_changes: int =
                   + "\n")
         if action.risk is not None:
             out.write(paint("-", f"      ⚠ {risk_line(action)}") + "\n")
-        for change in action.changes[:max_changes]:
-            out.write(f"      {_change_line(change, action.symbol == '+')}\n")
-        if len(action.changes) > max_changes:
-            out.write(f"      … and {len(action.changes) - max_changes} more change(s)\n")
+        for line in action_lines(action, max_changes):
+            out.write(f"      {line}\n")
     if plan.blocked:
         out.write("\nBlocked (fix these; a plan with blocked items applies nothing):\n")
         for blocked in plan.blocked:
@@ -170,8 +180,7 @@ def render_markdown(plan: Plan, out: TextIO, limit: int = MARKDOWN_LIMIT) -> Non
         head.append("No changes. The site matches the manifests.")
     sections = []
     for action in plan.actions:
-        body = "\n".join(f"    {_change_line(ch, action.symbol == '+')}" for ch in action.changes) \
-            or "    (no field changes)"
+        body = "\n".join(f"    {line}" for line in action_lines(action)) or "    (no field changes)"
         title = f"{action.symbol} <code>{action.ref}</code> {action.verb.value} ({action.reason.value})"
         if action.risk is not None:
             title = "⚠ HIGH RISK " + title
@@ -181,7 +190,8 @@ def render_markdown(plan: Plan, out: TextIO, limit: int = MARKDOWN_LIMIT) -> Non
         longest = max(range(len(sections)), key=lambda i: len(sections[i]))
         action = plan.actions[longest]
         sections[longest] = (f"<details><summary>{action.symbol} <code>{action.ref}</code> "
-                             f"{action.verb.value}: {len(action.changes)} change(s), folded to fit</summary>"
+                             f"{action.verb.value}: {len(action.changes) + len(action.step_changes)} change(s), folded "
+                             "to fit (--output json lists all)</summary>"
                              "</details>")
         text = "\n".join(head) + "\n" + "\n".join(sections) + "\n\n" + summary_line(plan) + "\n"
     out.write(text)

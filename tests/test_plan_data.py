@@ -1,0 +1,172 @@
+"""The plan is data: ordered by dependency, typed and immutable, applied exactly, refused when it is stale."""
+
+from __future__ import annotations
+
+import dataclasses
+import string
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from reconciler.apply.executor import SiteMovedSincePlan, apply_plan
+from reconciler.plan.actions import Action, ObjectRef, Reason, TaskSequenceWrite, Verb
+from reconciler.plan.document import SavedPlanError, read_saved_plan, write_saved_plan
+from reconciler.plan.order import DependencyCycle, order_actions
+from reconciler.source.loader import load
+from reconciler.source.select import Provenance
+from tests.test_guardrails import HEAD, TOOL_STEPS, World, content, deployment, runs, ts
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> World:
+    w = World(tmp_path)
+    yield w
+    w.site.close()
+    w.state.close()
+
+
+def named(name: str, console: str, steps: list[dict]) -> dict:
+    return {**HEAD, "kind": "TaskSequence", "metadata": {"name": name}, "spec": {"name": console, "steps": steps}}
+
+
+# -- order by dependency -------------------------------------------------------------------------------
+
+
+def test_a_new_parent_running_a_new_child_named_after_it_applies_in_one_run(world: World) -> None:
+    """'A Parent' sorts before 'Z Child': by name alone the parent would be written before its child existed."""
+    world.write(named("a-parent", "A Parent", runs("Z Child")), named("z-child", "Z Child", TOOL_STEPS),
+                deployment("pilot", "a-parent", {"name": "OSD Lab"}), content("parent-content", "a-parent", ["HQ DPs"]))
+    plan = world.plan()
+    order = [(a.verb.value, a.ref.name) for a in plan.actions]
+    assert order.index(("CreateTaskSequence", "z-child")) < order.index(("CreateTaskSequence", "a-parent"))
+    assert order.index(("CreateTaskSequence", "a-parent")) < order.index(("CreateDeployment", "pilot"))
+    distribute = next(i for i, (verb, _) in enumerate(order) if verb == "DistributeContent")
+    assert distribute < order.index(("CreateDeployment", "pilot"))  # content before the deployment that needs it
+    result = apply_plan(plan, world.site, world.state, world.manifests)
+    assert result.ok, [(r.action.ref, r.message) for r in result.results if r.outcome != "applied"]
+    assert world.plan().actions == []
+    parent = world.site.get_task_sequence(world.state.owned_id("TaskSequence", "a-parent") or "")
+    child_id = world.state.owned_id("TaskSequence", "z-child")
+    assert parent is not None and child_id and child_id in parent.references and "PENDING" not in parent.sequence
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.text(string.ascii_letters + " ", min_size=3, max_size=20).map(str.strip)
+                .filter(lambda s: len(s) >= 3), min_size=2, max_size=5, unique_by=str.casefold))
+def test_a_first_apply_of_a_chain_of_new_sequences_succeeds_whatever_their_names(tmp_path_factory: Any,
+                                                                                  names: list[str]) -> None:
+    """Each sequence runs the next one: creation order must follow the chain, not the alphabet."""
+    w = World(tmp_path_factory.mktemp("chain"))
+    try:
+        docs = []
+        for i, console in enumerate(names):
+            steps = runs(names[i + 1]) if i + 1 < len(names) else TOOL_STEPS
+            docs.append(named(f"ts-{i}", console, steps))
+        w.write(*docs)
+        result = apply_plan(w.plan(), w.site, w.state, w.manifests)
+        assert result.ok, [(r.action.ref, r.message) for r in result.results if r.outcome != "applied"]
+        assert w.plan().actions == []
+    finally:
+        w.site.close()
+        w.state.close()
+
+
+def test_deletions_run_after_changes_and_a_sequence_goes_after_its_deployments(world: World) -> None:
+    world.write(ts("tools", TOOL_STEPS), deployment("lab", "tools", {"name": "OSD Lab"}), ts("keep", TOOL_STEPS))
+    assert world.apply().ok
+    world.write(ts("keep", TOOL_STEPS, description="changed"))
+    plan = world.plan(prune=True, max_delete=100)
+    verbs = [(a.verb.value, a.ref.name) for a in plan.actions]
+    assert verbs == [("UpdateTaskSequence", "keep"), ("DeleteDeployment", "lab"), ("DeleteTaskSequence", "tools")]
+
+
+def test_a_cycle_of_dependencies_names_the_objects_in_order() -> None:
+    a, b, c = (ObjectRef("TaskSequence", n) for n in "abc")
+    actions = [Action(Verb.CREATE_TASK_SEQUENCE, a, Reason.NEW, depends_on=(b,)),
+               Action(Verb.CREATE_TASK_SEQUENCE, b, Reason.NEW, depends_on=(c,)),
+               Action(Verb.CREATE_TASK_SEQUENCE, c, Reason.NEW, depends_on=(a,))]
+    with pytest.raises(DependencyCycle) as caught:
+        order_actions(actions)
+    assert str(caught.value) in ("TaskSequence/a -> TaskSequence/b -> TaskSequence/c -> TaskSequence/a",
+                                 "TaskSequence/c -> TaskSequence/a -> TaskSequence/b -> TaskSequence/c",
+                                 "TaskSequence/b -> TaskSequence/c -> TaskSequence/a -> TaskSequence/b")
+
+
+def test_two_new_sequences_running_each_other_are_blocked_with_the_circle(world: World) -> None:
+    world.write(named("left", "Left", runs("Right")), named("right", "Right", runs("Left")))
+    plan = world.plan()
+    [blocked] = [b for b in plan.blocked if b.rule == "dependency-cycle"]
+    assert "TaskSequence/left" in blocked.message and "TaskSequence/right" in blocked.message
+
+
+# -- typed, immutable actions ----------------------------------------------------------------------------
+
+
+def test_actions_are_frozen_and_carry_a_typed_payload_not_a_manifest(world: World) -> None:
+    world.write(ts("tools", TOOL_STEPS))
+    [create] = world.plan().actions
+    assert isinstance(create.write, TaskSequenceWrite) and create.write.record.name == "TS tools"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        create.live_id = "PS1FFFFF"  # type: ignore[misc]
+    assert not hasattr(create, "params")
+
+
+def test_the_same_inputs_give_the_same_plan_id(world: World) -> None:
+    world.write(ts("tools", TOOL_STEPS), deployment("lab", "tools", {"name": "OSD Lab"}))
+    first, second = world.plan(), world.plan()
+    assert first.plan_id == second.plan_id and len(first.plan_id) == 12
+    world.write(ts("tools", TOOL_STEPS, description="other"), deployment("lab", "tools", {"name": "OSD Lab"}))
+    assert world.plan().plan_id != first.plan_id
+
+
+# -- saved plans -----------------------------------------------------------------------------------------
+
+
+def _saved(world: World, path: Path) -> None:
+    from reconciler.pipeline import PlanOptions, saved_plan
+
+    desired = load(world.manifests)
+    plan = world.plan()
+    write_saved_plan(saved_plan(plan, desired, Provenance(None, None, str(world.manifests)), world.site,
+                                str(world.root / ".reconcile" / "site.db"), str(world.manifests), None,
+                                PlanOptions()), path)
+
+
+def test_a_saved_plan_reads_back_to_the_same_typed_plan(world: World) -> None:
+    world.write(named("a-parent", "A Parent", runs("Z Child")), named("z-child", "Z Child", TOOL_STEPS),
+                deployment("pilot", "a-parent", {"name": "OSD Lab"}),
+                {**HEAD, "kind": "CollectionVariables", "metadata": {"name": "pilot-vars"},
+                 "spec": {"collection": {"name": "OSD Pilot"}, "variables": [
+                     {"name": "OSDSecret", "valueFrom": {"env": "OSD_SAVED_SECRET"}}, {"name": "A", "value": "b"}]}})
+    file = world.root / "plan.json"
+    _saved(world, file)
+    assert b"OSD_SAVED_SECRET" in file.read_bytes()  # the reference, never a value
+    saved = read_saved_plan(file)
+    assert saved.plan == world.plan()
+
+
+def test_a_saved_plan_changed_after_it_was_written_is_refused(world: World) -> None:
+    world.write(ts("tools", TOOL_STEPS))
+    file = world.root / "plan.json"
+    _saved(world, file)
+    file.write_text(file.read_text().replace("cmd /c echo", "cmd /c format c:"))
+    with pytest.raises(SavedPlanError, match="does not match its ID"):
+        read_saved_plan(file)
+
+
+def test_a_plan_whose_objects_moved_on_the_site_is_refused_whole(world: World) -> None:
+    world.write(ts("tools", TOOL_STEPS), ts("other", TOOL_STEPS))
+    assert world.apply().ok
+    world.write(ts("tools", TOOL_STEPS, description="one"), ts("other", TOOL_STEPS, description="two"))
+    plan = world.plan()
+    assert len(plan.actions) == 2
+    other = world.state.owned_id("TaskSequence", "other") or ""
+    world.site.update_task_sequence(other, dataclasses.replace(world.site.get_task_sequence(other),  # type: ignore
+                                                               description="edited in the console"))
+    before = world.site.get_task_sequence(world.state.owned_id("TaskSequence", "tools") or "")
+    with pytest.raises(SiteMovedSincePlan, match=r"TaskSequence/other \[PS1\w+\]"):
+        apply_plan(plan, world.site, world.state, world.manifests)
+    assert world.site.get_task_sequence(world.state.owned_id("TaskSequence", "tools") or "") == before
