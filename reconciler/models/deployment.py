@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from reconciler.models.base import API_VERSION, CollectionRefOrName, Metadata, Model, ScheduleTime, Text
@@ -127,18 +128,38 @@ class Assignment(Model):
 
 
 class Schedule(Model):
-    available_at: ScheduleTime | None = Field(default=None, description="PresentTime: available from.")
-    expires_at: ScheduleTime | None = Field(default=None, description="ExpirationTime: deployment expires.")
+    """When it is available and expires (both times with an offset or both without) and when it runs."""
+
+    available_at: ScheduleTime | None = Field(
+        default=None, description="PresentTime: available from. With an offset only if expiresAt has one too.")
+    expires_at: ScheduleTime | None = Field(
+        default=None, description="ExpirationTime: deployment expires; later than availableAt, and written like "
+                                  "it: both with an offset (Z, +02:00) or both without.")
     utc: bool = Field(default=False, description="Times are UTC (true) or the client's local time (false).")
     assignments: list[Assignment] = Field(default_factory=list, max_length=15,
                                           description="At most 15 schedule tokens (AssignedSchedule).")
     rerun: Rerun = Rerun.IF_FAILED
 
-    @model_validator(mode="after")
-    def _order(self) -> Schedule:
-        if self.available_at and self.expires_at and self.expires_at <= self.available_at:
-            raise PydanticCustomError("schedule_order", "expiresAt must be later than availableAt")
-        return self
+    @field_validator("expires_at")
+    @classmethod
+    def _after_available(cls, expires: datetime | None, info: ValidationInfo) -> datetime | None:
+        available = info.data.get("available_at")
+        if expires is None or available is None:
+            return expires
+        context = {"expires": expires.isoformat(), "available": available.isoformat()}
+        # ConfigMgr keeps both times under one setting, UTC (IsGMT) or the client's local time: a time without
+        # an offset on a client-local schedule is no instant until a client reads it, so it cannot be ordered
+        # against one with an offset. Rather than guess, a mixed pair is refused, naming both values.
+        if (expires.utcoffset() is None) != (available.utcoffset() is None):
+            mine, theirs = ("with", "without one") if expires.utcoffset() is not None else ("without", "with one")
+            raise PydanticCustomError(
+                "schedule_mixed_offsets",
+                f"is {{expires}}, {mine} an offset, and availableAt is {{available}}, {theirs}; they cannot be "
+                "ordered: write both with an offset or both without", context)
+        if expires <= available:
+            raise PydanticCustomError("schedule_order",
+                                      "is {expires}; it must be later than availableAt {available}", context)
+        return expires
 
 
 class UserExperience(Model):
