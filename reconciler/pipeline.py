@@ -91,6 +91,8 @@ class Pass:
     settings: Config
     secrets_base: Path
     keeper: LeaseKeeper | None = None
+    #: the lease this pass planned under: applying needs that very lease, not one taken since
+    lease_id: str | None = None
 
     def plan(self, desired: DesiredState, options: PlanOptions) -> tuple[Plan | None, Outcome | None]:
         """Validate and plan; when the pass will write, under the lease taken before the site is read."""
@@ -99,7 +101,7 @@ class Pass:
             return None, Outcome(Stage.INVALID, [f for f in findings if f.severity is Severity.ERROR])
         if self.keeper is not None:
             try:
-                self.keeper.take()
+                self.lease_id = self.keeper.take().lease_id
             except LeaseHeld as exc:
                 return None, Outcome(Stage.LEASE_HELD, message=str(exc))
         targets = resolve_targets(options.targets, desired, self.state)
@@ -116,18 +118,17 @@ class Pass:
         """Confirm, check the lease is still ours, apply, and record the apply with where it came from."""
         if self.keeper is None:
             raise ValueError("a pass without a lease keeper only plans")
-        lease = self.keeper.lease
+        lease_id = self.lease_id or (self.keeper.lease.lease_id if self.keeper.lease is not None else None)
         if not plan.actions:
             settle_pending(plan, self.state)  # nothing to apply also finishes an interrupted run
             return Outcome(Stage.IN_SYNC, plan=plan)
         if not confirm(plan):
             return Outcome(Stage.DECLINED, plan=plan)
-        if lease is None or not self.keeper.check(lease.lease_id):
+        if lease_id is None or not self.keeper.check(lease_id):
             holder = held_by(self.state.lease_holder(self.site.site_code))
             return Outcome(Stage.LEASE_LOST, plan=plan, message=(
                 f"the lease of site {self.site.site_code} was lost while this plan waited (unlocked, or it lapsed); "
                 f"it is now held by {holder}; nothing was applied: plan again"))
-        lease_id = lease.lease_id
         keeper = self.keeper
 
         def stop() -> bool:

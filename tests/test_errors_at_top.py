@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-import reconciler.cli
+import reconciler.cli.manifests
+import reconciler.render.site
 from reconciler.cli import cli
 
 INTERNAL = re.compile(r"^error: internal error \(KeyError\): 'boom \(no such key\)'; the full trace is in (\S+)$")
@@ -51,7 +52,7 @@ def assert_one_internal_line(result: Result) -> Path:
 
 def test_a_bug_in_a_command_is_one_line_and_the_trace_goes_to_the_workspace_logs(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(reconciler.cli.render_site, "render", _boom)
+    monkeypatch.setattr(reconciler.render.site, "render", _boom)
     with contextlib.chdir(tmp_path):
         result = invoke("site", "show")  # creates .reconcile/site.db on first use, then fails to render
         trace = assert_one_internal_line(result)
@@ -63,7 +64,7 @@ def test_without_a_workspace_the_trace_goes_to_the_system_temp_folder(tmp_path: 
     temp = tmp_path / "temp"
     temp.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(temp))
-    monkeypatch.setattr(reconciler.cli, "validate", _boom)
+    monkeypatch.setattr(reconciler.cli.manifests, "validate", _boom)
     (tmp_path / "manifests").mkdir()
     with contextlib.chdir(tmp_path):
         trace = assert_one_internal_line(invoke("validate", "manifests"))
@@ -73,7 +74,7 @@ def test_without_a_workspace_the_trace_goes_to_the_system_temp_folder(tmp_path: 
 def test_a_trace_that_cannot_be_written_follows_the_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "no" / "such" / "folder"))
     (tmp_path / "no").write_text("a file where a folder should be")
-    monkeypatch.setattr(reconciler.cli, "validate", _boom)
+    monkeypatch.setattr(reconciler.cli.manifests, "validate", _boom)
     (tmp_path / "manifests").mkdir()
     with contextlib.chdir(tmp_path):
         result = invoke("validate", "manifests")
@@ -87,7 +88,7 @@ def test_a_long_message_of_a_bug_is_cut_short(tmp_path: Path, monkeypatch: pytes
     def boom(*args: object, **kwargs: object) -> None:
         raise ValueError("x" * 10_000 + "\nsecond line")
 
-    monkeypatch.setattr(reconciler.cli, "validate", boom)
+    monkeypatch.setattr(reconciler.cli.manifests, "validate", boom)
     (tmp_path / "manifests").mkdir()
     (tmp_path / ".reconcile").mkdir()
     with contextlib.chdir(tmp_path):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import json
 import string
 from pathlib import Path
 from typing import Any
@@ -170,3 +172,72 @@ def test_a_plan_whose_objects_moved_on_the_site_is_refused_whole(world: World) -
     with pytest.raises(SiteMovedSincePlan, match=r"TaskSequence/other \[PS1\w+\]"):
         apply_plan(plan, world.site, world.state, world.manifests)
     assert world.site.get_task_sequence(world.state.owned_id("TaskSequence", "tools") or "") == before
+
+
+# -- reconcile plan --out / reconcile apply FILE ---------------------------------------------------------
+
+
+def run(root: Path, *args: str) -> Any:
+    """The CLI in-process, in ``root`` (click 8.2+ keeps stderr apart)."""
+    from click.testing import CliRunner
+
+    from reconciler.cli import cli
+
+    with contextlib.chdir(root):
+        return CliRunner().invoke(cli, list(args), env={"NO_COLOR": "1"})
+
+
+def test_plan_is_the_dry_run_and_the_same_inputs_give_the_same_id(world: World) -> None:
+    world.write(ts("tools", TOOL_STEPS), deployment("lab", "tools", {"name": "OSD Lab"}))
+    first = run(world.root, "plan", "--output", "json")
+    again = run(world.root, "--dry-run", "--output", "json")
+    assert first.exit_code == again.exit_code == 0, first.stderr
+    assert json.loads(first.stdout)["plan_id"] == json.loads(again.stdout)["plan_id"]
+    assert world.site.read().task_sequences == {}  # a plan changes nothing
+
+
+def test_a_saved_plan_is_applied_exactly_and_the_next_plan_is_empty(world: World) -> None:
+    world.write(named("a-parent", "A Parent", runs("Z Child")), named("z-child", "Z Child", TOOL_STEPS),
+                deployment("pilot", "a-parent", {"name": "OSD Lab"}))
+    saved = run(world.root, "plan", "--out", "plan.json")
+    assert saved.exit_code == 0 and "saved plan" in saved.stderr, saved.stderr
+    plan_id = json.loads((world.root / "plan.json").read_text())["plan"]["plan_id"]
+    applied = run(world.root, "apply", "plan.json", "--yes")
+    assert applied.exit_code == 0, applied.stderr
+    assert f"Plan {plan_id}" in applied.stdout and "Apply complete: 3 applied, 0 failed, 0 skipped." in applied.stdout
+    assert world.plan().actions == []
+    history = world.state.applies(1)
+    assert history[0].plan_id == plan_id  # the apply records the very plan that was reviewed
+
+
+def test_a_saved_plan_is_refused_when_the_manifests_changed_since(world: World) -> None:
+    world.write(ts("tools", TOOL_STEPS))
+    assert run(world.root, "plan", "--out", "plan.json").exit_code == 0
+    world.write(ts("tools", TOOL_STEPS, description="edited after the review"))
+    refused = run(world.root, "apply", "plan.json", "--yes")
+    assert refused.exit_code == 1
+    assert "the manifests are not the ones the plan was made from" in refused.stderr and "nothing was applied" \
+        in refused.stderr
+    assert world.site.read().task_sequences == {}
+
+
+def test_a_saved_plan_is_refused_when_the_site_moved_since(world: World) -> None:
+    world.write(ts("tools", TOOL_STEPS))
+    assert world.apply().ok
+    world.write(ts("tools", TOOL_STEPS, description="reviewed change"))
+    assert run(world.root, "plan", "--out", "plan.json").exit_code == 0
+    ts_id = world.state.owned_id("TaskSequence", "tools") or ""
+    live = world.site.get_task_sequence(ts_id)
+    assert live is not None
+    world.site.update_task_sequence(ts_id, dataclasses.replace(live, description="console edit"))
+    refused = run(world.root, "apply", "plan.json", "--yes")
+    assert refused.exit_code == 1
+    assert f"TaskSequence/tools [{ts_id}]" in refused.stderr and "plan again" in refused.stderr
+    assert world.site.get_task_sequence(ts_id).description == "console edit"  # type: ignore[union-attr]
+
+
+def test_a_file_that_is_not_a_saved_plan_is_one_clear_error(world: World) -> None:
+    (world.root / "notes.txt").write_text("hello")
+    result = run(world.root, "apply", "notes.txt", "--yes")
+    assert result.exit_code == 1 and result.stderr.startswith("error: notes.txt: not a saved plan")
+    assert "Traceback" not in result.stderr

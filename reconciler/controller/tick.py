@@ -14,19 +14,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reconciler.apply.executor import ActionResult, ApplyRefused, apply_plan, settle_pending
-from reconciler.config import Config, Limits, SecretsPolicy, default_policy
+from reconciler.apply.executor import ActionResult
+from reconciler.config import Config, SecretsPolicy, default_config, default_policy
 from reconciler.errors import ReconcilerError, TransientError
 from reconciler.lease import LeaseKeeper, held_by, holder_id
+from reconciler.pipeline import ApplyOptions, Outcome, Pass, PlanOptions, Stage
 from reconciler.plan.actions import Plan, Reason, Verb
-from reconciler.plan.planner import MAX_DELETE_PERCENT, make_plan
-from reconciler.secrets import reader as secret_reader
+from reconciler.plan.planner import MAX_DELETE_PERCENT
 from reconciler.site import Site
 from reconciler.source.cache import ParseCache
 from reconciler.source.git import GitRepository, load_revision
 from reconciler.source.select import Provenance
 from reconciler.state import StateStore
-from reconciler.validate import has_errors, validate
 
 log = logging.getLogger("reconciler.controller")
 
@@ -134,82 +133,74 @@ class Controller:
             # site is read, so a one-shot apply and a tick never both plan to apply at once.
             self.last_sha = None
             return self.standby()
-        planned_under = self.lease_id()
         repo = GitRepository(self.config.repo, self.config.cache_dir)
         revision = repo.resolve(self.config.ref)
         live_changed = self.site.changed_since_read()
         if not force and revision.sha == self.last_sha and not live_changed and self.last_outcome in ("ok", "drift"):
             return TickResult("skipped", revision.sha)
-        limits = self.config.settings.limits if self.config.settings is not None else Limits()
-        desired = load_revision(repo, revision, self.config.path, self.cache, max_file_bytes=limits.max_manifest_bytes)
-        findings = validate(desired, self.config.settings)
-        if has_errors(findings):
-            first = next(f for f in findings if f.severity.value == "error")
-            self.last_sha = revision.sha
-            count = sum(f.severity.value == "error" for f in findings)
+        settings = self.config.settings or default_config(self.config.secrets_base)
+        desired = load_revision(repo, revision, self.config.path, self.cache,
+                                max_file_bytes=settings.limits.max_manifest_bytes)
+        step = Pass(self.site, self.state, settings, self.config.secrets_base,
+                    self.keeper if self.config.self_heal else None)
+        plan, stopped = step.plan(desired, PlanOptions(prune=self.config.prune, max_delete=self.config.max_delete,
+                                                       refresh_secrets=self.config.refresh_secrets))
+        self.last_sha = revision.sha
+        if stopped is not None and stopped.stage is Stage.INVALID:
+            first = stopped.findings[0]
             # Nothing can be applied until the branch is fixed: no object is "synced" with its head.
             held = {key: "blocked" for key in self.state.get_status("objects") or {}}
-            return TickResult("error", revision.sha, objects=held,
-                              error=f"{first.render()} ({count} error(s)); the site is left as it is")
-        live = self.site.read()
-        plan = make_plan(desired, live, self.state, prune=self.config.prune, max_delete=self.config.max_delete,
-                         secrets=secret_reader(self.config.secrets_base, self.config.secrets_policy())
-                         if self.config.refresh_secrets else None)
+            return TickResult("error", revision.sha, objects=held, error=f"{first.render()} ({len(stopped.findings)} "
+                              "error(s)); the site is left as it is")
+        if stopped is not None and stopped.stage is Stage.LEASE_HELD:
+            self.last_sha = None
+            return self.standby(revision.sha)
+        assert plan is not None
         objects = object_status(desired, plan)
-        self.last_sha = revision.sha
         if plan.blocked:
             first = plan.blocked[0]
             return TickResult("blocked", revision.sha, actions=len(plan.actions), objects=objects,
                               error=f"{len(plan.blocked)} blocked item(s): {first.ref}: {first.message}")
-        if not plan.actions:
-            if self.config.self_heal:
-                settle_pending(plan, self.state)  # an interrupted apply's intent with nothing left to do
-            return TickResult("ok", revision.sha, objects=objects)
         if not self.config.self_heal:
             drifted = any(a.reason is Reason.DRIFT or a.verb is Verb.REDISTRIBUTE_CONTENT for a in plan.actions)
             return TickResult("drift" if drifted else "ok", revision.sha, actions=len(plan.actions), objects=objects)
-        assert planned_under is not None
-        if not self.keeper.check(planned_under):
+        provenance = Provenance(self.config.ref, revision.sha, f"{self.config.repo}:{self.config.path}")
+        outcome = step.apply(plan, provenance, ApplyOptions(progress=lambda item, index, total: self.on_action(item),
+                                                            should_stop=lambda: self.stop_requested))
+        return self._result(outcome, revision.sha, objects)
+
+    def _result(self, outcome: Outcome, sha: str, objects: dict[str, str]) -> TickResult:
+        """What a tick's pass came to, as the controller reports it."""
+        plan = outcome.plan
+        assert plan is not None
+        actions = len(plan.actions)
+        if outcome.stage is Stage.IN_SYNC:
+            return TickResult("ok", sha, objects=objects)
+        if outcome.stage is Stage.LEASE_LOST:
             # The lease was unlocked, or lapsed and was taken, while this plan was made: another writer may have
             # changed the site since it was read, so the plan is not applied.
             self.last_sha = None
             if self.state.lease_holder(self.site.site_code) is not None:
-                return self.standby(revision.sha, actions=len(plan.actions), objects=objects)
-            return TickResult("error", revision.sha, actions=len(plan.actions), objects=objects,
+                return self.standby(sha, actions=actions, objects=objects)
+            return TickResult("error", sha, actions=actions, objects=objects,
                               error="the lease was lost while planning (unlocked, or it lapsed); nothing was "
                                     "applied; the next tick plans again")
-        return self._apply(plan, revision.sha, objects, planned_under)
-
-    def _apply(self, plan: Plan, sha: str, objects: dict[str, str], lease_id: str) -> TickResult:
-        def progress(item: ActionResult, index: int, total: int) -> None:
-            self.on_action(item)
-
-        def should_stop() -> bool:
-            # Renewed before every action; a writer that lost its lease (unlocked, or lapsed and taken) stops.
-            return self.stop_requested or not self.keeper.check(lease_id)
-
-        try:
-            result = apply_plan(plan, self.site, self.state, self.config.secrets_base, progress=progress,
-                                should_stop=should_stop, policy=self.config.secrets_policy())
-        except ApplyRefused as exc:
-            return TickResult("failed", sha, actions=len(plan.actions), objects=objects, error=str(exc))
+        if outcome.stage is not Stage.APPLIED or outcome.result is None:
+            self.last_sha = None
+            return TickResult("failed", sha, actions=actions, objects=objects, error=outcome.message)
+        result = outcome.result
         applied, failed = len(result.of("applied")), len(result.of("failed"))
         for item in result.results:
             key = str(item.action.ref)
             objects[key] = "synced" if item.outcome == "applied" and objects.get(key) != "failed" else "failed"
-        self.state.record_apply(plan.plan_id, Provenance(self.config.ref, sha, f"{self.config.repo}:"
-                                                                              f"{self.config.path}").to_json(),
-                                plan.counts(), {"applied": applied, "failed": failed,
-                                                "skipped": len(result.of("skipped"))})
-        outcome = "stopped" if result.stopped else ("failed" if failed or result.of("skipped") else "ok")
-        if outcome != "ok":
+        state = "stopped" if result.stopped else ("failed" if failed or result.of("skipped") else "ok")
+        if state != "ok":
             self.last_sha = None  # look again next tick
         error = result.of("failed")[0].message if failed else None
         if result.stopped and not self.stop_requested:
-            error = (f"the lease was lost mid-apply (unlocked, or it lapsed); {len(plan.actions) - len(result.results)}"
+            error = (f"the lease was lost mid-apply (unlocked, or it lapsed); {actions - len(result.results)}"
                      " action(s) were left to the writer that holds it now")
-        return TickResult(outcome, sha, actions=len(plan.actions), applied=applied, failed=failed, objects=objects,
-                          error=error)
+        return TickResult(state, sha, actions=actions, applied=applied, failed=failed, objects=objects, error=error)
 
 
 def object_status(desired: Any, plan: Plan) -> dict[str, str]:

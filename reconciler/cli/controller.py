@@ -1,0 +1,89 @@
+"""``reconcile controller``: keep the site equal to a Git branch."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from reconciler.cli.app import cli
+from reconciler.cli.common import (
+    new_state_option,
+    open_for,
+    settings_for,
+    settings_options,
+)
+from reconciler.controller.loop import Loop, LoopConfig, json_emitter, parse_duration, text_emitter
+from reconciler.controller.metrics import Metrics
+from reconciler.controller.metrics import serve as serve_metrics
+from reconciler.controller.tick import Controller, ControllerConfig
+from reconciler.plan.planner import MAX_DELETE_PERCENT
+from reconciler.workspace import DEFAULT_SITE
+
+
+@cli.command("controller")
+@click.option("--repo", required=True, metavar="PATH_OR_URL", help="Git repository to follow.")
+@click.option("--ref", default="main", show_default=True, help="Branch (or tag, commit) to keep the site equal to.")
+@click.option("--path", "manifests_path", default="manifests", show_default=True, help="Folder inside the repository.")
+@click.option("--interval", default="5m", show_default=True, help="Time between ticks: 30s, 5m, 1h.")
+@click.option("--self-heal/--no-self-heal", default=True, show_default=True,
+              help="Apply changes (and revert drift), or only report them.")
+@click.option("--prune", is_flag=True, help="Delete managed objects that no manifest describes any more.")
+@click.option("--max-delete", type=click.FloatRange(0, 100), default=MAX_DELETE_PERCENT, show_default=True)
+@click.option("--watch", is_flag=True, help="Also tick when files change in the working copy of --repo.")
+@click.option("--refresh-secrets", is_flag=True,
+              help="Every interval tick also reads the secrets the managed objects use and writes rotated ones.")
+@click.option("--commit-poll", default="2s", show_default=True,
+              help="How often to look for a new commit on the ref (0 turns it off: interval and --watch only).")
+@click.option("--listen", default=None, metavar="HOST:PORT",
+              help="Serve /healthz, /readyz, /status and /metrics (Prometheus), for example 127.0.0.1:9180.")
+@click.option("--lease-seconds", type=click.FloatRange(1), default=30, show_default=True,
+              help="How long the writer's lease lasts without renewal; a standby takes over after it expires.")
+@click.option("--site", "site_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--state", "state_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--once", is_flag=True, help="Run one tick and exit.")
+@new_state_option
+@settings_options
+def controller_command(repo: str, ref: str, manifests_path: str, interval: str, self_heal: bool, prune: bool,
+                       max_delete: float, watch: bool, refresh_secrets: bool, commit_poll: str, listen: str | None,
+                       lease_seconds: float,
+                       site_path: Path | None, state_path: Path | None, log_format: str, once: bool,
+                       new_state: bool, config_file: Path | None, secrets_dir: Path | None) -> None:
+    """Keep the site equal to a Git branch: tick on an interval, on new commits and (--watch) on file changes.
+
+    Settings (reconcile.yaml) and secrets are read from the local folder named by --path, never from Git.
+    """
+    try:
+        seconds = parse_duration(interval)
+        poll = parse_duration(commit_poll)
+    except ValueError:
+        raise click.BadParameter("use seconds or 30s, 5m, 1h", param_hint="--interval/--commit-poll") from None
+    settings = settings_for(Path(manifests_path), config_file, secrets_dir)
+    workspace = open_for(site_path, state_path, new_state)
+    cache_dir = site_path.parent if site_path else DEFAULT_SITE.parent
+    config = ControllerConfig(repo=repo, ref=ref, path=manifests_path, self_heal=self_heal, prune=prune,
+                              max_delete=max_delete, lease_seconds=lease_seconds,
+                              secrets_base=Path(manifests_path), cache_dir=cache_dir, refresh_secrets=refresh_secrets,
+                              settings=settings)
+    controller = Controller(config, workspace.site, workspace.state)
+    metrics = Metrics()
+    server = None
+    if listen:
+        host, _, port = listen.rpartition(":")
+        server = serve_metrics(metrics, host or "127.0.0.1", int(port))
+    emit = json_emitter(sys.stdout) if log_format == "json" else text_emitter(sys.stdout)
+    loop = Loop(controller, LoopConfig(interval=seconds, poll=min(poll, seconds), watch=Path(repo) if watch else None,
+                                       once=once), metrics, emit)
+    loop.install_signals()
+    try:
+        code = loop.run()
+    finally:
+        if server is not None:
+            server.shutdown()
+        controller.close()
+        workspace.close()
+    sys.exit(code)
+
+

@@ -1,0 +1,271 @@
+"""Commands about the site and the state store: site, state, status, history, unlock, vars."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import click
+
+from reconciler.cli.app import cli
+from reconciler.cli.common import (
+    EXIT_ERROR,
+    EXIT_OK,
+    open_for,
+    open_site_for,
+    settings_for,
+    settings_options,
+)
+from reconciler.effective import ComputerNotFound, effective_variables
+from reconciler.lease import UnlockRefused, unlock
+from reconciler.render import check as render_check
+from reconciler.render import findings as render_findings
+from reconciler.render import site as render_site
+from reconciler.render import status as render_status
+from reconciler.render.effective import render as render_effective
+from reconciler.render.history import render as render_history
+from reconciler.site import SiteError, backup_site, check_site, create_site
+from reconciler.source.loader import load
+from reconciler.state import backup_state, check_state
+from reconciler.storage import FileCheck
+from reconciler.validate import has_errors, validate
+from reconciler.workspace import DEFAULT_SITE, state_path_for
+
+
+@cli.group("site")
+def site_group() -> None:
+    """The embedded site: create it, look at it, check it, back it up."""
+
+
+@site_group.command("init")
+@click.option("--site", "site_path", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_SITE,
+              show_default=True)
+@click.option("--site-code", default="PS1", show_default=True, help="Three letters or digits.")
+@click.option("--demo", is_flag=True, help="Add the inventory the example manifests reference.")
+def site_init(site_path: Path, site_code: str, demo: bool) -> None:
+    """Create an embedded site (a SQLite file that behaves like a ConfigMgr primary site)."""
+    if site_path.exists():
+        raise click.UsageError(f"{site_path} already exists")
+    site = create_site(site_path, site_code=site_code, demo=demo)
+    try:
+        click.echo(f"created site {site.site_code} in {site_path}" + (" with the demo inventory" if demo else ""))
+    finally:
+        site.close()
+
+
+@site_group.command("show")
+@click.option("--site", "site_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--output", "-o", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def site_show(site_path: Path | None, output: str) -> None:
+    """Print the live objects of the site (masked variable values are never shown)."""
+    site = open_site_for(site_path)
+    try:
+        render_site.render(site.read(), sys.stdout, output)
+    finally:
+        site.close()
+
+
+@cli.group("vars")
+def vars_group() -> None:
+    """Task sequence variables as the site resolves them."""
+
+
+@cli.command("status")
+@click.option("--site", "site_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--state", "state_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--output", "-o", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def status_command(site_path: Path | None, state_path: Path | None, output: str) -> None:
+    """Per object: synced, out of sync, drifted, failed or blocked; the last tick and the last applied commit."""
+    workspace = open_for(site_path, state_path, read_only=True)
+    try:
+        document = {"tick": workspace.state.get_status("tick"), "checked": workspace.state.get_status("checked"),
+                    "objects": workspace.state.get_status("objects") or {},
+                    "lease": None}
+        lease = workspace.state.lease_holder(workspace.site.site_code)
+        if lease is not None:
+            document["lease"] = {**lease.to_json(), "describe": lease.describe()}
+        applies = workspace.state.applies(1)
+        document["last_applied"] = applies[0].detail.get("provenance") if applies else None
+    finally:
+        workspace.close()
+    if output == "json":
+        render_status.render_json(document, sys.stdout)
+    else:
+        render_status.render_text(document, sys.stdout)
+
+
+@cli.command("unlock")
+@click.argument("lease_id")
+@click.option("--site", "site_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--state", "state_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--yes", "-y", is_flag=True, help="Release without asking.")
+def unlock_command(lease_id: str, site_path: Path | None, state_path: Path | None, yes: bool) -> None:
+    """Release the site's lease LEASE_ID, held by a writer that died (as terraform's force-unlock).
+
+    The ID is in every "being reconciled by" message and in 'reconcile status'. Only release a lease
+    whose holder is dead: a live holder would go on writing beside the next writer.
+    """
+    workspace = open_for(site_path, state_path, read_only=True)
+    try:
+        site = workspace.site.site_code
+        try:
+            lease = unlock(workspace.state, site, lease_id, _confirm_unlock(yes))
+        except UnlockRefused as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(EXIT_ERROR)
+        click.echo(f"released lease {lease.lease_id} of site {site}; the next apply or controller can take it")
+    finally:
+        workspace.close()
+
+
+def _confirm_unlock(yes: bool) -> Callable[[str], bool]:
+    def confirm(description: str) -> bool:
+        click.echo(description)
+        if yes:
+            return True
+        if not sys.stdin.isatty():
+            raise UnlockRefused("refusing to unlock without a terminal to confirm on; pass --yes to unlock")
+        return click.confirm("Release it? Do this only if that process is dead", default=False)
+
+    return confirm
+
+
+@cli.command("history")
+@click.option("--site", "site_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--state", "state_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--output", "-o", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--limit", type=click.IntRange(1), default=50, show_default=True)
+def history_command(site_path: Path | None, state_path: Path | None, output: str, limit: int) -> None:
+    """List applies, newest first: time, ref, commit, counts and outcome."""
+    workspace = open_for(site_path, state_path, read_only=True)
+    try:
+        entries = workspace.state.applies(limit)
+    finally:
+        workspace.close()
+    render_history(entries, sys.stdout, output)
+
+
+@vars_group.command("effective")
+@click.option("--computer", required=True, help="Device name (or a ResourceID).")
+@click.argument("path", default="manifests", type=click.Path(path_type=Path))
+@click.option("--site", "site_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--output", "-o", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@settings_options
+def vars_effective(computer: str, path: Path, site_path: Path | None, output: str, config_file: Path | None,
+                   secrets_dir: Path | None) -> None:
+    """Each variable COMPUTER gets, its value (masked when hidden), where it comes from and what it overrides.
+
+    Computer variables beat collection variables; between collections, priority 1 beats 9.
+    """
+    settings = settings_for(path, config_file, secrets_dir)
+    desired = load(path, max_file_bytes=settings.limits.max_manifest_bytes)
+    findings = validate(desired, settings)
+    if has_errors(findings):
+        render_findings.render_text(desired, [f for f in findings if f.severity.value == "error"], sys.stderr)
+        sys.exit(EXIT_ERROR)
+    site = open_site_for(site_path)
+    try:
+        target = int(computer) if computer.isdigit() else computer
+        try:
+            device, variables = effective_variables(target, desired, site.read())
+        except ComputerNotFound as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(EXIT_ERROR)
+        render_effective(device, variables, sys.stdout, output)
+    finally:
+        site.close()
+
+
+@site_group.command("settings")
+@click.option("--site", "site_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--default-size", type=click.IntRange(0), default=None,
+              help="High-risk deployments to larger collections need acknowledgement (0: off).")
+@click.option("--maximum-size", type=click.IntRange(0), default=None,
+              help="High-risk deployments to larger collections are refused (0: off).")
+@click.option("--site-systems", type=click.Choice(["block", "warn"]), default=None,
+              help="Collections containing site system servers: refuse, or require acknowledgement.")
+def site_settings(site_path: Path | None, default_size: int | None, maximum_size: int | None,
+                  site_systems: str | None) -> None:
+    """Show or set the site's deployment verification settings (high-risk deployments)."""
+    site = open_site_for(site_path, read_only=default_size is None and maximum_size is None and site_systems is None)
+    try:
+        if default_size is None and maximum_size is None and site_systems is None:
+            settings = site.verification_settings()
+        else:
+            try:
+                settings = site.set_verification_settings(default_size, maximum_size, site_systems)
+            except SiteError as exc:
+                raise click.BadParameter(str(exc)) from None
+        click.echo(f"default size:  {settings.default_size or 'off'}")
+        click.echo(f"maximum size:  {settings.maximum_size or 'off'}")
+        click.echo(f"collections with site system servers: {settings.site_systems}")
+    finally:
+        site.close()
+
+
+def _state_file(site_path: Path | None, state_path: Path | None) -> Path:
+    return state_path or state_path_for(site_path or DEFAULT_SITE)
+
+
+def _report(what: str, check: FileCheck, advice: str, output: str) -> None:
+    if output == "json":
+        render_check.render_json(check, sys.stdout)
+    else:
+        render_check.render_text(what, check, advice, sys.stdout)
+    sys.exit(EXIT_OK if check.ok else EXIT_ERROR)
+
+
+@cli.group("state")
+def state_group() -> None:
+    """The state store: what this tool owns, its history and secret hashes. Check it, back it up."""
+
+
+@state_group.command("check")
+@click.option("--site", "site_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The state store is the one beside this site (default .reconcile/site.db).")
+@click.option("--state", "state_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--output", "-o", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def state_check(site_path: Path | None, state_path: Path | None, output: str) -> None:
+    """Check the state store's integrity (read-only): schema version, owned objects, journal, unfinished actions.
+
+    Exit 0 when intact, 1 when damaged, missing or empty.
+    """
+    path = _state_file(site_path, state_path)
+    _report("state store", check_state(path), "Restore it from a backup ('reconcile state backup FILE' makes one), "
+            "or pass --new-state to a plan to start over (objects must then be taken over again)", output)
+
+
+@state_group.command("backup")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--site", "site_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--state", "state_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--force", is_flag=True, help="Overwrite FILE if it exists.")
+def state_backup(file: Path, site_path: Path | None, state_path: Path | None, force: bool) -> None:
+    """Copy the state store to FILE: a consistent snapshot, safe while a controller writes (SQLite's backup API)."""
+    path = _state_file(site_path, state_path)
+    backup_state(path, file, force)
+    click.echo(f"backed up {path} to {file}")
+
+
+@site_group.command("check")
+@click.option("--site", "site_path", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_SITE,
+              show_default=True)
+@click.option("--output", "-o", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def site_check(site_path: Path, output: str) -> None:
+    """Check the embedded site's integrity (read-only). Exit 0 when intact, 1 when damaged or missing."""
+    _report("embedded site", check_site(site_path), "Restore it from a backup ('reconcile site backup FILE' makes "
+            "one)", output)
+
+
+@site_group.command("backup")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--site", "site_path", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_SITE,
+              show_default=True)
+@click.option("--force", is_flag=True, help="Overwrite FILE if it exists.")
+def site_backup(file: Path, site_path: Path, force: bool) -> None:
+    """Copy the embedded site to FILE: a consistent snapshot, safe while it is written to."""
+    backup_site(site_path, file, force)
+    click.echo(f"backed up {site_path} to {file}")
+
+
