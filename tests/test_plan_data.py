@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import io
 import json
 import string
 from pathlib import Path
@@ -14,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reconciler.apply.executor import SiteMovedSincePlan, apply_plan
+from reconciler.diff.changes import PATH_SEPARATOR as SEP
 from reconciler.plan.actions import Action, ObjectRef, Reason, TaskSequenceWrite, Verb
 from reconciler.plan.document import SavedPlanError, read_saved_plan, write_saved_plan
 from reconciler.plan.order import DependencyCycle, order_actions
@@ -241,3 +243,58 @@ def test_a_file_that_is_not_a_saved_plan_is_one_clear_error(world: World) -> Non
     result = run(world.root, "apply", "notes.txt", "--yes")
     assert result.exit_code == 1 and result.stderr.startswith("error: notes.txt: not a saved plan")
     assert "Traceback" not in result.stderr
+
+
+# -- the step diff in every format -------------------------------------------------------------------------
+
+BITLOCKER = {"name": "Enable BitLocker", "type": "EnableBitLocker",
+             "condition": {"variable": {"name": "OSDBitLocker", "operator": "notEquals", "value": "false"}},
+             "settings": {"mode": "TPM", "createRecoveryPassword": "AD"}}
+TATTOO = {"name": "Set OSD tattoo variable", "type": "SetVariable",
+          "settings": {"variableName": "OSDTattoo", "value": "2026-12"}}
+
+
+def test_an_inserted_step_and_an_edited_condition_read_by_name_in_text_json_and_markdown(world: World) -> None:
+    from reconciler.render.plan import render_markdown, render_text
+
+    group = {"group": "Install Operating System", "steps": [*TOOL_STEPS, BITLOCKER]}
+    world.write(ts("win", [group]))
+    assert world.apply().ok
+    edited = {**BITLOCKER, "condition": {"variable": {"name": "OSDBitLocker", "operator": "equals", "value": "true"}}}
+    world.write(ts("win", [{**group, "steps": [*TOOL_STEPS, TATTOO, edited]}]))
+    [update] = world.plan().actions
+    assert update.changes == () and [c.op.value for c in update.step_changes] == ["inserted", "changed"]
+    text, markdown = io.StringIO(), io.StringIO()
+    render_text(world.plan(), text)
+    render_markdown(world.plan(), markdown)
+    for out in (text.getvalue(), markdown.getvalue()):
+        assert (f'step (SetVariable) Install Operating System{SEP}Set OSD tattoo variable: inserted after "Run" in '
+                '"Install Operating System"') in out
+        assert 'settings: {"variableName": "OSDTattoo", "value": "2026-12"}' in out
+        assert f"step (EnableBitLocker) Install Operating System{SEP}Enable BitLocker" in out
+        assert 'condition.variable.operator: "notEquals" → "equals"' in out
+        assert 'condition.variable.value: "false" → "true"' in out
+        assert "steps[" not in out and "extra" not in out and "…" not in out
+    document = run(world.root, "plan", "--output", "json")
+    [action] = json.loads(document.stdout)["actions"]
+    inserted, changed = action["step_changes"]
+    assert inserted["display_path"] == f"Install Operating System{SEP}Set OSD tattoo variable"
+    assert inserted["position"] == 'after "Run" in "Install Operating System"'
+    assert [(f["path"], f["before"], f["after"]) for f in changed["fields"]] == [
+        ("condition.variable.operator", "notEquals", "equals"), ("condition.variable.value", "false", "true")]
+
+
+def test_a_long_script_change_is_shown_as_its_changed_lines_never_cut(world: World) -> None:
+    from reconciler.render.plan import render_text
+
+    script = "\n".join(f"Write-Output 'line {i}'" for i in range(200))
+    step = {"name": "Script", "type": "RunPowerShellScript", "settings": {"script": script,
+                                                                         "executionPolicy": "Bypass"}}
+    world.write(ts("scripted", [step]))
+    assert world.apply().ok
+    world.write(ts("scripted", [{**step, "settings": {**step["settings"],
+                                                      "script": script.replace("line 150'", "line 150 edited'")}}]))
+    out = io.StringIO()
+    render_text(world.plan(), out)
+    assert "- Write-Output 'line 150'" in out.getvalue() and "+ Write-Output 'line 150 edited'" in out.getvalue()
+    assert "line 10'" not in out.getvalue()  # only the changed lines and their neighbours

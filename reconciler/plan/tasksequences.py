@@ -8,10 +8,12 @@ its properties field by field, its step tree by identity (inserted, removed, mov
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import replace
 
+from reconciler.diff.changes import StepChange, StepOp
 from reconciler.diff.compare import field_changes
 from reconciler.diff.normalize import PENDING, Unresolved, record_fingerprint, ts_canonical, ts_properties, ts_record
-from reconciler.diff.steps import diff_steps
+from reconciler.diff.steps import diff_steps, node_fields
 from reconciler.diff.terms import present_step_changes
 from reconciler.diff.tsproperties import ts_property_changes, ts_property_terms
 from reconciler.models import TaskSequence, iter_steps
@@ -204,7 +206,8 @@ def compare_task_sequence(p: Planning, obj: LoadedObject, record: TaskSequenceRe
     changes = ts_property_changes(live, record, p.live) + field_changes(rest_before, rest_after)
     # Secret references are named after their steps, so comparing them would only echo a step's rename: a
     # secret that changed is reported below, from the references and hashes recorded at apply.
-    step_changes = present_step_changes(diff_steps(steps_before, steps_after, opaque_references=True), p.live)
+    step_changes = present_step_changes(_with_inserted_fields(
+        diff_steps(steps_before, steps_after, opaque_references=True)), p.live)
     enable = [c for c in changes if c.path == "enabled"]
     move = [c for c in changes if c.path == "folder"]
     rest = tuple(c for c in changes if c.path not in ("enabled", "folder")) + tuple(
@@ -220,6 +223,18 @@ def compare_task_sequence(p: Planning, obj: LoadedObject, record: TaskSequenceRe
         verb = Verb.ENABLE_TASK_SEQUENCE if record.enabled else Verb.DISABLE_TASK_SEQUENCE
         p.add(Action(verb, ref, reason, live.id, tuple(enable), source=obj.source, write=write,
                      summary=record.name, expected=expected))
+
+
+def _with_inserted_fields(changes: tuple[StepChange, ...]) -> tuple[StepChange, ...]:
+    """An inserted step carries its settings and condition as fields, so a reviewer sees what it does."""
+    out = []
+    for change in changes:
+        if change.op is StepOp.INSERTED and not change.is_group and change.node:
+            node = {k: v for k, v in change.node.items() if k != "steps"}
+            identity = {k: node[k] for k in ("name", "type") if k in node}
+            change = replace(change, fields=node_fields(identity, node, opaque_references=True))
+        out.append(change)
+    return tuple(out)
 
 
 def renamed_children(p: Planning) -> None:

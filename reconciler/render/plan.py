@@ -89,7 +89,7 @@ def step_change_lines(change: StepChange) -> list[str]:
         head += f": moved from {change.previous} to {change.position}"
     lines = [head]
     for field in change.fields:
-        lines.extend(f"    {line}" for line in change_lines(field))
+        lines.extend(f"    {line}" for line in change_lines(field, created=change.op is StepOp.INSERTED))
     return lines
 
 
