@@ -14,7 +14,6 @@ folder, and its type is inferred from the steps (see :mod:`reconciler.archive`).
 from __future__ import annotations
 
 import fnmatch
-import json
 import re
 from collections import defaultdict
 from collections.abc import Callable
@@ -23,34 +22,18 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import ValidationError
 
 from reconciler.archive import ConsoleExport, ExportedPackage, entry_where, read_console_export, write_console_export
 from reconciler.convert import InvalidSequence, infer_type, manifest_problems, slug, xml_to_manifest
-from reconciler.diff.normalize import (
-    ASAP,
-    DEFAULT_BOUNDARY,
-    DOWNLOAD_ALL,
-    INSTALL_OUTSIDE_MW,
-    INTERNET_CLIENTS,
-    LOGOFF,
-    LOGON,
-    MEDIA_AND_PXE,
-    MEDIA_PXE_HIDDEN,
-    MEDIA_PXE_ONLY,
-    METERED,
-    REMOTE_DOWNLOAD,
-    RERUN,
-    RESTART_OUTSIDE_MW,
-    RUN_FROM_DP,
-    RUN_INDEPENDENTLY,
-    SHOW_PROGRESS,
-    WAKE_ON_LAN,
-    ts_references,
-)
-from reconciler.errors import CodecError, ReconcilerError
+from reconciler.diff.advertisement import deployment_settings
+from reconciler.diff.normalize import ts_references
+from reconciler.errors import CodecError, ReconcilerError, shorten
 from reconciler.models import API_VERSION, KINDS
+from reconciler.models.deployment import TaskSequenceDeployment
 from reconciler.models.steptypes import BY_NAME
 from reconciler.models.tasksequence import TaskSequenceType
+from reconciler.rules import examine, live_deploys_os
 from reconciler.site.records import ContentState, DeploymentRecord, LiveState, PackageType, TaskSequenceRecord
 from reconciler.source.loader import load
 from reconciler.source.yamlfile import YamlProblem, decode, dump, load_documents
@@ -64,8 +47,6 @@ KIND_FOLDERS = {
     "CollectionVariables": "variables/collections",
     "ComputerVariables": "variables/computers",
 }
-_WEEKDAYS = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"]
-_WEEK_ORDER = {0: "Last", 1: "First", 2: "Second", 3: "Third", 4: "Fourth"}
 
 #: Device names Windows reserves in every folder, in any case and with any extension ("CON", "nul.txt",
 #: "Com1.yaml"): Git for Windows cannot check out a file or folder so named. COM0/LPT0 and the
@@ -105,6 +86,8 @@ class ExportResult:
     secrets: list[tuple[str, str]] = field(default_factory=list)  # (object, env variable to provide)
     adopted: int = 0
     skipped: list[str] = field(default_factory=list)  # already managed from manifests: not exported again
+    #: One line each: what of a live object its manifest leaves out (the next plan shows it as a change).
+    warnings: list[str] = field(default_factory=list)
 
 
 def _names(items: list[tuple[str, str]]) -> dict[str, str]:
@@ -273,77 +256,84 @@ def ts_manifest(record: TaskSequenceRecord, name: str, live: LiveState, unique: 
     return {"apiVersion": API_VERSION, "kind": "TaskSequence", "metadata": {"name": name}, "spec": spec}, secrets
 
 
-def deployment_manifest(record: DeploymentRecord, name: str, ts_name: str, live: LiveState) -> dict[str, Any]:
-    """The inverse of ``normalize.deployment_record``: SMS_Advertisement flags back to settings."""
-    advert, options = record.advert_flags & 0xFFFFFFFF, record.advert_flags >> 32
-    remote = record.remote_client_flags
+def deployment_manifest(record: DeploymentRecord, name: str, ts_name: str, live: LiveState
+                        ) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """The manifest of a live deployment, and what of the deployment it leaves out, in words.
+
+    The settings are the shared decoding's (:func:`reconciler.diff.advertisement.deployment_settings`,
+    which a plan reads deployments through too), so a deployment a manifest made comes back as that
+    manifest and the next plan is empty. What no manifest can write is left out and said, never
+    written as something else; so is a value the manifest's own checks refuse (times not written
+    alike, a console rule the deployment breaks), so that what export writes always validates.
+    """
     collection = live.collections.get(record.collection_id)
     spec: dict[str, Any] = {"taskSequence": ts_name,
                             "collection": {"name": collection.name} if collection and len(
                                 live.collection_by_name(collection.name)) == 1 else {"id": record.collection_id}}
-    if record.comment:
-        spec["comment"] = record.comment
-    spec["purpose"] = "Required" if record.offer_type == 0 else "Available"
-    if advert & MEDIA_PXE_HIDDEN:
-        spec["availableTo"] = "MediaAndPxeHidden"
-    elif advert & MEDIA_PXE_ONLY:
-        spec["availableTo"] = "MediaAndPxe"
-    else:
-        spec["availableTo"] = "ClientsMediaAndPxe" if advert & MEDIA_AND_PXE else "Clients"
-    if advert & WAKE_ON_LAN:
-        spec["sendWakeUpPackets"] = True
-    if remote & METERED:
-        spec["allowMeteredDownloadAfterDeadline"] = True
-    assignments: list[dict[str, Any]] = []
-    for token_text in record.assigned_schedule:
-        token = json.loads(token_text)
-        item: dict[str, Any] = {"at": token["StartTime"]}
-        kind = token.get("@odata.type", "")
-        if kind.endswith("RecurInterval"):
-            item["recurrence"] = {"interval": {k: v for k, v in (("days", token.get("DaySpan")),
-                                                                 ("hours", token.get("HourSpan")),
-                                                                 ("minutes", token.get("MinuteSpan"))) if v}}
-        elif kind.endswith("RecurWeekly"):
-            item["recurrence"] = {"weekly": {"day": _WEEKDAYS[token["Day"] - 1],
-                                             "everyWeeks": token["ForNumberOfWeeks"]}}
-        elif kind.endswith("RecurMonthlyByDate"):
-            item["recurrence"] = {"monthlyByDate": {"day": token["MonthDay"],
-                                                    "everyMonths": token["ForNumberOfMonths"]}}
-        elif kind.endswith("RecurMonthlyByWeekday"):
-            item["recurrence"] = {"monthlyByWeekday": {"day": _WEEKDAYS[token["Day"] - 1],
-                                                       "week": _WEEK_ORDER[token["WeekOrder"]],
-                                                       "everyMonths": token["ForNumberOfMonths"]}}
-        assignments.append(item)
-    for bit, event in ((ASAP, "AsSoonAsPossible"), (LOGON, "Logon"), (LOGOFF, "Logoff")):
-        if advert & bit:
-            assignments.append({"event": event})
-    schedule: dict[str, Any] = {}
-    if record.present_time_enabled and record.present_time:
-        schedule["availableAt"] = record.present_time
-    if record.expiration_time_enabled and record.expiration_time:
-        schedule["expiresAt"] = record.expiration_time
-    if record.is_gmt:
-        schedule["utc"] = True
-    if assignments:
-        schedule["assignments"] = assignments
-    schedule["rerun"] = next((r.value for r, bit in RERUN.items() if remote & bit), "IfFailed")
-    spec["schedule"] = schedule
-    spec["userExperience"] = {
-        "allowRunIndependently": bool(options & RUN_INDEPENDENTLY), "showProgress": bool(advert & SHOW_PROGRESS),
-        "installOutsideMaintenanceWindow": bool(advert & INSTALL_OUTSIDE_MW),
-        "restartOutsideMaintenanceWindow": bool(advert & RESTART_OUTSIDE_MW),
-        "allowOnInternetClients": bool(options & INTERNET_CLIENTS)}
-    alerts = {k: v for k, v in (("onFailurePercent", record.alert_failure_percent),
-                                ("onSuccessBelowPercent", record.alert_success_percent),
-                                ("onSuccessCheckAfter", record.alert_success_after)) if v is not None}
-    if alerts:
-        spec["alerts"] = alerts
-    spec["content"] = {
-        "access": "RunFromDistributionPoint" if remote & RUN_FROM_DP else
-        "DownloadAllBeforeStart" if remote & DOWNLOAD_ALL else "DownloadWhenNeeded",
-        "allowRemoteFallback": bool(remote & REMOTE_DOWNLOAD),
-        "allowDefaultSiteBoundaryGroup": bool(options & DEFAULT_BOUNDARY)}
-    return {"apiVersion": API_VERSION, "kind": "TaskSequenceDeployment", "metadata": {"name": name}, "spec": spec}
+    settings, left_out = deployment_settings(record)
+    spec.update(settings)
+    manifest = {"apiVersion": API_VERSION, "kind": "TaskSequenceDeployment", "metadata": {"name": name},
+                "spec": spec}
+    sequence = live.task_sequences.get(record.package_id)
+    refused = _refused_values(manifest, sequence is not None and live_deploys_os(sequence))
+    return manifest, (*left_out, *refused)
+
+
+def _refused_values(manifest: dict[str, Any], deploys_os: bool) -> list[str]:
+    """Drop from ``manifest`` each value the model or a console rule refuses, and say what was dropped.
+
+    Every value a site can hold that a manifest cannot is optional, and its default is the plain
+    setting (no expiry, no wake-up packets, download when needed), so dropping it leaves a manifest
+    that validates. Dropping one can clear another's problem (an expiry before the start time), so
+    the manifest is checked again until it passes; a problem that no drop clears is a bug here.
+    """
+    dropped: list[str] = []
+    for _ in range(16):
+        try:
+            model = TaskSequenceDeployment.model_validate(manifest)
+        except ValidationError as exc:
+            problems = [(tuple(e["loc"]), str(e["msg"])) for e in exc.errors(include_url=False)]
+        else:
+            facts, found = examine(model)
+            found = [p for p in found if p.severity == "error"] + (list(facts.os_problems) if deploys_os else [])
+            problems = [(p.path, p.message) for p in found]
+        if not problems:
+            return dropped
+        path, message = problems[0]
+        if path[:1] != ("spec",) or path[1:2] in (("taskSequence",), ("collection",)):
+            break  # not an optional value of the spec: nothing to drop
+        value = _pop(manifest, path)
+        if value is _MISSING:
+            break
+        where = ".".join(str(part) for part in path[1:])
+        dropped.append(f"{where} {shorten(value)} ({message})")
+    raise ReconcilerError(f"cannot export TaskSequenceDeployment/{manifest['metadata']['name']}: its manifest does "
+                          f"not validate ({problems[0][1]}); export the other kinds with --kind")
+
+
+_MISSING = object()
+
+
+def _pop(node: Any, path: tuple[Any, ...]) -> Any:
+    """Remove the value at ``path`` (mapping keys and list indexes) and return it; ``_MISSING`` if there is none."""
+    for part in path[:-1]:
+        if isinstance(node, dict):
+            node = node.get(part)
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        else:
+            return _MISSING
+    last = path[-1]
+    if isinstance(node, dict) and last in node:
+        return node.pop(last)
+    if isinstance(node, list) and isinstance(last, int) and 0 <= last < len(node):
+        return node.pop(last)
+    return _MISSING
+
+
+def _one_line(text: str) -> str:
+    """Text for a comment or a warning line: a line break in a console name must not start a line of YAML."""
+    return re.sub(r"[\x00-\x1f\x7f\x85\u2028\u2029]", "?", text)
 
 
 def _write(out: Path, relative: Path, manifest: dict[str, Any], comments: list[str]) -> Path:
@@ -416,9 +406,13 @@ def export_site(live: LiveState, state: StateStore, out: Path, kinds: set[str] |
             if state.is_owned("TaskSequenceDeployment", dep_id):
                 result.skipped.append(f"deployment {dep_id} ({record.name})")
                 continue
-            manifest = deployment_manifest(record, dep_names[dep_id], ts_names[record.package_id], live)
+            manifest, left_out = deployment_manifest(record, dep_names[dep_id], ts_names[record.package_id], live)
             path = Path(KIND_FOLDERS["TaskSequenceDeployment"]) / f"{dep_names[dep_id]}.yaml"
-            result.files.append(_write(out, path, manifest, [f"Exported from deployment {dep_id} ({record.name})."]))
+            notes = [f"Exported from deployment {dep_id} ({_one_line(record.name)})."]
+            notes += [f"Left out: {_one_line(item)}" for item in left_out]
+            result.files.append(_write(out, path, manifest, notes))
+            result.warnings += [f"TaskSequenceDeployment/{dep_names[dep_id]} (deployment {dep_id}, "
+                                f"{shorten(record.name)}): left out {_one_line(item)}" for item in left_out]
             state.own("TaskSequenceDeployment", dep_names[dep_id], dep_id)
             result.adopted += 1
     _export_variables(live, state, out, kinds, wanted, result, used_envs)

@@ -12,8 +12,9 @@ and ``RemoteClientFlags`` that the decoded settings do not account for (a bit th
 model, set in the console; two rerun bits at once) are compared too, and shown as ``advertFlags (not in
 the manifest)``.
 
-The decoding mirrors ``normalize.deployment_record`` (and ``export.deployment_manifest``, which writes
-the same settings into a manifest file); a test holds the three together.
+The flag words are decoded by :mod:`reconciler.diff.advertisement` and the schedule tokens by
+:mod:`reconciler.diff.schedule`, the decoding ``export.deployment_manifest`` writes a manifest file
+from; a test holds them and ``normalize.deployment_record`` together.
 """
 
 from __future__ import annotations
@@ -23,29 +24,8 @@ from dataclasses import dataclass
 from difflib import SequenceMatcher
 from typing import Any
 
+from reconciler.diff.advertisement import decode_advertisement
 from reconciler.diff.changes import FieldChange
-from reconciler.diff.normalize import (
-    ASAP,
-    DEFAULT_BOUNDARY,
-    DOWNLOAD_ALL,
-    DOWNLOAD_WHEN_NEEDED,
-    INSTALL_OUTSIDE_MW,
-    INTERNET_CLIENTS,
-    LOGOFF,
-    LOGON,
-    MEDIA_AND_PXE,
-    MEDIA_PXE_HIDDEN,
-    MEDIA_PXE_ONLY,
-    METERED,
-    NO_FALLBACK,
-    REMOTE_DOWNLOAD,
-    RERUN,
-    RESTART_OUTSIDE_MW,
-    RUN_FROM_DP,
-    RUN_INDEPENDENTLY,
-    SHOW_PROGRESS,
-    WAKE_ON_LAN,
-)
 from reconciler.diff.schedule import (
     EVENT_PHRASES,
     assignment_key,
@@ -56,31 +36,11 @@ from reconciler.diff.schedule import (
     token_kind,
 )
 from reconciler.diff.terms import CREATED_BY_PLAN, collection_text, task_sequence_text
-from reconciler.models.deployment import AvailableTo, ContentAccess, Rerun
 from reconciler.site.records import DeploymentRecord, LiveState
 
 #: Paths of the flag bits no manifest field accounts for: not manifest paths, and said so.
 ADVERT_FLAGS = "advertFlags (not in the manifest)"
 REMOTE_CLIENT_FLAGS = "remoteClientFlags (not in the manifest)"
-
-_EVENT_BITS = (("AsSoonAsPossible", ASAP), ("Logon", LOGON), ("Logoff", LOGOFF))
-_AVAILABLE_TO_BITS = {
-    AvailableTo.CLIENTS: 0,
-    AvailableTo.CLIENTS_MEDIA_AND_PXE: MEDIA_AND_PXE,
-    AvailableTo.MEDIA_AND_PXE: MEDIA_AND_PXE | MEDIA_PXE_ONLY,
-    AvailableTo.MEDIA_AND_PXE_HIDDEN: MEDIA_AND_PXE | MEDIA_PXE_ONLY | MEDIA_PXE_HIDDEN,
-}
-_ACCESS_BITS = {ContentAccess.RUN_FROM_DISTRIBUTION_POINT: RUN_FROM_DP,
-                ContentAccess.DOWNLOAD_ALL_BEFORE_START: DOWNLOAD_ALL,
-                ContentAccess.DOWNLOAD_WHEN_NEEDED: DOWNLOAD_WHEN_NEEDED}
-#: The bits of AdvertFlags that hold settings of the product's own (see normalize: their real bits are
-#: unverified), shifted into the high word.
-_OPTION_BITS = {"userExperience.allowRunIndependently": RUN_INDEPENDENTLY << 32,
-                "userExperience.allowOnInternetClients": INTERNET_CLIENTS << 32,
-                "content.allowDefaultSiteBoundaryGroup": DEFAULT_BOUNDARY << 32}
-_ADVERT_BOOLEANS = {"sendWakeUpPackets": WAKE_ON_LAN, "userExperience.showProgress": SHOW_PROGRESS,
-                    "userExperience.installOutsideMaintenanceWindow": INSTALL_OUTSIDE_MW,
-                    "userExperience.restartOutsideMaintenanceWindow": RESTART_OUTSIDE_MW, **_OPTION_BITS}
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,35 +66,6 @@ class _Assignment:
         return 1 + 2 * (self.kind == other.kind) + (self.start is not None and self.start == other.start)
 
 
-def _flags_text(actual: int, expected: int) -> str | None:
-    """The bits of a flag word the manifest's settings do not account for: ``0x1000000`` set beyond
-    them, ``without 0x20000`` missing from them."""
-    extra, missing = actual & ~expected, expected & ~actual
-    parts = ([f"0x{extra:x}"] if extra else []) + ([f"without 0x{missing:x}"] if missing else [])
-    return ", ".join(parts) or None
-
-
-def _purpose(offer_type: int) -> str:
-    # SMS_Advertisement.OfferType: 0 Required, 2 Available; anything else was not made by a manifest.
-    return {0: "Required", 2: "Available"}.get(offer_type, f"unknown purpose (OfferType {offer_type})")
-
-
-def _available_to(advert: int) -> AvailableTo:
-    if advert & MEDIA_PXE_HIDDEN:
-        return AvailableTo.MEDIA_AND_PXE_HIDDEN
-    if advert & MEDIA_PXE_ONLY:
-        return AvailableTo.MEDIA_AND_PXE
-    return AvailableTo.CLIENTS_MEDIA_AND_PXE if advert & MEDIA_AND_PXE else AvailableTo.CLIENTS
-
-
-def _rerun(remote: int) -> Rerun:
-    return next((rerun for rerun, bit in RERUN.items() if remote & bit), Rerun.IF_FAILED)
-
-
-def _access(remote: int) -> ContentAccess:
-    return next((access for access, bit in _ACCESS_BITS.items() if remote & bit), ContentAccess.DOWNLOAD_WHEN_NEEDED)
-
-
 def _task_sequence(record: DeploymentRecord, live: LiveState) -> str:
     if record.package_id:
         return task_sequence_text(record.package_id, live)
@@ -153,11 +84,9 @@ def _time_term(value: str | None, enabled: bool, utc: bool | None) -> _Term:
 
 def _terms(record: DeploymentRecord, live: LiveState) -> tuple[dict[str, _Term], list[_Assignment]]:
     """Every manifest field of a record, in the manifest's order, and its assignment schedules."""
-    advert, remote = record.advert_flags, record.remote_client_flags
+    settings = decode_advertisement(record)
     utc = record.is_gmt
-    available_to, rerun, access = _available_to(advert), _rerun(remote), _access(remote)
-    fallback = bool(remote & REMOTE_DOWNLOAD)
-    booleans = {path: bool(advert & bit) for path, bit in _ADVERT_BOOLEANS.items()}
+    booleans = settings.booleans
 
     def plain(value: Any) -> _Term:
         return _Term(value, value)
@@ -166,14 +95,14 @@ def _terms(record: DeploymentRecord, live: LiveState) -> tuple[dict[str, _Term],
         "taskSequence": _Term(record.package_id, _task_sequence(record, live)),
         "collection": _Term(record.collection_id, collection_text(record.collection_id, live)),
         "comment": plain(record.comment),
-        "purpose": plain(_purpose(record.offer_type)),
-        "availableTo": plain(available_to.value),
+        "purpose": plain(settings.purpose_text),
+        "availableTo": plain(settings.available_to.value),
         "sendWakeUpPackets": plain(booleans["sendWakeUpPackets"]),
-        "allowMeteredDownloadAfterDeadline": plain(bool(remote & METERED)),
+        "allowMeteredDownloadAfterDeadline": plain(settings.allow_metered_download_after_deadline),
         "schedule.availableAt": _time_term(record.present_time, record.present_time_enabled, utc),
         "schedule.expiresAt": _time_term(record.expiration_time, record.expiration_time_enabled, utc),
         "schedule.utc": plain(utc),
-        "schedule.rerun": plain(rerun.value),
+        "schedule.rerun": plain(settings.rerun.value),
         **{path: plain(booleans[path]) for path in (
             "userExperience.allowRunIndependently", "userExperience.showProgress",
             "userExperience.installOutsideMaintenanceWindow", "userExperience.restartOutsideMaintenanceWindow",
@@ -181,8 +110,8 @@ def _terms(record: DeploymentRecord, live: LiveState) -> tuple[dict[str, _Term],
         "alerts.onFailurePercent": plain(record.alert_failure_percent),
         "alerts.onSuccessBelowPercent": plain(record.alert_success_percent),
         "alerts.onSuccessCheckAfter": _time_term(record.alert_success_after, True, None),
-        "content.access": plain(access.value),
-        "content.allowRemoteFallback": plain(fallback),
+        "content.access": plain(settings.access.value),
+        "content.allowRemoteFallback": plain(settings.allow_remote_fallback),
         "content.allowDefaultSiteBoundaryGroup": plain(booleans["content.allowDefaultSiteBoundaryGroup"]),
     }
     assignments = []
@@ -191,15 +120,11 @@ def _terms(record: DeploymentRecord, live: LiveState) -> tuple[dict[str, _Term],
         assignments.append(_Assignment(assignment_key(token, utc), assignment_phrase(token, utc), token_kind(token),
                                        time_key(token.get("StartTime")),
                                        lambda token=token: assignment_phrase(token, utc, exact=True)))
-    events = [event for event, bit in _EVENT_BITS if advert & bit]
-    assignments += [_Assignment(f"event:{event}", EVENT_PHRASES[event], event) for event in events]
+    assignments += [_Assignment(f"event:{event.value}", EVENT_PHRASES[event.value], event.value)
+                    for event in settings.events]
     # What the settings above would write, as deployment_record writes it: any other bit is shown.
-    expected_advert = sum(bit for _, bit in _EVENT_BITS if advert & bit) | _AVAILABLE_TO_BITS[available_to] \
-        | (0 if fallback else NO_FALLBACK) | sum(bit for path, bit in _ADVERT_BOOLEANS.items() if booleans[path])
-    expected_remote = RERUN[rerun] | _ACCESS_BITS[access] | (REMOTE_DOWNLOAD if fallback else 0) \
-        | (METERED if remote & METERED else 0)
-    terms[ADVERT_FLAGS] = plain(_flags_text(advert, expected_advert))
-    terms[REMOTE_CLIENT_FLAGS] = plain(_flags_text(remote, expected_remote))
+    terms[ADVERT_FLAGS] = plain(settings.unmodelled_advert_flags)
+    terms[REMOTE_CLIENT_FLAGS] = plain(settings.unmodelled_remote_client_flags)
     return terms, assignments
 
 

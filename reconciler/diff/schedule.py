@@ -10,18 +10,30 @@ and the *text* that is shown. The text leaves out what does not help a reader (s
 zero, a ``Z`` on a UTC schedule); when two different keys would read the same, :func:`time_text` and
 :func:`assignment_phrase` are asked again with ``exact=True`` and show the times as ISO text, so a
 change is never shown as ``x → x``.
+
+The same decoding turns a token back into the assignment a manifest writes (:func:`token_assignment`, for
+export), and says what of a token no manifest can write, so that export never writes a different
+schedule without saying so.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-WEEKDAYS = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday")
+from pydantic import ValidationError
+
+from reconciler.errors import shorten
+from reconciler.models.deployment import Assignment, Weekday, WeekOrder
+
+#: SMS_ST_RecurWeekly / RecurMonthlyByWeekday.Day: 1 is Sunday, 7 Saturday.
+WEEKDAYS = tuple(day.value for day in Weekday)
 #: SMS_ST_RecurMonthlyByWeekday.WeekOrder: 0 is the last week of the month, 1-4 the first to the fourth.
-WEEK_ORDER = {0: "last", 1: "first", 2: "second", 3: "third", 4: "fourth"}
+WEEK_ORDERS = {0: WeekOrder.LAST, 1: WeekOrder.FIRST, 2: WeekOrder.SECOND, 3: WeekOrder.THIRD, 4: WeekOrder.FOURTH}
+WEEK_ORDER = {n: order.value.lower() for n, order in WEEK_ORDERS.items()}
 
 #: The token kinds the manifest can write, by the part of the class name after ``SMS_ST_``.
 NON_RECURRING, INTERVAL, WEEKLY = "NonRecurring", "RecurInterval", "RecurWeekly"
@@ -130,11 +142,22 @@ def _every(count: Any, unit: str) -> str:
     return f"every {count} {unit}s"
 
 
-def _weekday(value: Any) -> str:
+def weekday(value: Any) -> str | None:
+    """The manifest's weekday of a token's ``Day`` (1 Sunday … 7 Saturday); ``None`` for anything else
+    (0, 9, ``"7"``, ``true``), which no manifest can write and no index may wrap around to a real day."""
     n = _number(value)
-    if n is not None and 1 <= n <= 7:
-        return WEEKDAYS[n - 1]
-    return f"weekday {value!r} (not a day of the week)"
+    return WEEKDAYS[n - 1] if n is not None and 1 <= n <= 7 else None
+
+
+def week_order(value: Any) -> str | None:
+    """The manifest's week of the month of a token's ``WeekOrder`` (0 Last, 1-4 First to Fourth), or ``None``."""
+    n = _number(value)
+    order = WEEK_ORDERS.get(n) if n is not None else None
+    return order.value if order is not None else None
+
+
+def _weekday(value: Any) -> str:
+    return weekday(value) or f"weekday {value!r} (not a day of the week)"
 
 
 def _span(token: Mapping[str, Any]) -> str:
@@ -198,9 +221,8 @@ def assignment_phrase(token: Mapping[str, Any], schedule_utc: bool, *, exact: bo
         on = "the last day" if day == 0 else f"day {day}"
         phrase = f"monthly on {on} {_every(token.get('ForNumberOfMonths', 1), 'month')} from {start}"
     elif kind == MONTHLY_BY_WEEKDAY:
-        order = _number(token.get("WeekOrder"))
-        week = WEEK_ORDER.get(order) if order is not None else None
-        week = week or f"week {token.get('WeekOrder')!r} (not a week of the month)"
+        week = week_order(token.get("WeekOrder"))
+        week = week.lower() if week else f"week {token.get('WeekOrder')!r} (not a week of the month)"
         phrase = (f"monthly on the {week} {_weekday(token.get('Day'))} "
                   f"{_every(token.get('ForNumberOfMonths', 1), 'month')} from {start}")
     else:
@@ -218,3 +240,101 @@ def assignment_phrase(token: Mapping[str, Any], schedule_utc: bool, *, exact: bo
 
 #: Event assignments are not tokens: ConfigMgr keeps them as AdvertFlags bits.
 EVENT_PHRASES = {"AsSoonAsPossible": "as soon as possible", "Logon": "at logon", "Logoff": "at logoff"}
+
+
+# -- tokens back into the manifest's assignments (export) ----------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TokenAssignment:
+    """A schedule token as a manifest writes it.
+
+    ``assignment`` is the manifest's mapping (``{at: …, recurrence: {weekly: {day: Saturday, everyWeeks:
+    2}}}``), or ``None`` when no manifest can write the token at all (another kind of schedule, a day
+    that is no weekday, a value out of the manifest's range). ``left_out`` says in words what of the
+    token the assignment does not hold, one entry each; empty when the assignment is exact.
+    """
+
+    assignment: dict[str, Any] | None
+    left_out: tuple[str, ...] = ()
+
+
+def _count(token: Mapping[str, Any], field: str, default: Any) -> Any:
+    """A token's number as the manifest would write it; anything else is kept so that validation names it."""
+    value = token.get(field, default)
+    return value if value is None or _number(value) is not None else str(value)
+
+
+def _recurrence(token: Mapping[str, Any], kind: str) -> tuple[dict[str, Any] | None, str | None]:
+    """The manifest's recurrence of a token of a kind it writes, or why there is none."""
+    if kind == NON_RECURRING:
+        return None, None
+    if kind == INTERVAL:
+        spans = {unit: _count(token, field, 0) for unit, field in (
+            ("days", "DaySpan"), ("hours", "HourSpan"), ("minutes", "MinuteSpan"))}
+        return {"interval": {unit: value for unit, value in spans.items() if value}}, None
+    if kind == MONTHLY_BY_DATE:
+        return {"monthlyByDate": {"day": _count(token, "MonthDay", None),
+                                  "everyMonths": _count(token, "ForNumberOfMonths", 1)}}, None
+    day = weekday(token.get("Day"))
+    if day is None:
+        return None, f"Day {shorten(token.get('Day'))} is not a day of the week (1 Sunday … 7 Saturday)"
+    if kind == WEEKLY:
+        return {"weekly": {"day": day, "everyWeeks": _count(token, "ForNumberOfWeeks", 1)}}, None
+    week = week_order(token.get("WeekOrder"))
+    if week is None:
+        return None, (f"WeekOrder {shorten(token.get('WeekOrder'))} is not a week of the month "
+                      "(0 the last, 1-4 the first to the fourth)")
+    return {"monthlyByWeekday": {"day": day, "week": week,
+                                 "everyMonths": _count(token, "ForNumberOfMonths", 1)}}, None
+
+
+def _invalid(exc: ValidationError) -> str:
+    """Why the model refuses an assignment, by the manifest's field paths."""
+    return "; ".join(f"{'.'.join(str(p) for p in error['loc']) or 'value'}: {error['msg']}"
+                     for error in exc.errors(include_url=False)[:3])
+
+
+def token_assignment(token: Mapping[str, Any], schedule_utc: bool) -> TokenAssignment:
+    """The assignment a manifest writes for a token of ``AssignedSchedule``, and what it leaves out.
+
+    The inverse of the tokens ``normalize.deployment_record`` writes, decoded as :func:`assignment_phrase`
+    decodes them (the same weekdays and weeks of the month): a token the manifest writes comes back
+    exactly. A token it cannot write is never turned into another schedule: another kind (yearly, or
+    none named), a ``Day`` or ``WeekOrder`` out of range, a start time that is no time, or a value the
+    manifest's model refuses (an interval of days and hours, every 6 weeks) give no assignment. A token
+    that is written but not whole (a duration, settings of no manifest field, a time zone of its own
+    unlike the deployment's) gives the assignment and says what it leaves out.
+    """
+    kind = token_kind(token)
+    phrase = shorten(assignment_phrase(token, schedule_utc), 160)
+    if kind not in _FIELDS:
+        return TokenAssignment(None, (f"assignment {phrase}: a kind of schedule the manifest cannot write",))
+    start = token.get("StartTime")
+    if _parse_time(start) is None:
+        why = "it has no start time" if start is None else f"its start time {shorten(start)} is not a time"
+        return TokenAssignment(None, (f"assignment {phrase}: {why}",))
+    recurrence, why = _recurrence(token, kind)
+    if why is not None:
+        return TokenAssignment(None, (f"assignment {phrase}: {why}",))
+    item: dict[str, Any] = {"at": start if isinstance(start, str) else start.isoformat()}
+    if recurrence is not None:
+        item["recurrence"] = recurrence
+    try:
+        Assignment.model_validate(item)
+    except ValidationError as exc:
+        return TokenAssignment(None, (f"assignment {phrase}: the manifest cannot write it ({_invalid(exc)})",))
+    left_out = []
+    extras = _extras(token, kind)
+    if any(key in extras for key in _DURATIONS):
+        left_out.append(f"the duration of assignment {phrase} (the manifest writes none)")
+    rest = sorted(key for key in extras if key not in _DURATIONS)
+    if rest:
+        left_out.append(f"{', '.join(shorten(key, 30) for key in rest[:5])} of assignment {phrase} "
+                        "(no manifest field holds them)")
+    gmt = token.get("IsGMT", schedule_utc)
+    if bool(gmt) != schedule_utc:
+        zone = ("UTC", "client local time") if gmt else ("client local time", "UTC")
+        left_out.append(f"the time zone of assignment {phrase}: {zone[0]} on the site, while a manifest's "
+                        f"assignments follow schedule.utc ({zone[1]})")
+    return TokenAssignment(item, tuple(left_out))

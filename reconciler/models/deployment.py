@@ -127,6 +127,10 @@ class Assignment(Model):
         return self
 
 
+#: A manifest lists at most this many assignments, timed and events together.
+MAX_ASSIGNMENTS = 15
+
+
 class Schedule(Model):
     """When it is available and expires (both times with an offset or both without) and when it runs."""
 
@@ -136,7 +140,7 @@ class Schedule(Model):
         default=None, description="ExpirationTime: deployment expires; later than availableAt, and written like "
                                   "it: both with an offset (Z, +02:00) or both without.")
     utc: bool = Field(default=False, description="Times are UTC (true) or the client's local time (false).")
-    assignments: list[Assignment] = Field(default_factory=list, max_length=15,
+    assignments: list[Assignment] = Field(default_factory=list, max_length=MAX_ASSIGNMENTS,
                                           description="At most 15 schedule tokens (AssignedSchedule).")
     rerun: Rerun = Rerun.IF_FAILED
 
