@@ -9,14 +9,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from reconciler.diff.content import content_gaps
 from reconciler.diff.normalize import Unresolved
 from reconciler.plan.actions import Action, ContentWrite, FieldChange, ObjectRef, Reason, Verb
 from reconciler.plan.context import Planning, content_fingerprint
-from reconciler.site.records import ContentState, ContentStatus
+from reconciler.site.records import ContentStatus
 from reconciler.source.loader import LoadedObject
-
-_FAILED_STATES = {ContentState.INSTALL_FAILED, ContentState.REMOVAL_FAILED}
-_LEAVING_STATES = (ContentState.REMOVAL_PENDING, ContentState.REMOVAL_RETRYING)
 
 
 def _status_text(status: ContentStatus) -> str:
@@ -52,15 +50,8 @@ def plan_content(p: Planning) -> None:
             if package is None:
                 continue  # a blocked reference, reported with the task sequence
             status = status_by_package.get(package_id, {})
-            lacking, failed = [], []
-            for dp in dps:
-                current = status.get(dp)
-                pairs.append([package_id, dp])
-                if current is None or current.state in _LEAVING_STATES:
-                    lacking.append(dp)
-                elif current.state in _FAILED_STATES or (current.state is ContentState.INSTALLED
-                                                         and current.installed_version < package.source_version):
-                    failed.append(dp)  # in progress (pending, retrying, updating) is left to finish
+            pairs.extend([package_id, dp] for dp in dps)
+            lacking, failed = content_gaps(package, dps, status)
             if lacking:
                 p.add(Action(Verb.DISTRIBUTE_CONTENT, ref, Reason.CONTENT, package_id,
                              (FieldChange("distributionPoints", None, lacking),), (ts_ref,), obj.source,

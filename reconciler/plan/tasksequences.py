@@ -8,14 +8,10 @@ its properties field by field, its step tree by identity (inserted, removed, mov
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import replace
 
-from reconciler.diff.changes import StepChange, StepOp
-from reconciler.diff.compare import field_changes
-from reconciler.diff.normalize import PENDING, Unresolved, record_fingerprint, ts_canonical, ts_properties, ts_record
-from reconciler.diff.steps import diff_steps, node_fields
-from reconciler.diff.terms import present_step_changes
-from reconciler.diff.tsproperties import ts_property_changes, ts_property_terms
+from reconciler.diff.normalize import PENDING, Unresolved, record_fingerprint, ts_canonical, ts_record
+from reconciler.diff.tasksequence import diff_task_sequence
+from reconciler.diff.tsproperties import ts_property_terms
 from reconciler.models import TaskSequence, iter_steps
 from reconciler.plan.actions import (
     Action,
@@ -186,55 +182,27 @@ def compare_task_sequence(p: Planning, obj: LoadedObject, record: TaskSequenceRe
     Enabling and moving are their own actions, as in the console, so a reviewer sees them apart from edits.
     """
     ref = ObjectRef(obj.kind, obj.name)
-    if record.sequence == live.sequence:
-        before, after = ts_properties(live), ts_properties(record)
-    else:
-        before, after = ts_canonical(live), ts_canonical(record)
-    steps_before, steps_after = before.pop("steps", []), after.pop("steps", [])
-    if before == after and steps_before == steps_after and not rotated:
+    diff = diff_task_sequence(live, record, p.live)
+    if diff.empty and not rotated:
         return
     owned_ids = {i for (k, _), i in p.owned.items() if k == obj.kind}
     reason = Reason.ADOPT if live.id not in owned_ids and p.plan.adopt else p.reason(obj.kind, obj.name,
                                                                                       write.desired_fp)
-    if before == after and steps_before == steps_after:
+    if diff.empty:
         reason = Reason.SECRET
-    # Properties as the manifest writes them (a boot image as ``Name [ID]``); anything else the sequence XML
-    # carries beside its steps (MDT's global variables, the XML version) field by field.
-    properties = set(ts_properties(record))
-    rest_before = {k: v for k, v in before.items() if k not in properties}
-    rest_after = {k: v for k, v in after.items() if k not in properties}
-    changes = ts_property_changes(live, record, p.live) + field_changes(rest_before, rest_after)
-    # Secret references are named after their steps, so comparing them would only echo a step's rename: a
-    # secret that changed is reported below, from the references and hashes recorded at apply.
-    step_changes = present_step_changes(_with_inserted_fields(
-        diff_steps(steps_before, steps_after, opaque_references=True)), p.live)
-    enable = [c for c in changes if c.path == "enabled"]
-    move = [c for c in changes if c.path == "folder"]
-    rest = tuple(c for c in changes if c.path not in ("enabled", "folder")) + tuple(
-        FieldChange(f"secrets.{r}", "(sensitive)", "(sensitive)", True) for r in rotated or ())
+    enable, move, step_changes = diff.enabled, diff.folder, diff.steps
+    rest = diff.fields + tuple(FieldChange(f"secrets.{r}", "(sensitive)", "(sensitive)", True) for r in rotated or ())
     expected = record_fingerprint(live, p.salt)
     if rest or step_changes:
         p.add(Action(Verb.UPDATE_TASK_SEQUENCE, ref, reason, live.id, rest, depends, obj.source, write,
                      summary=record.name, step_changes=step_changes, expected=expected))
     if move:
-        p.add(Action(Verb.MOVE_TASK_SEQUENCE, ref, reason, live.id, tuple(move), source=obj.source, write=write,
+        p.add(Action(Verb.MOVE_TASK_SEQUENCE, ref, reason, live.id, move, source=obj.source, write=write,
                      summary=f"{live.folder or '(root)'} → {record.folder or '(root)'}", expected=expected))
     if enable:
         verb = Verb.ENABLE_TASK_SEQUENCE if record.enabled else Verb.DISABLE_TASK_SEQUENCE
-        p.add(Action(verb, ref, reason, live.id, tuple(enable), source=obj.source, write=write,
+        p.add(Action(verb, ref, reason, live.id, enable, source=obj.source, write=write,
                      summary=record.name, expected=expected))
-
-
-def _with_inserted_fields(changes: tuple[StepChange, ...]) -> tuple[StepChange, ...]:
-    """An inserted step carries its settings and condition as fields, so a reviewer sees what it does."""
-    out = []
-    for change in changes:
-        if change.op is StepOp.INSERTED and not change.is_group and change.node:
-            node = {k: v for k, v in change.node.items() if k != "steps"}
-            identity = {k: node[k] for k in ("name", "type") if k in node}
-            change = replace(change, fields=node_fields(identity, node, opaque_references=True))
-        out.append(change)
-    return tuple(out)
 
 
 def renamed_children(p: Planning) -> None:

@@ -11,6 +11,7 @@ from collections import defaultdict
 from typing import Any, Literal
 
 from reconciler.diff.normalize import Unresolved, fingerprint
+from reconciler.diff.variables import diff_variables
 from reconciler.effective import effective_count
 from reconciler.plan.actions import (
     Action,
@@ -114,7 +115,7 @@ def variable_set(p: Planning, obj: LoadedObject, scope: Literal["collection", "c
         p.block(obj, ("spec", scope), f"{scope} {target_name!r} already has {len(live)} variable(s) that this "
                 "tool does not manage; rerun with --adopt to take them over", "unowned")
         return
-    changes = _changes(variables, live, last_secrets, rotated)
+    changes = diff_variables(variables, live, last_secrets, rotated)
     if priority is not None and live_priority != priority and (live or variables):
         changes.append(FieldChange("priority", live_priority, priority))
     if not changes:
@@ -137,29 +138,3 @@ def variable_set(p: Planning, obj: LoadedObject, scope: Literal["collection", "c
                            identity=Identity(match=match, existing=(live_fp,) if live else ()))
     p.add(Action(Verb.SET_VARIABLES, ref, reason, str(target), tuple(changes), source=obj.source, write=write,
                  summary=f"{len(variables)} variable(s) on {scope} {target_name!r}", expected=live_fp))
-
-
-def _changes(variables: list[Any], live: tuple[LiveVariable, ...], last_secrets: dict[str, Any],
-             rotated: set[str]) -> list[FieldChange]:
-    live_by_name = {v.name.casefold(): v for v in live}
-    changes: list[FieldChange] = []
-    desired_names = set()
-    for var in variables:
-        key = var.name.casefold()
-        desired_names.add(key)
-        current = live_by_name.get(key)
-        if var.hidden or var.value_from is not None:
-            ref_text = str(var.value_from)
-            if current is None or not current.masked or last_secrets.get(key, {}).get("ref") != ref_text \
-                    or current.name != var.name or key in rotated:
-                changes.append(FieldChange(f"variables.{var.name}", "(sensitive)" if current else None,
-                                           "(sensitive)", True))
-        elif current is None or current.value != var.value or current.masked or current.name != var.name:
-            changes.append(FieldChange(f"variables.{var.name}",
-                                       None if current is None else ("(sensitive)" if current.masked
-                                                                     else current.value), var.value))
-    for key, current in live_by_name.items():
-        if key not in desired_names:
-            changes.append(FieldChange(f"variables.{current.name}",
-                                       "(sensitive)" if current.masked else current.value, None, current.masked))
-    return changes
