@@ -1,4 +1,5 @@
-"""`reconcile` end to end: real SQLite site, real files, the CLI in subprocesses."""
+"""`reconcile` end to end: real SQLite site, real files; the CLI runs in-process, and the README quickstart's
+apply once through the installed `reconcile` console script in its own process."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import pytest
 from reconciler.site.embedded import EmbeddedSite
 from reconciler.site.records import ContentState, TaskSequenceRecord
 from reconciler.state import StateStore
-from tests.conftest import REPO
+from tests.conftest import REPO, CliRun, run_cli
 
 ESTATE = REPO / "tests" / "data" / "estate"
 SECRETS = {"OSD_TEST_LOCAL_ADMIN_PASSWORD": "env-secret-value-789"}
@@ -28,10 +29,8 @@ def work(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def reconcile(work: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    full_env = {**os.environ, **SECRETS, **(env or {}), "NO_COLOR": "1"}
-    return subprocess.run([sys.executable, "-m", "reconciler", *args], cwd=work, capture_output=True, text=True,
-                          env=full_env, timeout=120, stdin=subprocess.DEVNULL)
+def reconcile(work: Path, *args: str, env: dict[str, str] | None = None) -> CliRun:
+    return run_cli(*args, cwd=work, env={**SECRETS, **(env or {}), "NO_COLOR": "1"})
 
 
 def plan_json(work: Path, *args: str) -> dict:
@@ -236,7 +235,12 @@ def test_the_example_repository_applies_and_converges(tmp_path: Path) -> None:
     (tmp_path / "manifests" / "secrets" / "osd-ref-01-join.txt").write_text("example-file-secret\n")
     first = reconcile(tmp_path, "--dry-run", "--detailed-exitcode")  # the README quickstart's main job
     assert first.returncode == 2, first.stdout + first.stderr
-    applied = reconcile(tmp_path, "--yes", env=EXAMPLE_SECRETS)
+    # The installed console script, in its own process: what a person types after reading the README.
+    script = shutil.which("reconcile", path=str(Path(sys.executable).parent)) or shutil.which("reconcile")
+    assert script, "the reconcile console script is installed beside the interpreter"
+    applied = subprocess.run([script, "--yes"], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                             env={**os.environ, **SECRETS, **EXAMPLE_SECRETS, "NO_COLOR": "1"},
+                             stdin=subprocess.DEVNULL)
     assert applied.returncode == 0, applied.stdout + applied.stderr
     again = reconcile(tmp_path, "--dry-run", "--detailed-exitcode")
     assert again.returncode == 0, again.stdout
