@@ -1,4 +1,7 @@
-"""Manifests from Git: any ref without a checkout, pull request plans, provenance, the pre-commit hook."""
+"""Manifests from Git: any ref without a checkout, pull request plans, provenance, the pre-commit hook.
+
+Commands run in-process; real processes where they are the point: plans racing on one parse cache, the
+pre-commit hook's command and the CI workflow's shell steps."""
 
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ import pytest
 import yaml
 
 from reconciler.source.git import GitRepository, ParseCache, load_revision
-from tests.conftest import REPO
+from tests.conftest import REPO, CliRun, run_cli
 
 ESTATE = REPO / "tests" / "data" / "estate"
 ENV = {"OSD_TEST_LOCAL_ADMIN_PASSWORD": "git-test-secret", "NO_COLOR": "1"}
@@ -48,9 +51,8 @@ def secrets_beside(cwd: Path) -> None:
     (cwd / "manifests" / "secrets" / "join.txt").write_text("file-secret\n")
 
 
-def reconcile(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "reconciler", *args], cwd=cwd, capture_output=True, text=True,
-                          env={**os.environ, **ENV}, timeout=120, stdin=subprocess.DEVNULL)
+def reconcile(cwd: Path, *args: str) -> CliRun:
+    return run_cli(*args, cwd=cwd, env=ENV)
 
 
 def edit(path: Path, old: str, new: str) -> None:
@@ -197,7 +199,8 @@ def test_the_pre_commit_hook_command_runs_on_a_repository(repo: git.Repo) -> Non
     ok = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=120)
     assert ok.returncode == 0, ok.stdout + ok.stderr
     edit(root / "manifests" / "deployments.yaml", "purpose: Required", "purpose: Mandatory")
-    bad = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=120)
+    assert Path(command[0]).name == "reconcile"  # the same command, now that it is known to run: in-process
+    bad = run_cli(*command[1:], cwd=root)
     assert bad.returncode == 1 and "allowed: 'Available' or 'Required'" in bad.stdout
 
 
