@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import yaml
 
 from reconciler.site.embedded import EmbeddedSite
+from tests.conftest import CliRun, run_cli
 
 HEAD = {"apiVersion": "configmgr.gitops.io/v1alpha1"}
 SECRETS = {
@@ -49,9 +47,7 @@ def manifests(folder: Path) -> None:
 
 
 def run(work: Path, *args: str) -> str:
-    result = subprocess.run([sys.executable, "-m", "reconciler", *args, "--log-level", "debug"], cwd=work,
-                            capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
-                            env={**os.environ, **SECRETS, "NO_COLOR": "1"})
+    result = run_cli(*args, "--log-level", "debug", cwd=work, env={**SECRETS, "NO_COLOR": "1"})
     return result.stdout + result.stderr
 
 
@@ -66,6 +62,7 @@ def test_no_secret_in_any_output_channel(tmp_path: Path) -> None:
                 run(tmp_path, "vars", "effective", "--computer", "LAB-PC-042"),
                 run(tmp_path, "convert", "--to", "xml", "manifests/estate.yaml"),
                 run(tmp_path, "validate", "manifests", "--output", "json")]
+    assert " DEBUG " in outputs[3]  # diagnostics at debug level are among what must hold no secret
     stores = [p.read_bytes() for p in (tmp_path / ".reconcile").glob("state.db*")]
     assert stores and any(b"HighRisk" in s or b"intent" in s for s in stores)  # the journal is in there
     site = b"".join(p.read_bytes() for p in (tmp_path / ".reconcile").glob("site.db*"))
@@ -88,9 +85,8 @@ def test_no_secret_in_any_output_channel(tmp_path: Path) -> None:
     assert "(sensitive)" in outputs[0]
 
 
-def run_with(work: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "reconciler", *args], cwd=work, capture_output=True, text=True,
-                          timeout=120, stdin=subprocess.DEVNULL, env={**os.environ, **env, "NO_COLOR": "1"})
+def run_with(work: Path, env: dict[str, str | None], *args: str) -> CliRun:
+    return run_cli(*args, cwd=work, env={**env, "NO_COLOR": "1"})
 
 
 def test_refresh_secrets_turns_a_rotated_value_into_an_update_without_showing_it(tmp_path: Path) -> None:
@@ -131,11 +127,8 @@ def test_refresh_secrets_turns_a_rotated_value_into_an_update_without_showing_it
 def test_refresh_secrets_blocks_an_object_whose_secret_cannot_be_read(tmp_path: Path) -> None:
     manifests(tmp_path / "manifests")
     assert run_with(tmp_path, SECRETS, "manifests", "--yes").returncode == 0
-    missing = {k: v for k, v in SECRETS.items() if k != "OSD_SCAN_ADMIN_PASSWORD"}
-    env = {**os.environ, **missing, "NO_COLOR": "1"}
-    env.pop("OSD_SCAN_ADMIN_PASSWORD", None)
-    result = subprocess.run([sys.executable, "-m", "reconciler", "manifests", "--dry-run", "--refresh-secrets"],
-                            cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env)
+    missing = {**SECRETS, "OSD_SCAN_ADMIN_PASSWORD": None}  # not set in the environment of this run
+    result = run_with(tmp_path, missing, "manifests", "--dry-run", "--refresh-secrets")
     assert result.returncode == 1
     assert "CollectionVariables/lab" in result.stdout and "OSD_SCAN_ADMIN_PASSWORD is not set" in result.stdout
     assert "manifests/estate.yaml:" in result.stdout
@@ -199,8 +192,7 @@ def test_convert_turns_a_secret_dynamic_variable_into_a_reference(tmp_path: Path
                    '<action>OSDSetDynamicVariables.exe</action><defaultVarList><variable '
                    f'name="OSDSetDynamicVariablesRules" property="Rules">{rules}</variable></defaultVarList></step>'
                    '</sequence>')
-    result = subprocess.run([sys.executable, "-m", "reconciler", "convert", str(xml)], capture_output=True, text=True,
-                            timeout=60)
+    result = run_cli("convert", str(xml))
     assert result.returncode == 0, result.stderr
     (variables,) = [r["variables"] for r in yaml.safe_load(result.stdout)["spec"]["steps"][0]["settings"]["rules"]]
     assert variables[1] == {"name": "MDMPassword", "secret": True, "valueFrom": {"env": "OSD_TS_DYN_RULE_MDMPASSWORD"}}
