@@ -6,8 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +20,7 @@ from reconciler.site.embedded import EmbeddedSite
 from reconciler.site.records import ContentState, DeploymentRecord, PackageType
 from reconciler.source.loader import load
 from reconciler.state import StateStore
+from tests.conftest import CliRun, run_cli
 
 HEAD = {"apiVersion": "configmgr.gitops.io/v1alpha1"}
 OS_STEPS = [{"name": "Apply", "type": "ApplyOperatingSystemImage",
@@ -66,12 +65,12 @@ class World:
 
     def apply(self, **options: Any):  # type: ignore[no-untyped-def]
         wait = options.pop("wait_for_content", None)
-        return apply_plan(self.plan(**options), self.site, self.state, self.manifests, wait_for_content=wait)
+        notice = options.pop("notice", None)
+        return apply_plan(self.plan(**options), self.site, self.state, self.manifests, wait_for_content=wait,
+                          notice=notice)
 
-    def cli(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "reconciler", *args], cwd=self.root, capture_output=True,
-                              text=True, env={**os.environ, "NO_COLOR": "1", **(env or {})}, timeout=120,
-                              stdin=subprocess.DEVNULL)
+    def cli(self, *args: str, env: dict[str, str] | None = None) -> CliRun:
+        return run_cli(*args, cwd=self.root, env={"NO_COLOR": "1", **(env or {})})
 
 
 @pytest.fixture
@@ -209,17 +208,17 @@ def test_content_not_installed_warns_and_wait_for_content_waits(world: World) ->
     assert [w.rule for w in plan.warnings] == ["content-not-installed"]
     assert "--wait-for-content" in plan.warnings[0].message
 
-    def finish() -> None:
-        time.sleep(0.6)
-        with EmbeddedSite(world.site.path) as other:
-            other.set_content_state(tools, "DP01.corp.contoso.com", ContentState.INSTALLED, 1)
+    notices: list[str] = []
 
-    thread = threading.Thread(target=finish)
-    start = time.monotonic()
-    thread.start()
-    result = world.apply(wait_for_content=10)
-    thread.join()
-    assert result.ok and time.monotonic() - start >= 0.5
+    def content_arrives_while_the_apply_waits(message: str) -> None:
+        notices.append(message)
+        if len(notices) == 1:  # the distribution point finishes the copy, as it would in the console
+            with EmbeddedSite(world.site.path) as other:
+                other.set_content_state(tools, "DP01.corp.contoso.com", ContentState.INSTALLED, 1)
+
+    result = world.apply(wait_for_content=30, notice=content_arrives_while_the_apply_waits)
+    assert result.ok, [(r.action.ref.name, r.outcome, r.message) for r in result.results]
+    assert notices and all("TaskSequenceDeployment/lab: waiting for content " + tools in n for n in notices)
     assert len(world.site.read().deployments) == 1
 
 
