@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
@@ -22,7 +20,7 @@ from reconciler.site.embedded import EmbeddedSite
 from reconciler.source.loader import load
 from reconciler.state import StateStore
 from reconciler.tsxml.sequence import reference_ids
-from tests.conftest import CORPUS, REPO
+from tests.conftest import CORPUS, REPO, CliRun, run_cli
 
 SECRETS = {"OSD_LOCAL_ADMIN_PASSWORD": "exp-admin-1", "OSD_LAB_PC_042_BITLOCKER_PIN": "4711",
            "OSD_DOMAIN_JOIN_PASSWORD": "exp-join-2", "OSD_FIRMWARE_ACCOUNT_PASSWORD": "exp-fw-3",
@@ -30,7 +28,7 @@ SECRETS = {"OSD_LOCAL_ADMIN_PASSWORD": "exp-admin-1", "OSD_LAB_PC_042_BITLOCKER_
 
 
 @pytest.fixture
-def applied_site(tmp_path: Path) -> tuple[EmbeddedSite, Path]:
+def applied_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[EmbeddedSite, Path]:
     """A site populated from the example repository, as an existing site would be."""
     work = tmp_path / "source"
     shutil.copytree(REPO / "manifests", work / "manifests")
@@ -39,7 +37,8 @@ def applied_site(tmp_path: Path) -> tuple[EmbeddedSite, Path]:
     site = EmbeddedSite(tmp_path / "site.db")
     add_demo_inventory(site)
     state = StateStore(tmp_path / "seeding-state.db")
-    os.environ.update(SECRETS)
+    for name, value in SECRETS.items():  # for this test only: the environment is the whole session's
+        monkeypatch.setenv(name, value)
     assert apply_plan(make_plan(load(work / "manifests"), site.read(), state), site, state,
                       work / "manifests").ok
     state.close()
@@ -401,9 +400,8 @@ def test_conflict_choices_ignore_overwrite_new(tmp_path: Path) -> None:
 
 
 def test_import_and_export_through_the_cli(tmp_path: Path) -> None:
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "reconciler", *args], cwd=tmp_path, capture_output=True,
-                              text=True, timeout=120, env={**os.environ, **SECRETS})
+    def run(*args: str) -> CliRun:
+        return run_cli(*args, cwd=tmp_path, env=SECRETS)
 
     result = run("import", str(CORPUS / "zips" / "Toolbox__CustomDialog.zip"), "--out", "imported")
     assert result.returncode == 0 and "Content the site must have" in result.stdout
