@@ -8,18 +8,15 @@ A pull request is planned from the result of merging it, computed in the object 
 (``git merge-tree --write-tree``): no working tree, index or ref is touched. The merge writes its
 new trees and merged blobs into the repository's object store, unreachable until ``git gc`` drops them.
 
-The rules of a manifests folder hold for a tree too (:mod:`reconciler.source.loader`): a symlink (a tree
-entry of mode 120000 whose blob is the target path) is followed when it resolves inside the manifests
-path of the same tree, and is an error otherwise; a blob larger than the limit is never read. An object
-that cannot be read (a damaged clone) is a :class:`DamagedObjectError` naming the ref and the object.
+The rules of a manifests folder hold for a tree too: which files of a tree are read, and how its
+symlinks resolve, is :mod:`reconciler.source.gittree`; a blob larger than the limit is never read. An
+object that cannot be read (a damaged clone) is a :class:`DamagedObjectError` naming the ref and the object.
 """
 
 from __future__ import annotations
 
-import bisect
 import hashlib
 import os
-import posixpath
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,10 +25,12 @@ from pathlib import Path
 import git
 from gitdb.exc import ODBError
 
-from reconciler.config import CONFIG_FILE, DEFAULT_MAX_MANIFEST_BYTES
+from reconciler.config import DEFAULT_MAX_MANIFEST_BYTES
 from reconciler.errors import ReconcilerError, shorten
 from reconciler.source.cache import ParseCache
-from reconciler.source.loader import MANIFEST_SUFFIXES, DesiredState, UnreadableManifest, load_texts, too_large
+from reconciler.source.folder import MANIFEST_SUFFIXES, UnreadableManifest, too_large
+from reconciler.source.gittree import MAX_SYMLINK_HOPS, MAX_SYMLINK_TARGET, Entry, TreeFile, TreeScan
+from reconciler.source.loader import DesiredState, load_texts
 from reconciler.source.yamlfile import decode
 
 
@@ -47,35 +46,7 @@ class DamagedObjectError(GitSourceError):
     """A commit, tree or blob of the repository cannot be read: the clone is damaged, not the manifests."""
 
 
-#: Symlinks followed in a row before a chain counts as a loop (Linux's own limit).
-MAX_SYMLINK_HOPS = 40
-
-#: The longest symlink target read: a path. A longer "target" is no symlink a checkout could make.
-MAX_SYMLINK_TARGET = 4096
-
-_SYMLINK_MODE = "120000"
 _OBJECT_ID = re.compile(r"\b(?:[0-9a-f]{64}|[0-9a-f]{40})\b")
-
-#: (mode, type, object ID, size) of a tree entry; the size of a tree is -1
-Entry = tuple[str, str, str, int]
-
-
-@dataclass(frozen=True, slots=True)
-class TreeFile:
-    """A manifest file of a tree: the path findings show, the blob to read and its size, or why it is not read."""
-
-    path: str
-    sha: str = ""
-    size: int = 0
-    problem: str = ""
-    rule: str = ""
-
-
-class _LinkProblem(Exception):
-    def __init__(self, message: str, rule: str = "symlink") -> None:
-        super().__init__(message)
-        self.message = message
-        self.rule = rule
 
 
 #: ``git merge-tree --write-tree`` (a merge without a working tree) arrived in Git 2.38.
@@ -123,14 +94,6 @@ def _scope(path: str) -> str:
 
 def _is_url(location: str) -> bool:
     return bool(re.match(r"^[a-z][a-z0-9+.-]*://", location)) or bool(re.match(r"^[^/\\s]+@[^/\\s]+:", location))
-
-
-def _under(path: str, folder: str) -> bool:
-    return not folder or path == folder or path.startswith(folder + "/")
-
-
-def _dotted(path: str) -> bool:
-    return any(part.startswith(".") for part in path.split("/") if part)
 
 
 class GitRepository:
@@ -204,7 +167,7 @@ class GitRepository:
         except git.GitCommandError as exc:
             raise self.damaged(revision.ref, _last_line(exc), what="a tree of this commit") from None
 
-    def _entries(self, revision: Revision, scope: str) -> dict[str, Entry]:
+    def entries(self, revision: Revision, scope: str) -> dict[str, Entry]:
         """Every entry under ``scope`` (trees included) by path: one ``git ls-tree`` for the whole listing.
 
         Walking the tree object by object costs more than the plan.
@@ -227,11 +190,15 @@ class GitRepository:
         Files in dot folders and ``reconcile.yaml`` at ``path`` are skipped. A blob reached both directly
         and through symlinks is listed once, under its own path.
         """
-        return _TreeScan(self, revision, _scope(path), max_file_bytes).files()
+        return TreeScan(self, revision, _scope(path), max_file_bytes).files()
 
     def manifest_files(self, revision: Revision, path: str = "") -> list[tuple[str, str]]:
         """(path, blob ID) of every manifest file under ``path`` that is read, in path order."""
         return [(f.path, f.sha) for f in self.tree_files(revision, path) if not f.problem]
+
+    def missing(self, revision: Revision, path: str) -> GitSourceError:
+        """The error for a path that the revision's tree does not have."""
+        return GitSourceError(f"{revision.ref}:{path} does not exist in {self.location}")
 
     def can_merge(self) -> bool:
         return tuple(self.repo.git.version_info[:2]) >= MERGE_TREE_GIT
@@ -373,150 +340,10 @@ def _last_line(error: git.GitCommandError | str) -> str:
     return shorten(lines[-1], 200).strip("'") if lines else ""
 
 
-class _TreeScan:
-    """The files of one tree under a scope, with every symlink resolved the way a checkout would."""
-
-    def __init__(self, repo: GitRepository, revision: Revision, scope: str, max_file_bytes: int) -> None:
-        self.repo = repo
-        self.revision = revision
-        self.scope = scope
-        self.max_file_bytes = max_file_bytes
-        self.entries = repo._entries(revision, scope)
-        self.paths = sorted(self.entries)  # for the entries under one folder, by bisection
-        self._all: dict[str, Entry] | None = None  # the whole tree, listed once if a symlink leaves the scope
-        self.found: dict[str, TreeFile] = {}  # by display path
-        self.blobs: set[str] = set()  # paths of the files found
-        self.walked: list[str] = []
-        self.links: list[tuple[str, str]] = []  # (display path, path of the symlink in the tree)
-
-    def files(self) -> list[TreeFile]:
-        scope = self.scope
-        top = self.entries.get(scope) if scope else None
-        if scope and top is None:
-            raise GitSourceError(f"{self.revision.ref}:{scope} does not exist in {self.repo.location}")
-        if top is not None and top[1] != "tree":  # the path names one file
-            if top[0] == _SYMLINK_MODE:
-                self.add(TreeFile(scope, problem="is a symlink; name the file or folder it points to", rule="symlink"))
-            else:
-                self.add(TreeFile(scope, top[2], top[3]))
-            return list(self.found.values())
-        self.walk(scope, scope)
-        while self.links:
-            self.follow(*self.links.pop(0))
-        return sorted(self.found.values(), key=lambda f: f.path)
-
-    def add(self, file: TreeFile) -> None:
-        self.found.setdefault(file.path, file)
-
-    def walk(self, folder: str, display: str) -> None:
-        """Every file under ``folder`` (a real tree path inside the scope), shown under ``display``."""
-        self.walked.append(folder)
-        prefix = f"{folder}/" if folder else ""
-        start = bisect.bisect_left(self.paths, prefix)
-        for file_path in self.paths[start:bisect.bisect_left(self.paths, prefix + "\U0010ffff", start)]:
-            mode, kind, sha, size = self.entries[file_path]
-            rest = file_path[len(prefix):]
-            if not rest or _dotted(rest) or kind != "blob":
-                continue
-            shown = f"{display}/{rest}" if display else rest
-            if folder == self.scope and rest == CONFIG_FILE:
-                continue  # the settings file (reconciler.config), read from the local disk only
-            if mode == _SYMLINK_MODE:
-                self.links.append((shown, file_path))
-            elif rest.endswith(MANIFEST_SUFFIXES) and file_path not in self.blobs:
-                self.blobs.add(file_path)
-                self.add(TreeFile(shown, sha, size))
-
-    def entry(self, file_path: str) -> Entry | None:
-        if not file_path:
-            return ("040000", "tree", "", -1)  # the root of the repository
-        found = self.entries.get(file_path)
-        if found is None and not _under(file_path, self.scope):
-            if self._all is None:
-                self._all = self.repo._entries(self.revision, "")
-            found = self._all.get(file_path)
-        return found
-
-    def target(self, link: str, entry: Entry) -> str:
-        if entry[3] > MAX_SYMLINK_TARGET:
-            raise _LinkProblem(f"is a symlink whose target is {entry[3]:,} bytes long; a path is at most "
-                               f"{MAX_SYMLINK_TARGET:,}")
-        raw = self.repo.read_blob(entry[2], f"{self.revision.ref}:{link}", "the target of this symlink")
-        return raw.decode("utf-8", "replace")
-
-    def resolve(self, link: str) -> tuple[str, str, Entry]:
-        """(literal target, resolved path, its entry) of a symlink, resolved component by component."""
-        literal = self.target(link, self.entries[link])
-        allowed = self.allowed
-        if literal.startswith("/"):
-            raise _LinkProblem(f"is a symlink to {shorten(literal)}, an absolute path outside the repository; "
-                               f"{allowed}")
-        pending = literal.split("/")
-        resolved = link.split("/")[:-1]
-        hops = 0
-        while pending:
-            part = pending.pop(0)
-            if part in ("", "."):
-                continue
-            if part == "..":
-                if not resolved:
-                    raise _LinkProblem(f"is a symlink to {shorten(literal)}, outside the repository; {allowed}")
-                resolved.pop()
-                continue
-            resolved.append(part)
-            current = "/".join(resolved)
-            found = self.entry(current)
-            if found is None:
-                raise _LinkProblem(f"is a symlink to {shorten(literal)} that dangles ({current} does not exist in "
-                                   f"{self.revision.ref}); {allowed}")
-            if found[1] != "tree" and found[0] != _SYMLINK_MODE and any(p not in ("", ".") for p in pending):
-                raise _LinkProblem(f"is a symlink to {shorten(literal)} that dangles ({current} is a file, not a "
-                                   f"folder); {allowed}")
-            if found[0] == _SYMLINK_MODE:
-                hops += 1
-                if hops > MAX_SYMLINK_HOPS:
-                    raise _LinkProblem(f"is a symlink to {shorten(literal)} that loops (a symlink that points back "
-                                       f"to itself); {allowed}")
-                inner = self.target(current, found)
-                if inner.startswith("/"):
-                    raise _LinkProblem(f"is a symlink to {shorten(literal)}, which leads to the absolute path "
-                                       f"{shorten(inner)}, outside the repository; {allowed}")
-                resolved.pop()
-                pending = inner.split("/") + pending
-        final = "/".join(resolved)
-        return literal, final, self.entry(final)  # type: ignore[return-value]
-
-    @property
-    def allowed(self) -> str:
-        where = f"the manifests folder {self.scope}" if self.scope else "the repository"
-        return f"a symlink must point to a file or folder inside {where}"
-
-    def follow(self, display: str, link: str) -> None:
-        allowed = self.allowed
-        try:
-            literal, target, (_, kind, sha, size) = self.resolve(link)
-        except _LinkProblem as problem:
-            self.add(TreeFile(display, problem=problem.message, rule=problem.rule))
-            return
-        if kind == "blob" and not display.endswith(MANIFEST_SUFFIXES):
-            return  # a file this tool never reads, wherever it points
-        if not _under(target, self.scope):
-            resolved = f" ({target})" if target != literal else ""
-            self.add(TreeFile(display, problem=f"is a symlink to {shorten(literal)}{resolved}, outside the manifests "
-                              f"folder; {allowed}", rule="symlink"))
-        elif kind == "tree":
-            if _under(posixpath.dirname(link), target):
-                self.add(TreeFile(display, problem=f"is a symlink to {shorten(literal)}, a folder that contains it "
-                                  f"(a loop); {allowed} that does not contain the symlink", rule="symlink"))
-            elif not any(_under(target, w) and not _dotted(target[len(w):]) for w in self.walked):
-                self.walk(target, display)
-        elif kind != "blob":
-            self.add(TreeFile(display, problem=f"is a symlink to {shorten(literal)}, which is a submodule; a "
-                              "manifest is a file", rule="io"))
-        elif target not in self.blobs:
-            self.blobs.add(target)
-            self.add(TreeFile(display, sha, size))
-
-
 def default_cache_dir() -> Path:
     return Path(os.environ.get("RECONCILE_CACHE_DIR", ".reconcile"))
+
+
+__all__ = ["MAX_SYMLINK_HOPS", "MAX_SYMLINK_TARGET", "MERGE_TREE_GIT", "DamagedObjectError", "GitRepository",
+           "GitSourceError", "Merge", "MergeConflictError", "ParseCache", "Revision", "TreeFile", "default_cache_dir",
+           "load_merge", "load_revision", "manifest_conflicts"]
