@@ -1,5 +1,6 @@
 """One writer per site: the lease is taken before the site is read, renewed while a writer runs, and
-never held by the dead for long (`reconcile unlock`). Racing writers are real processes."""
+never held by the dead for long (`reconcile unlock`). Racing writers are real processes; a command that
+only meets a lease another writer holds (or left) runs in-process."""
 
 from __future__ import annotations
 
@@ -27,7 +28,8 @@ from reconciler.site.embedded import EmbeddedSite
 from reconciler.site.records import ContentState
 from reconciler.source.loader import load
 from reconciler.state import Lease, StateStore
-from tests.test_controller import ENV, Setup, free_port, wait_until
+from tests.conftest import CliRun, run_cli, wait_until
+from tests.test_controller import ENV, Setup, free_port
 
 FOREIGN = "build-07.example.org:4242"  # a writer on another host: its process cannot be looked up from here
 HEAD = {"apiVersion": "configmgr.gitops.io/v1alpha1"}
@@ -63,13 +65,17 @@ def history(setup: Setup) -> tuple[int, int]:
     return sum(e.phase == "apply" for e in journal), sum(e.phase == "audit" for e in journal)
 
 
+def apply_options(setup: Setup, *extra: str) -> list[str]:
+    return ["manifests", "--repo", str(setup.repo_dir), "--ref", "main", *extra]
+
+
 def apply_args(setup: Setup, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "reconciler", "manifests", "--repo", str(setup.repo_dir), "--ref", "main", *extra]
+    return [sys.executable, "-m", "reconciler", *apply_options(setup, *extra)]
 
 
-def run_apply(setup: Setup, *extra: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(apply_args(setup, "--yes", *extra), cwd=setup.work, capture_output=True, text=True,
-                          env={**os.environ, **ENV}, stdin=subprocess.DEVNULL, timeout=120)
+def run_apply(setup: Setup, *extra: str) -> CliRun:
+    """A one-shot apply, in-process: the writer it meets (or follows) is another process or a lease row."""
+    return run_cli(*apply_options(setup, "--yes", *extra), cwd=setup.work, env=ENV)
 
 
 def foreign_lease(setup: Setup, ttl: float, kind: str = "apply") -> Lease:
@@ -226,8 +232,7 @@ def test_a_long_action_keeps_the_lease_and_an_unlocked_apply_stops_before_its_ne
     wait_until(waiting_in_the_action, 30, "the apply to renew its 1 s lease while it waits for content")
     lease = lease_of(setup)
     assert lease is not None and lease.pid == str(apply.pid)
-    unlocked = subprocess.run([sys.executable, "-m", "reconciler", "unlock", lease.lease_id, "--yes"],
-                              cwd=setup.work, capture_output=True, text=True, timeout=60)
+    unlocked = run_cli("unlock", lease.lease_id, "--yes", cwd=setup.work)
     assert unlocked.returncode == 0 and f"a one-shot apply (pid {apply.pid} on " in unlocked.stdout
     with setup.site() as site:
         for dp in site.read().distribution_points:
@@ -307,9 +312,8 @@ def test_a_lease_renewed_by_its_holder_keeps_its_id_and_a_lapsed_one_gets_a_new_
 
 def test_a_standby_once_exits_1_and_names_the_holder(setup: Setup) -> None:
     lease = foreign_lease(setup, ttl=60, kind="controller")
-    result = subprocess.run([sys.executable, "-m", "reconciler", "controller", "--repo", str(setup.repo_dir),
-                             "--once", "--log-format", "json"], cwd=setup.work, capture_output=True, text=True,
-                            env={**os.environ, **ENV}, timeout=120)
+    result = run_cli("controller", "--repo", str(setup.repo_dir), "--once", "--log-format", "json", cwd=setup.work,
+                     env=ENV)
     assert result.returncode == 1, result.stdout + result.stderr
     tick = next(json.loads(line) for line in result.stdout.splitlines() if '"tick"' in line)
     assert tick["outcome"] == "standby"
