@@ -241,3 +241,29 @@ def test_a_schedule_token_that_is_not_even_json_is_left_out_with_a_warning(site:
     assert manifest["spec"]["schedule"]["assignments"] == [
         {"at": AT, "recurrence": {"weekly": {"day": "Friday", "everyWeeks": 1}}}]
     assert not [f.render() for f in load(out).findings if f.severity.value == "error"]
+
+
+def test_times_and_tokens_compare_as_the_site_means_them_not_as_they_are_spelled(site: EmbeddedSite,
+                                                                                   tmp_path: Path) -> None:
+    """A real site answers ``…Z`` for a time sent as ``+00:00`` and adds fields at their defaults to a token."""
+    _deploy(site, "Spelled", {**WEEKLY, "schedule": {**WEEKLY["schedule"], "utc": True,
+                                                     "availableAt": "2026-12-01T08:00:00+00:00"}},
+            present_time="2026-12-01T08:00:00Z", present_time_enabled=True,
+            assigned_schedule=(json.dumps({**json.loads(FRIDAY), "IsGMT": True, "DayDuration": 0, "HourDuration": 0,
+                                           "MinuteDuration": 0}, sort_keys=True),))
+    result, out, state = _export(site, tmp_path)
+    plan = make_plan(load(out), site.read(), state)
+    assert [a for a in plan.actions if a.ref.kind == "TaskSequenceDeployment"] == [], \
+        [(a.ref, a.changes) for a in plan.actions]
+    state.close()
+
+
+def test_a_token_that_is_not_json_and_an_offer_type_of_one_are_drift_not_a_crash(site: EmbeddedSite,
+                                                                                 tmp_path: Path) -> None:
+    from reconciler.diff.normalize import deployment_canonical
+
+    _deploy(site, "Garbled", WEEKLY)
+    [live] = site.read().deployments.values()
+    garbled = dataclasses.replace(live, assigned_schedule=("not json at all",), offer_type=1)
+    assert deployment_canonical(garbled) != deployment_canonical(live)
+    assert deployment_canonical(garbled)["purpose"] == "OfferType 1"

@@ -13,6 +13,7 @@ import json
 from datetime import datetime
 from typing import Any
 
+from reconciler.diff.schedule import assignment_key, parse_token, time_key
 from reconciler.errors import ReconcilerError
 from reconciler.models import TaskSequence
 from reconciler.models.base import CollectionRef, PackageRef
@@ -385,13 +386,15 @@ def deployment_canonical(record: DeploymentRecord) -> dict[str, Any]:
         "taskSequence": record.package_id,
         "collection": record.collection_id,
         "comment": record.comment,
-        "purpose": "Required" if record.offer_type == 0 else "Available",
+        "purpose": {0: "Required", 2: "Available"}.get(record.offer_type, f"OfferType {record.offer_type}"),
         "options": _flag_names(record.advert_flags, _ADVERT_NAMES),
         "client": _flag_names(record.remote_client_flags, _REMOTE_NAMES),
-        "availableAt": record.present_time if record.present_time_enabled else None,
-        "expiresAt": record.expiration_time if record.expiration_time_enabled else None,
+        # Times and schedule tokens as the site means them, not as they are spelled: a real site answers
+        # "…Z" for "+00:00" and adds fields at their defaults (DayDuration: 0) to the tokens it was sent.
+        "availableAt": time_key(record.present_time) if record.present_time_enabled else None,
+        "expiresAt": time_key(record.expiration_time) if record.expiration_time_enabled else None,
         "utc": record.is_gmt,
-        "schedules": [json.loads(t) for t in record.assigned_schedule],
+        "schedules": [assignment_key(parse_token(t), record.is_gmt) for t in record.assigned_schedule],
         "alerts": {"onFailurePercent": record.alert_failure_percent,
                    "onSuccessBelowPercent": record.alert_success_percent,
                    "onSuccessCheckAfter": record.alert_success_after},
