@@ -7,7 +7,6 @@ import sqlite3
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -18,34 +17,49 @@ from reconciler.storage import check_file, connect, migrate
 
 OPENERS = 6
 
-# Each process waits for the same moment, then opens the store and prints what it sees.
+# Each process gets ready (imports done), says so, and waits for the word to go; then it opens the store
+# and prints what it sees.
 OPEN_AT = """
-import sys, time
+import sys
 from pathlib import Path
-start, kind, path = float(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
-time.sleep(max(0.0, start - time.time()))
+kind, path = sys.argv[1], Path(sys.argv[2])
 if kind == "state":
     from reconciler.state import StateStore
+else:
+    from reconciler.site.embedded import EmbeddedSite
+print("ready", flush=True)
+sys.stdin.readline()
+if kind == "state":
     store = StateStore(path)
     print(store.salt.hex())
 else:
-    from reconciler.site.embedded import EmbeddedSite
     site = EmbeddedSite(path)
     print(site.site_code, len(site.read().collections))
 """
 
 
 def open_together(kind: str, path: Path) -> list[str]:
-    start = time.time() + 1.5  # after every interpreter has started
-    processes = [subprocess.Popen([sys.executable, "-c", OPEN_AT, str(start), kind, str(path)],
+    processes = [subprocess.Popen([sys.executable, "-c", OPEN_AT, kind, str(path)], stdin=subprocess.PIPE,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                  for _ in range(OPENERS)]
-    results = []
-    for process in processes:
-        out, err = process.communicate(timeout=60)
-        assert process.returncode == 0, err
-        results.append(out.strip())
-    return results
+    try:
+        for process in processes:  # every interpreter has started and imported the stores
+            assert process.stdout is not None and process.stdout.readline() == "ready\n", process.stderr
+        for process in processes:  # then all of them open the same new file at once
+            assert process.stdin is not None
+            process.stdin.write("go\n")
+            process.stdin.flush()
+        results = []
+        for process in processes:
+            out, err = process.communicate(timeout=60)
+            assert process.returncode == 0, err
+            results.append(out.strip())
+        return results
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+            process.wait()
 
 
 @pytest.mark.parametrize("kind", ["state", "site"])
@@ -85,17 +99,26 @@ def test_opening_a_file_another_connection_is_creating_waits_instead_of_failing(
     creator = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     creator.execute("CREATE TABLE t (x)")
     creator.execute("BEGIN IMMEDIATE")
-    release = threading.Timer(0.3, lambda: creator.execute("COMMIT"))
-    release.start()
+    opened: list[str | BaseException] = []
+
+    def open_it() -> None:
+        try:
+            db = connect(path)
+            opened.append(db.execute("PRAGMA journal_mode").fetchone()[0])
+            db.close()
+        except BaseException as exc:  # the test reports it
+            opened.append(exc)
+
+    opener = threading.Thread(target=open_it, daemon=True)
     try:
-        started = time.monotonic()
-        db = connect(path)
-        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert time.monotonic() - started >= 0.2  # it waited for the creator, it did not fail
-        db.close()
+        opener.start()
+        opener.join(timeout=0.3)  # the scenario: the creator holds the lock for a while
+        assert opener.is_alive() and not opened, opened  # still waiting for the creator: it did not fail
     finally:
-        release.join()
-        creator.close()
+        creator.execute("COMMIT")
+    opener.join(timeout=30)
+    creator.close()
+    assert opened == ["wal"]
 
 
 class Damaged(Exception):
