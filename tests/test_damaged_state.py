@@ -1,9 +1,9 @@
 """Damaged, emptied or deleted state stores and embedded sites: every command fails safe with one clear line.
 
 The files are real: a state store and a site made by a real apply, then truncated, given a broken header,
-scribbled over in the middle, emptied to 0 bytes or deleted. Commands run in-process through click
-(one through a real process), and each must exit 1 with an ``error:`` line naming the file and what to
-do, print no traceback, and leave every file as it was.
+scribbled over in the middle, emptied to 0 bytes or deleted. Commands run in-process through click (one
+through the entry point, as the installed command runs), and each must exit 1 with an ``error:`` line naming
+the file and what to do, print no traceback, and leave every file as it was.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from click.testing import CliRunner, Result
 
 from reconciler.cli import cli
 from reconciler.state import StateError, StateStore
+from tests.conftest import run_cli
 
 HEAD = {"apiVersion": "configmgr.gitops.io/v1alpha1"}
 STEPS = [{"name": "Run", "type": "RunCommandLine",
@@ -186,10 +187,9 @@ def test_damage_found_by_a_later_query_is_the_same_clear_error(work: Path) -> No
         state.close()
 
 
-def test_a_damaged_state_store_through_a_real_process_prints_one_line(work: Path) -> None:
+def test_a_damaged_state_store_through_the_entry_point_prints_one_line(work: Path) -> None:
     break_header(work / ".reconcile" / "state.db", "")
-    result = subprocess.run([sys.executable, "-m", "reconciler", "manifests", "--dry-run"], cwd=work,
-                            capture_output=True, text=True, timeout=120, env={**os.environ, "NO_COLOR": "1"})
+    result = run_cli("manifests", "--dry-run", cwd=work, env={"NO_COLOR": "1"})  # main(), as `reconcile` runs
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: state store .reconcile/state.db is "
                                                                        "damaged: it is not an SQLite database")
