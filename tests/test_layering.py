@@ -97,3 +97,11 @@ def test_the_task_sequence_codec_depends_only_on_models_and_errors() -> None:
         for module in imports(path):
             if module.startswith("reconciler"):
                 assert module.startswith(allowed), (path, module)
+
+
+def test_the_planner_never_compares_fields_itself() -> None:
+    """Comparing is the diff stage's job (diff/); the planner turns its changes into actions."""
+    for path in (PACKAGE / "plan").glob("*.py"):
+        found = imports(path)
+        assert "deepdiff" not in found and "reconciler.diff.compare" not in found, path
+        assert "reconciler.diff.steps" not in found, path  # step trees are compared by diff/tasksequence.py

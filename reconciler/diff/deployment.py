@@ -26,6 +26,8 @@ from typing import Any
 
 from reconciler.diff.advertisement import decode_advertisement
 from reconciler.diff.changes import FieldChange
+from reconciler.diff.compare import field_changes
+from reconciler.diff.normalize import deployment_canonical
 from reconciler.diff.schedule import (
     EVENT_PHRASES,
     assignment_key,
@@ -220,3 +222,16 @@ def deployment_changes(before: DeploymentRecord, after: DeploymentRecord, live: 
             texts = (old.exact(), new.exact())
         out.append(FieldChange(path, *texts))
     return tuple(out)
+
+
+def diff_deployment(live: DeploymentRecord, record: DeploymentRecord, state: LiveState) -> tuple[FieldChange, ...]:
+    """What differs between a live deployment and the one its manifest asks for; empty when nothing does.
+
+    Whether they differ is decided on the canonical form (flag words decoded, times and tokens as the site
+    means them); what is shown is in the manifest's terms, or the canonical fields when those terms cannot
+    tell the difference, so a change is never hidden.
+    """
+    before, after = deployment_canonical(live), deployment_canonical(record)
+    if before == after:
+        return ()
+    return deployment_changes(live, record, state) or field_changes(before, after)

@@ -10,9 +10,8 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from reconciler.diff.compare import field_changes
-from reconciler.diff.deployment import deployment_changes, deployment_terms
-from reconciler.diff.normalize import Unresolved, deployment_canonical, deployment_record, record_fingerprint
+from reconciler.diff.deployment import deployment_changes, deployment_terms, diff_deployment
+from reconciler.diff.normalize import Unresolved, deployment_record, record_fingerprint
 from reconciler.plan.actions import Action, Adoption, DeploymentWrite, FieldChange, Identity, ObjectRef, Reason, Verb
 from reconciler.plan.context import Planning, spec_fingerprint
 from reconciler.plan.policies import evaluate_high_risk, run_from_dp_violations
@@ -122,11 +121,8 @@ def plan_deployments(p: Planning) -> None:
                          "the task sequence or collection of a deployment cannot change in place", risk,
                          expected=expected))
             continue
-        before, after = deployment_canonical(live), deployment_canonical(record)
-        if before != after:
-            # In manifest terms (schedules as phrases, collections as ``Name [ID]``); raw fields only if the
-            # terms cannot tell the difference, so a change is never hidden.
-            changes = deployment_changes(live, record, p.live) or field_changes(before, after)
+        changes = diff_deployment(live, record, p.live)
+        if changes:
             p.add(Action(Verb.UPDATE_DEPLOYMENT, ref, p.reason(obj.kind, obj.name, desired_fp), live.id,
                          changes, depends, obj.source, write,
                          f"{ts_name} to {collection.name}", risk, expected=expected))
