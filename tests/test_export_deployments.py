@@ -252,6 +252,7 @@ def test_times_and_tokens_compare_as_the_site_means_them_not_as_they_are_spelled
             assigned_schedule=(json.dumps({**json.loads(FRIDAY), "IsGMT": True, "DayDuration": 0, "HourDuration": 0,
                                            "MinuteDuration": 0}, sort_keys=True),))
     result, out, state = _export(site, tmp_path)
+    assert result.warnings == []  # nothing left out: the spelling is all that differs
     plan = make_plan(load(out), site.read(), state)
     assert [a for a in plan.actions if a.ref.kind == "TaskSequenceDeployment"] == [], \
         [(a.ref, a.changes) for a in plan.actions]
