@@ -12,12 +12,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import BeforeValidator, Field, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 
 from reconciler.errors import ReconcilerError
-from reconciler.models.base import Model
+from reconciler.models.base import Model, SecretRef
 
 CONFIG_FILE = "reconcile.yaml"
 
@@ -74,16 +75,99 @@ class _LimitsSection(Model):
                                     description="Largest manifest file read, in bytes.")
 
 
+def _credential(value: Any) -> Any:
+    """A password or token in ``reconcile.yaml`` is a reference only: the file sits beside the manifests."""
+    if isinstance(value, str):
+        raise PydanticCustomError(
+            "plaintext_credential",
+            "holds a plaintext credential; reconcile.yaml names where it is read from: write "
+            "{valueFrom: {env: NAME}} or {valueFrom: {file: secrets/NAME}}, or set it in the environment "
+            "(RECONCILE_SITE_PASSWORD, RECONCILE_SITE_TOKEN, RECONCILE_WINRM_PASSWORD)")
+    return value
+
+
+#: A password or a token: only ``{valueFrom: …}``, read with the secrets policy when the site is opened.
+Credential = Annotated[SecretRef | None, BeforeValidator(_credential)]
+
+
+def _username(value: Any) -> Any:
+    """A user name is not a secret, so it may be written out; it may also come from a ``valueFrom``."""
+    if value is None or isinstance(value, str):
+        if isinstance(value, str) and not value.strip():
+            raise PydanticCustomError("empty_username", "is empty; write DOMAIN\\name or name@REALM, or leave it out")
+        return value
+    if isinstance(value, dict):
+        return SecretRef.model_validate(value)
+    raise PydanticCustomError("username_type", "must be DOMAIN\\name, name@REALM or {valueFrom: {env: NAME}}")
+
+
+#: A user name: ``CORP\\svc-osd``, ``svc-osd@CORP.EXAMPLE.COM``, or ``{valueFrom: …}``.
+Username = Annotated[Any, BeforeValidator(_username)]
+
+
+class WinRMSection(Model):
+    """``site.winrm``: the host with the ConfigMgr console that runs what the AdminService cannot."""
+
+    host: str = Field(min_length=1, max_length=253, pattern=r"^[A-Za-z0-9.\-]+$",
+                      description="Host name of a Windows server with the ConfigMgr console and WinRM enabled.")
+    port: int | None = Field(default=None, ge=1, le=65535,
+                             description="WinRM port (default 5986 over HTTPS, 5985 with ssl: false).")
+    ssl: bool = Field(default=True, description="WinRM over HTTPS (5986); false uses HTTP with message encryption.")
+    auth: Literal["negotiate", "kerberos", "ntlm", "credssp"] = "negotiate"
+    username: Username = None
+    password: Credential = None
+    ca_bundle: str | None = Field(default=None, min_length=1,
+                                  description="PEM file of the CA that issued the WinRM listener's certificate.")
+    configuration_manager_module: str | None = Field(
+        default=None, min_length=1, max_length=260,
+        description="Path of ConfigurationManager.psd1 on the host (default: the module name, found through "
+                    "the console's installation).")
+    site_code: str | None = Field(default=None, pattern=r"^[A-Za-z0-9]{3}$",
+                                  description="Site code of the CMSite drive (default: the site's own).")
+    provider_host: str | None = Field(default=None, min_length=1, max_length=253, pattern=r"^[A-Za-z0-9.\-]+$",
+                                      description="SMS Provider the CMSite drive connects to (default: the "
+                                                  "AdminService URL's host).")
+
+
+class SiteSection(Model):
+    """``site``: which site to connect to and how; the command line wins over every field."""
+
+    url: str | None = Field(default=None, description="https://<SMS Provider>/AdminService (or a CMG's URL).")
+    ca_bundle: str | None = Field(default=None, min_length=1,
+                                  description="PEM file of the site's CA, relative to this file's folder.")
+    auth: Literal["negotiate", "kerberos", "ntlm", "bearer"] | None = None
+    read_only: bool = Field(default=False, description="Refuse every write to the site (plans and reports only).")
+    username: Username = None
+    password: Credential = None
+    token: Credential = None
+    winrm: WinRMSection | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        from reconciler.site.options import SiteOptionsError, normalize_site_url
+
+        try:
+            return normalize_site_url(value)
+        except SiteOptionsError as exc:
+            raise ValueError(str(exc)) from None
+
+
 class ConfigFile(Model):
     """The schema of ``reconcile.yaml``."""
 
     secrets: _SecretsSection = Field(default_factory=_SecretsSection)
     limits: _LimitsSection = Field(default_factory=_LimitsSection)
+    site: SiteSection | None = None
 
 
 #: Environment variables of the tool's own settings: never a secret's source, whatever the allow-list says
 #: (``RECONCILE_SECRET_HASH_KEY`` starts with an allowed prefix, and a manifest must not copy it into a site).
-RESERVED_ENV_NAMES = frozenset({"RECONCILE_SECRET_HASH_KEY", "RECONCILE_SECRETS_DIR"})
+RESERVED_ENV_NAMES = frozenset({"RECONCILE_SECRET_HASH_KEY", "RECONCILE_SECRETS_DIR", "RECONCILE_SITE_USERNAME",
+                                "RECONCILE_SITE_PASSWORD", "RECONCILE_SITE_TOKEN", "RECONCILE_WINRM_USERNAME",
+                                "RECONCILE_WINRM_PASSWORD", "RECONCILE_SERVE_PASSWORD"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,11 +204,40 @@ class Limits:
 
 
 @dataclass(frozen=True, slots=True)
+class SiteSettings:
+    """The ``site:`` section as written, validated; credentials are still references, read when the site opens.
+
+    Relative paths (``caBundle``) are resolved against the file's folder. ``lines`` holds where each field was
+    written, so a problem found later (a secret that cannot be read, a CA bundle that is missing) names
+    ``file:line: field`` as a validation error does.
+    """
+
+    section: SiteSection
+    file: Path
+    lines: dict[str, int] = field(default_factory=dict)
+
+    def where(self, path: str) -> str:
+        """``reconcile.yaml:12: site.password`` (the deepest written part of ``path`` decides the line)."""
+        parts = path.split(".")
+        while parts and ".".join(parts) not in self.lines:
+            parts.pop()
+        line = self.lines.get(".".join(parts)) if parts else None
+        return f"{self.file}:{line}: {path}" if line else f"{self.file}: {path}"
+
+    def path(self, text: str) -> Path:
+        """A path written in the file: relative ones are relative to the file's folder."""
+        written = Path(os.path.expanduser(text))
+        return written if written.is_absolute() else Path(os.path.abspath(self.file.parent / written))
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     secrets: SecretsPolicy
     limits: Limits = field(default_factory=Limits)
     #: the file the settings came from, or None for the defaults
     source: Path | None = None
+    #: the ``site:`` section, or None when the file has none
+    site: SiteSettings | None = None
 
 
 def manifests_root(path: Path) -> Path:
@@ -170,7 +283,36 @@ def load_config(root: Path, config_file: Path | None = None, secrets_dir: Path |
     policy = SecretsPolicy(_secrets_folder(root, parsed.secrets.folder, secrets_dir),
                            tuple(parsed.secrets.env.prefixes), frozenset(parsed.secrets.env.names),
                            Path(parsed.secrets.folder).as_posix(), _within(root, secrets_dir))
-    return Config(policy, Limits(parsed.limits.max_manifest_bytes), path)
+    site = SiteSettings(parsed.site, path, _site_lines(path, data)) if parsed.site is not None else None
+    return Config(policy, Limits(parsed.limits.max_manifest_bytes), path, site)
+
+
+#: The fields of the ``site:`` section whose line a message may name.
+_SITE_FIELDS = ("url", "caBundle", "auth", "readOnly", "username", "password", "token", "winrm",
+                "username.valueFrom", "password.valueFrom", "token.valueFrom", "winrm.host", "winrm.port",
+                "winrm.ssl", "winrm.auth", "winrm.username", "winrm.password", "winrm.username.valueFrom",
+                "winrm.password.valueFrom", "winrm.caBundle", "winrm.configurationManagerModule", "winrm.siteCode",
+                "winrm.providerHost")
+
+
+def _site_lines(path: Path, data: Any) -> dict[str, int]:
+    """The line of each field of the ``site:`` section that is written (only those: a missing one has none)."""
+    from reconciler.source.yamlfile import Locator
+
+    try:
+        locator = Locator(path.read_text(encoding="utf-8-sig"))
+    except (OSError, UnicodeDecodeError):
+        return {}
+    lines: dict[str, int] = {}
+    for name in ("", *_SITE_FIELDS):
+        parts = ("site", *name.split(".")) if name else ("site",)
+        node = data
+        for part in parts:
+            node = node.get(part) if isinstance(node, dict) else None
+        found = locator.locate(0, parts) if node is not None else None
+        if found is not None:
+            lines[".".join(parts)] = found[0]
+    return lines
 
 
 def _read(path: Path) -> Any:
@@ -215,6 +357,8 @@ def _describe(path: Path, data: Any, exc: ValidationError) -> str:
             message = "unknown setting"
         allowed = ""
         if error["type"] == "extra_forbidden":
-            allowed = "; allowed: secrets (folder, env.prefixes, env.names), limits (maxManifestBytes)"
+            allowed = ("; allowed: secrets (folder, env.prefixes, env.names), limits (maxManifestBytes), site (url, "
+                       "caBundle, auth, readOnly, username, password, token, winrm: host, port, ssl, auth, username, "
+                       "password, caBundle, configurationManagerModule, siteCode, providerHost)")
         lines.append(f"{at}: {format_path(loc)}: {message}{allowed}")
     return "\n".join(lines)

@@ -15,8 +15,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from reconciler.site import Site, SiteTarget, create_site, is_url, open_site
+
+if TYPE_CHECKING:
+    from reconciler.site.options import SiteOptions
 from reconciler.state import StateBackend, StateError, open_state
 
 DEFAULT_SITE = Path(".reconcile") / "site.db"
@@ -34,16 +38,19 @@ class Workspace:
 
 
 def state_path_for(site_path: SiteTarget) -> Path:
-    """The state store's default file: beside an embedded site, or ``.reconcile/state.db`` for a remote one."""
+    """The state store's default file: beside an embedded site; for a remote site, which has no file to sit
+    beside, ``.reconcile/<host>.state.db`` (see :func:`reconciler.site.options.default_state_file`)."""
     if is_url(site_path):
-        return DEFAULT_SITE.parent / "state.db"
+        from reconciler.site.options import default_state_file
+
+        return default_state_file(str(site_path))
     site_path = Path(site_path)
     return site_path.parent / f"{site_path.stem}.state.db" if site_path.name != "site.db" \
         else site_path.parent / "state.db"
 
 
 def open_site_alone(site_path: SiteTarget | None, *, create_demo: bool = True,
-                    read_only: bool = False) -> tuple[Site, bool]:
+                    read_only: bool = False, options: SiteOptions | None = None) -> tuple[Site, bool]:
     """The site alone, for commands that never read the state store (and so never create it).
 
     Without ``--site`` the default embedded site is created with the demo inventory on first use (also for a
@@ -51,20 +58,21 @@ def open_site_alone(site_path: SiteTarget | None, *, create_demo: bool = True,
     A site named with ``--site`` must exist.
     """
     if site_path is not None:
-        return open_site(site_path, read_only=read_only), False
+        return open_site(site_path, read_only=read_only, options=options), False
     created = not DEFAULT_SITE.exists()
     if created:
         create_site(DEFAULT_SITE, demo=create_demo).close()
-    return open_site(DEFAULT_SITE, read_only=read_only), created
+    return open_site(DEFAULT_SITE, read_only=read_only, options=options), created
 
 
 def open_workspace(site_path: SiteTarget | None, state_path: Path | None = None, create_demo: bool = True,
-                   new_state: bool = False, read_only: bool = False) -> Workspace:
+                   new_state: bool = False, read_only: bool = False,
+                   options: SiteOptions | None = None) -> Workspace:
     """The site and its state store; refuses a lost state store beside a site with objects unless ``new_state``.
 
     ``read_only`` opens the site for reading only (the state store is written as usual: status, journal).
     """
-    site, created = open_site_alone(site_path, create_demo=create_demo, read_only=read_only)
+    site, created = open_site_alone(site_path, create_demo=create_demo, read_only=read_only, options=options)
     try:
         path = state_path or state_path_for(site_path or DEFAULT_SITE)
         if not new_state:

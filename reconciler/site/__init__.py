@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from reconciler.site.errors import PermanentSiteError, SiteError, SiteNotFound, TransientSiteError, UnsupportedSite
 from reconciler.site.protocol import DeviceLookup, Site, VariableValue
@@ -32,6 +33,9 @@ from reconciler.site.records import (
 )
 from reconciler.storage import FileCheck
 
+if TYPE_CHECKING:
+    from reconciler.site.options import SiteOptions
+
 #: What a site target may be; a URL is kept as text, a path as given.
 SiteTarget = str | os.PathLike[str]
 
@@ -50,7 +54,8 @@ def _embedded_path(target: SiteTarget, what: str) -> Path:
     return Path(target)
 
 
-def open_site(target: SiteTarget, *, create_demo: bool = False, read_only: bool = False) -> Site:
+def open_site(target: SiteTarget, *, create_demo: bool = False, read_only: bool = False,
+              options: SiteOptions | None = None) -> Site:
     """The site ``target`` names, open: the one place that picks an implementation (DESIGN.md's ``site.open``;
     named so that it never shadows the builtin ``open``).
 
@@ -58,7 +63,12 @@ def open_site(target: SiteTarget, *, create_demo: bool = False, read_only: bool 
     else it is :class:`SiteNotFound`. ``read_only`` opens a site this run will not change: a missing file
     is never created, and a write is refused. An ``https://…/AdminService`` URL raises
     :class:`UnsupportedSite` until the AdminService site exists (it is added here).
+
+    ``options`` (:class:`~reconciler.site.options.SiteOptions`) says how to reach a remote site; its
+    ``read_only`` (``--read-only``, ``site.readOnly``) opens any site read-only.
     """
+    if options is not None and options.read_only:
+        read_only = True
     if is_url(target):
         raise UnsupportedSite(f"site {str(target)[:80]!r}: connecting to a site through the AdminService is not "
                               "supported yet; name an embedded site file (--site PATH)")
