@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from collections.abc import Callable
@@ -11,7 +12,8 @@ import click
 
 from reconciler.config import Config, ConfigError, load_config, manifests_root
 from reconciler.errors import ReconcilerError
-from reconciler.site import Site
+from reconciler.site import Site, SiteTarget
+from reconciler.site.options import Auth, SiteArguments, SiteOptions, resolve_site_options
 from reconciler.workspace import Workspace, open_site_alone, open_workspace
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
@@ -49,21 +51,22 @@ def echo_errors(exc: ReconcilerError, file: Path | None = None) -> None:
         click.echo(f"error: {line}" if named else f"error: {file}: {line}", err=True)
 
 
-def open_for(site: Path | None, state: Path | None, new_state: bool = False, read_only: bool = False) -> Workspace:
+def open_for(site: SiteTarget | None, state: Path | None, new_state: bool = False, read_only: bool = False,
+             options: SiteOptions | None = None) -> Workspace:
     """The site and its state store (``read_only``: this command never writes to the site).
 
     A site or state store that cannot be opened raises its typed error, which the top of the CLI prints
     as one ``error:`` line (exit 1; never a usage error, whose exit code 2 means "changes" to a CI job).
     """
-    workspace = open_workspace(site, state, new_state=new_state, read_only=read_only)
+    workspace = open_workspace(site, state, new_state=new_state, read_only=read_only, options=options)
     if workspace.created:
         announce_created(workspace.site)
     return workspace
 
 
-def open_site_for(site_path: Path | None, read_only: bool = True) -> Site:
+def open_site_for(site_path: SiteTarget | None, read_only: bool = True, options: SiteOptions | None = None) -> Site:
     """The site alone, for commands that never read the state store: they must not create an empty one."""
-    site, created = open_site_alone(site_path, read_only=read_only)
+    site, created = open_site_alone(site_path, read_only=read_only, options=options)
     if created:
         announce_created(site)
     return site
@@ -80,3 +83,91 @@ new_state_option = click.option(
          "(they must then be taken over again with --adopt or 'reconcile export'). Without it that is an error.")
 
 
+
+
+class SiteParam(click.ParamType):
+    """``--site``: an embedded site file (a path) or an AdminService URL (kept as text: a Path would fold ``//``)."""
+
+    name = "FILE|URL"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> str | Path:
+        if isinstance(value, Path):
+            return value
+        text = str(value)
+        return text if "://" in text[:16] else Path(text)
+
+
+def site_options(command: Callable[..., None]) -> Callable[..., None]:
+    """``--site`` and how to reach a remote site: ``--ca-bundle``, ``--insecure``, ``--auth``, ``--read-only``.
+
+    The values reach the command as ``site_path`` and ``site_args`` (a :class:`SiteArguments`); credentials
+    have no option on purpose (``RECONCILE_SITE_USERNAME`` / ``_PASSWORD`` / ``_TOKEN``, or ``kinit``).
+    """
+    options = [
+        click.option("--site", "site_path", type=SiteParam(), default=None,
+                     help="Embedded site file (default .reconcile/site.db, created with demo inventory), or a real "
+                          "site: https://<SMS Provider>/AdminService (default: site.url in reconcile.yaml)."),
+        click.option("--ca-bundle", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                     help="PEM file of the CA that issued the site's certificate (the site's SMS Issuing root or "
+                          "your PKI root); default site.caBundle, else SSL_CERT_FILE, else the system's CAs."),
+        click.option("--insecure", is_flag=True,
+                     help="Do not verify the site's TLS certificate (and say so on every run). Never in production."),
+        click.option("--auth", type=click.Choice([a.value for a in Auth]), default=None,
+                     help="negotiate (default: Kerberos, then NTLM), kerberos, ntlm (refused by ConfigMgr 2509 and "
+                          "later) or bearer (RECONCILE_SITE_TOKEN, through a cloud management gateway)."),
+        click.option("--read-only", is_flag=True,
+                     help="Refuse every write to the site: plans, status, export and drift reports only."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+
+    @functools.wraps(command)
+    def wrapper(*args: object, **kwargs: object) -> None:
+        kwargs["site_args"] = SiteArguments(site=kwargs.get("site_path"), ca_bundle=kwargs.pop("ca_bundle"),  # type: ignore[arg-type]
+                                            insecure=bool(kwargs.pop("insecure")), auth=kwargs.pop("auth"),  # type: ignore[arg-type]
+                                            read_only=bool(kwargs.pop("read_only")))
+        command(*args, **kwargs)
+
+    return wrapper
+
+
+config_option = click.option(
+    "--config", "config_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+    help="Settings file with the site: section (default: manifests/reconcile.yaml when it exists).")
+
+
+def settings_near(config_file: Path | None) -> Config:
+    """The settings of a command that names no manifests: ``--config``, else ``manifests/reconcile.yaml``."""
+    return settings_for(Path("manifests"), config_file, None)
+
+
+def site_for(arguments: SiteArguments, settings: Config | None) -> tuple[SiteTarget | None, SiteOptions]:
+    """The site target and its options; a setting that cannot be used is one ``error:`` line (exit 1).
+
+    Every run prints the options' notices on stderr (``--insecure`` is never silent).
+    """
+    try:
+        target, options = resolve_site_options(arguments, settings.site if settings else None,
+                                               settings.secrets if settings else None)
+    except ConfigError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_ERROR)
+    for line in options.notices():
+        click.echo(line, err=True)
+    return target, options
+
+
+def refuse_read_only(options: SiteOptions, target: SiteTarget | None, what: str) -> None:
+    """A command that would write stops before its first request when the site is read-only."""
+    try:
+        options.ensure_writable(what, str(target) if target is not None else None)
+    except ReconcilerError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_ERROR)
+
+
+def cache_folder(target: SiteTarget | None) -> Path:
+    """Where a run keeps its caches (Git clones, parse cache): beside an embedded site, else ``.reconcile/``."""
+    if isinstance(target, Path):
+        return target.parent
+    return Path(".reconcile")

@@ -9,17 +9,21 @@ import click
 
 from reconciler.cli.app import cli
 from reconciler.cli.common import (
+    cache_folder,
     new_state_option,
     open_for,
+    refuse_read_only,
     settings_for,
     settings_options,
+    site_for,
+    site_options,
 )
 from reconciler.controller.loop import Loop, LoopConfig, json_emitter, parse_duration, text_emitter
 from reconciler.controller.metrics import Metrics
 from reconciler.controller.metrics import serve as serve_metrics
 from reconciler.controller.tick import Controller, ControllerConfig
 from reconciler.plan.planner import MAX_DELETE_PERCENT
-from reconciler.workspace import DEFAULT_SITE
+from reconciler.site.options import SiteArguments
 
 
 @cli.command("controller")
@@ -40,7 +44,7 @@ from reconciler.workspace import DEFAULT_SITE
               help="Serve /healthz, /readyz, /status and /metrics (Prometheus), for example 127.0.0.1:9180.")
 @click.option("--lease-seconds", type=click.FloatRange(1), default=30, show_default=True,
               help="How long the writer's lease lasts without renewal; a standby takes over after it expires.")
-@click.option("--site", "site_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@site_options
 @click.option("--state", "state_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--once", is_flag=True, help="Run one tick and exit.")
@@ -49,8 +53,9 @@ from reconciler.workspace import DEFAULT_SITE
 def controller_command(repo: str, ref: str, manifests_path: str, interval: str, self_heal: bool, prune: bool,
                        max_delete: float, watch: bool, refresh_secrets: bool, commit_poll: str, listen: str | None,
                        lease_seconds: float,
-                       site_path: Path | None, state_path: Path | None, log_format: str, once: bool,
-                       new_state: bool, config_file: Path | None, secrets_dir: Path | None) -> None:
+                       site_path: Path | str | None, site_args: SiteArguments, state_path: Path | None,
+                       log_format: str, once: bool, new_state: bool, config_file: Path | None,
+                       secrets_dir: Path | None) -> None:
     """Keep the site equal to a Git branch: tick on an interval, on new commits and (--watch) on file changes.
 
     Settings (reconcile.yaml) and secrets are read from the local folder named by --path, never from Git.
@@ -61,8 +66,11 @@ def controller_command(repo: str, ref: str, manifests_path: str, interval: str, 
     except ValueError:
         raise click.BadParameter("use seconds or 30s, 5m, 1h", param_hint="--interval/--commit-poll") from None
     settings = settings_for(Path(manifests_path), config_file, secrets_dir)
-    workspace = open_for(site_path, state_path, new_state)
-    cache_dir = site_path.parent if site_path else DEFAULT_SITE.parent
+    target, reach = site_for(site_args, settings)
+    if self_heal:
+        refuse_read_only(reach, target, "the controller with --self-heal (--no-self-heal only reports drift)")
+    workspace = open_for(target, state_path, new_state, options=reach)
+    cache_dir = cache_folder(target)
     config = ControllerConfig(repo=repo, ref=ref, path=manifests_path, self_heal=self_heal, prune=prune,
                               max_delete=max_delete, lease_seconds=lease_seconds,
                               secrets_base=Path(manifests_path), cache_dir=cache_dir, refresh_secrets=refresh_secrets,

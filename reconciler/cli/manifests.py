@@ -11,11 +11,15 @@ from reconciler.cli.app import cli
 from reconciler.cli.common import (
     EXIT_ERROR,
     EXIT_OK,
+    config_option,
     echo_errors,
     open_for,
     open_site_for,
     settings_for,
+    settings_near,
     settings_options,
+    site_for,
+    site_options,
     use_color,
 )
 from reconciler.convert import manifest_to_xml, read_xml_file, xml_to_manifest
@@ -23,6 +27,7 @@ from reconciler.errors import ReconcilerError
 from reconciler.export import export_site, export_zip, import_zip
 from reconciler.models import KINDS
 from reconciler.render import findings as render_findings
+from reconciler.site.options import SiteArguments
 from reconciler.source import yamlfile
 from reconciler.source.loader import load
 from reconciler.validate import has_errors, validate
@@ -114,19 +119,22 @@ def crds_command(out_dir: Path, check: bool) -> None:
 @click.option("--zip", "zip_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Instead, write a console-compatible export ZIP of one task sequence (--name).")
 @click.option("--name", "console_name", default=None, help="Console name of the task sequence for --zip.")
-@click.option("--site", "site_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@site_options
 @click.option("--state", "state_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
 @click.option("--kind", "kinds", multiple=True, type=click.Choice(list(KINDS)), help="Only these kinds.")
 @click.option("--name-filter", default=None, metavar="GLOB", help="Only objects whose console name matches.")
-def export_command(out_dir: Path | None, zip_path: Path | None, console_name: str | None, site_path: Path | None,
-                   state_path: Path | None, kinds: tuple[str, ...], name_filter: str | None) -> None:
+@config_option
+def export_command(out_dir: Path | None, zip_path: Path | None, console_name: str | None,
+                   site_path: Path | str | None, site_args: SiteArguments, state_path: Path | None,
+                   kinds: tuple[str, ...], name_filter: str | None, config_file: Path | None) -> None:
     """Export the site to manifests (and adopt what was exported), or one task sequence to a console ZIP."""
     if (out_dir is None) == (zip_path is None):
         raise click.UsageError("give either --out DIR or --zip FILE.zip --name NAME")
+    target, reach = site_for(site_args, settings_near(config_file))
     if zip_path is not None:
         if not console_name:
             raise click.UsageError("--zip needs --name (the task sequence's console name)")
-        site = open_site_for(site_path)  # a ZIP needs no state store: none is created
+        site = open_site_for(target, options=reach)  # a ZIP needs no state store: none is created
         try:
             export_zip(site.read(), zip_path, console_name)
         finally:
@@ -134,7 +142,8 @@ def export_command(out_dir: Path | None, zip_path: Path | None, console_name: st
         click.echo(f"wrote {zip_path} (no passwords, as the console exports)")
         return
     # Exporting adopts what it writes: it is how a site is taken over, also after the state store was lost.
-    workspace = open_for(site_path, state_path, new_state=True, read_only=True)  # adopting writes the store only
+    workspace = open_for(target, state_path, new_state=True, read_only=True,  # adopting writes the store only
+                         options=reach)
     try:
         assert out_dir is not None
         result = export_site(workspace.site.read(), workspace.state, out_dir, set(kinds) or None, name_filter)

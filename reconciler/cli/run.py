@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +21,14 @@ from reconciler.cli.common import (
     EXIT_CHANGES,
     EXIT_ERROR,
     EXIT_OK,
+    cache_folder,
     new_state_option,
     open_for,
+    refuse_read_only,
     settings_for,
     settings_options,
+    site_for,
+    site_options,
     use_color,
 )
 from reconciler.config import Config
@@ -46,20 +51,19 @@ from reconciler.render import plan as render_plan
 from reconciler.render import review as render_review
 from reconciler.render.plan import plan_document
 from reconciler.review import review
+from reconciler.site import is_url
 from reconciler.source.git import GitSourceError
 from reconciler.source.loader import DesiredState
 from reconciler.source.select import Provenance, load_folder, load_pair, load_ref
-from reconciler.workspace import DEFAULT_SITE
 
 
 def _plan_options(command: Callable[..., None]) -> Callable[..., None]:
     """The options every plan takes: where the manifests, the site and the state are, and what to plan."""
     options = [
         click.argument("path", default="manifests", type=click.Path(path_type=Path)),
-        click.option("--site", "site_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-                     help="Embedded site database (default .reconcile/site.db, created with demo inventory)."),
+        site_options,
         click.option("--state", "state_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-                     help="State store (default: beside the site)."),
+                     help="State store (default: beside an embedded site; .reconcile/<host>.state.db for a URL)."),
         click.option("--target", "targets", multiple=True, metavar="KIND/NAME",
                      help="Only these objects (repeatable)."),
         click.option("--prune", is_flag=True, help="Delete managed objects that no manifest describes any more."),
@@ -207,10 +211,10 @@ def _plan_only(path: Path, options: dict[str, Any], out: Path | None) -> None:
     """A dry run: plan, print, and (``--out``) save the plan for ``reconcile apply FILE``; never takes the lease."""
     output = options["output"]
     settings = settings_for(path, options["config_file"], options["secrets_dir"])
-    cache_dir = options["site_path"].parent if options["site_path"] else DEFAULT_SITE.parent
+    target, reach = site_for(options["site_args"], settings)
     desired, provenance, pair = _load(path, options["repo"], options["ref"], options["base"], options["head"],
-                                      settings, cache_dir, output)
-    workspace = open_for(options["site_path"], options["state_path"], options["new_state"], read_only=True)
+                                      settings, cache_folder(target), output)
+    workspace = open_for(target, options["state_path"], options["new_state"], read_only=True, options=reach)
     try:
         step = Pass(workspace.site, workspace.state, settings, _secrets_base(path))
         plan, stopped = step.plan(desired, _plan_options_of(options))
@@ -303,9 +307,11 @@ def apply_command(path: Path, dry_run: bool, wait_for_content: bool, content_tim
         raise click.UsageError("a pull request plan (--base, --head) is a dry run: use 'reconcile plan'")
     output = options["output"]
     settings = settings_for(path, options["config_file"], options["secrets_dir"])
-    cache_dir = options["site_path"].parent if options["site_path"] else DEFAULT_SITE.parent
-    desired, provenance, _ = _load(path, options["repo"], options["ref"], None, None, settings, cache_dir, output)
-    workspace = open_for(options["site_path"], options["state_path"], options["new_state"])
+    target, reach = site_for(options["site_args"], settings)
+    refuse_read_only(reach, target, "'reconcile apply'")
+    desired, provenance, _ = _load(path, options["repo"], options["ref"], None, None, settings, cache_folder(target),
+                                   output)
+    workspace = open_for(target, options["state_path"], options["new_state"], options=reach)
     keeper = LeaseKeeper(workspace.state, workspace.site.site_code, "apply", lease_seconds)
     try:
         step = Pass(workspace.site, workspace.state, settings, _secrets_base(path), keeper)
@@ -338,11 +344,15 @@ def _apply_saved(saved: SavedPlan, options: dict[str, Any], apply: ApplyOptions,
     output = options["output"]
     path = Path(inputs.path)
     settings = settings_for(path, options["config_file"], options["secrets_dir"])
-    site_path = options["site_path"] or (Path(inputs.site_location) if inputs.site_location else None)
-    cache_dir = site_path.parent if site_path else DEFAULT_SITE.parent
+    arguments = options["site_args"]
+    if arguments.site is None and inputs.site_location:  # the site the plan was made against
+        arguments = replace(arguments, site=inputs.site_location if is_url(inputs.site_location)
+                            else Path(inputs.site_location))
+    target, reach = site_for(arguments, settings)
+    refuse_read_only(reach, target, "'reconcile apply' of a saved plan")
     desired, provenance, _ = _load(path, inputs.repo, inputs.ref if inputs.repo else None, None, None, settings,
-                                   cache_dir, output)
-    workspace = open_for(site_path, options["state_path"], options["new_state"])
+                                   cache_folder(target), output)
+    workspace = open_for(target, options["state_path"], options["new_state"], options=reach)
     keeper = LeaseKeeper(workspace.state, workspace.site.site_code, "apply", lease_seconds)
     try:
         step = Pass(workspace.site, workspace.state, settings, _secrets_base(path), keeper)

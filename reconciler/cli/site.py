@@ -12,10 +12,14 @@ from reconciler.cli.app import cli
 from reconciler.cli.common import (
     EXIT_ERROR,
     EXIT_OK,
+    config_option,
     open_for,
     open_site_for,
     settings_for,
+    settings_near,
     settings_options,
+    site_for,
+    site_options,
 )
 from reconciler.effective import ComputerNotFound, effective_variables
 from reconciler.lease import UnlockRefused, unlock
@@ -26,6 +30,7 @@ from reconciler.render import status as render_status
 from reconciler.render.effective import render as render_effective
 from reconciler.render.history import render as render_history
 from reconciler.site import SiteError, backup_site, check_site, create_site
+from reconciler.site.options import SiteArguments
 from reconciler.source.loader import load
 from reconciler.state import backup_state, check_state
 from reconciler.storage import FileCheck
@@ -55,11 +60,13 @@ def site_init(site_path: Path, site_code: str, demo: bool) -> None:
 
 
 @site_group.command("show")
-@click.option("--site", "site_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@site_options
 @click.option("--output", "-o", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def site_show(site_path: Path | None, output: str) -> None:
+@config_option
+def site_show(site_path: Path | str | None, site_args: SiteArguments, output: str, config_file: Path | None) -> None:
     """Print the live objects of the site (masked variable values are never shown)."""
-    site = open_site_for(site_path)
+    target, reach = site_for(site_args, settings_near(config_file))
+    site = open_site_for(target, options=reach)
     try:
         render_site.render(site.read(), sys.stdout, output)
     finally:
@@ -72,12 +79,15 @@ def vars_group() -> None:
 
 
 @cli.command("status")
-@click.option("--site", "site_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@site_options
 @click.option("--state", "state_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
 @click.option("--output", "-o", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def status_command(site_path: Path | None, state_path: Path | None, output: str) -> None:
+@config_option
+def status_command(site_path: Path | str | None, site_args: SiteArguments, state_path: Path | None, output: str,
+                   config_file: Path | None) -> None:
     """Per object: synced, out of sync, drifted, failed or blocked; the last tick and the last applied commit."""
-    workspace = open_for(site_path, state_path, read_only=True)
+    target, reach = site_for(site_args, settings_near(config_file))
+    workspace = open_for(target, state_path, read_only=True, options=reach)
     try:
         document = {"tick": workspace.state.get_status("tick"), "checked": workspace.state.get_status("checked"),
                     "objects": workspace.state.get_status("objects") or {},
@@ -97,16 +107,19 @@ def status_command(site_path: Path | None, state_path: Path | None, output: str)
 
 @cli.command("unlock")
 @click.argument("lease_id")
-@click.option("--site", "site_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@site_options
 @click.option("--state", "state_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
 @click.option("--yes", "-y", is_flag=True, help="Release without asking.")
-def unlock_command(lease_id: str, site_path: Path | None, state_path: Path | None, yes: bool) -> None:
+@config_option
+def unlock_command(lease_id: str, site_path: Path | str | None, site_args: SiteArguments, state_path: Path | None,
+                   yes: bool, config_file: Path | None) -> None:
     """Release the site's lease LEASE_ID, held by a writer that died (as terraform's force-unlock).
 
     The ID is in every "being reconciled by" message and in 'reconcile status'. Only release a lease
     whose holder is dead: a live holder would go on writing beside the next writer.
     """
-    workspace = open_for(site_path, state_path, read_only=True)
+    target, reach = site_for(site_args, settings_near(config_file))
+    workspace = open_for(target, state_path, read_only=True, options=reach)
     try:
         site = workspace.site.site_code
         try:
@@ -132,13 +145,16 @@ def _confirm_unlock(yes: bool) -> Callable[[str], bool]:
 
 
 @cli.command("history")
-@click.option("--site", "site_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@site_options
 @click.option("--state", "state_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
 @click.option("--output", "-o", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--limit", type=click.IntRange(1), default=50, show_default=True)
-def history_command(site_path: Path | None, state_path: Path | None, output: str, limit: int) -> None:
+@config_option
+def history_command(site_path: Path | str | None, site_args: SiteArguments, state_path: Path | None, output: str,
+                    limit: int, config_file: Path | None) -> None:
     """List applies, newest first: time, ref, commit, counts and outcome."""
-    workspace = open_for(site_path, state_path, read_only=True)
+    target, reach = site_for(site_args, settings_near(config_file))
+    workspace = open_for(target, state_path, read_only=True, options=reach)
     try:
         entries = workspace.state.applies(limit)
     finally:
@@ -149,11 +165,11 @@ def history_command(site_path: Path | None, state_path: Path | None, output: str
 @vars_group.command("effective")
 @click.option("--computer", required=True, help="Device name (or a ResourceID).")
 @click.argument("path", default="manifests", type=click.Path(path_type=Path))
-@click.option("--site", "site_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@site_options
 @click.option("--output", "-o", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @settings_options
-def vars_effective(computer: str, path: Path, site_path: Path | None, output: str, config_file: Path | None,
-                   secrets_dir: Path | None) -> None:
+def vars_effective(computer: str, path: Path, site_path: Path | str | None, site_args: SiteArguments, output: str,
+                   config_file: Path | None, secrets_dir: Path | None) -> None:
     """Each variable COMPUTER gets, its value (masked when hidden), where it comes from and what it overrides.
 
     Computer variables beat collection variables; between collections, priority 1 beats 9.
@@ -164,7 +180,8 @@ def vars_effective(computer: str, path: Path, site_path: Path | None, output: st
     if has_errors(findings):
         render_findings.render_text(desired, [f for f in findings if f.severity.value == "error"], sys.stderr)
         sys.exit(EXIT_ERROR)
-    site = open_site_for(site_path)
+    where, reach = site_for(site_args, settings)
+    site = open_site_for(where, options=reach)
     try:
         target = int(computer) if computer.isdigit() else computer
         try:
