@@ -183,6 +183,9 @@ class SecretsPolicy:
     #: the manifests folder, when the secrets folder is inside it: a checked-out branch may make ``secrets``
     #: a link, and the real folder must still lie within (None when --secrets-dir chose the folder)
     within: Path | None = None
+    #: sources that hold the site's own credentials (``site.*.valueFrom``, as ``env:NAME`` / ``file:PATH``): a
+    #: manifest may never read them, or a pull request could copy the site's password into a variable
+    reserved: frozenset[str] = frozenset()
 
     def env_allowed(self, name: str) -> bool:
         if name in RESERVED_ENV_NAMES:
@@ -282,7 +285,8 @@ def load_config(root: Path, config_file: Path | None = None, secrets_dir: Path |
         raise ConfigError(_describe(path, data, exc)) from None
     policy = SecretsPolicy(_secrets_folder(root, parsed.secrets.folder, secrets_dir),
                            tuple(parsed.secrets.env.prefixes), frozenset(parsed.secrets.env.names),
-                           Path(parsed.secrets.folder).as_posix(), _within(root, secrets_dir))
+                           Path(parsed.secrets.folder).as_posix(), _within(root, secrets_dir),
+                           _site_sources(parsed.site))
     site = SiteSettings(parsed.site, path, _site_lines(path, data)) if parsed.site is not None else None
     return Config(policy, Limits(parsed.limits.max_manifest_bytes), path, site)
 
@@ -293,6 +297,25 @@ _SITE_FIELDS = ("url", "caBundle", "auth", "readOnly", "username", "password", "
                 "winrm.ssl", "winrm.auth", "winrm.username", "winrm.password", "winrm.username.valueFrom",
                 "winrm.password.valueFrom", "winrm.caBundle", "winrm.configurationManagerModule", "winrm.siteCode",
                 "winrm.providerHost")
+
+
+def _site_sources(site: SiteSection | None) -> frozenset[str]:
+    """The ``valueFrom`` sources of the site's credentials, as :func:`reserved_name` spells them."""
+    if site is None:
+        return frozenset()
+    refs = [site.username, site.password, site.token]
+    if site.winrm is not None:
+        refs += [site.winrm.username, site.winrm.password]
+    return frozenset(reserved_name(ref.value_from.model_dump(exclude_none=True))
+                     for ref in refs if isinstance(ref, SecretRef))
+
+
+def reserved_name(source: dict[str, Any]) -> str:
+    """``env:NAME`` or ``file:a/b`` (``./`` and doubled slashes dropped): how a reserved source is compared."""
+    if source.get("env"):
+        return f"env:{source['env']}"
+    parts = [p for p in str(source.get("file", "")).replace("\\", "/").split("/") if p not in ("", ".")]
+    return "file:" + "/".join(parts)
 
 
 def _site_lines(path: Path, data: Any) -> dict[str, int]:

@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from reconciler.config import SecretsPolicy, default_policy
+from reconciler.config import SecretsPolicy, default_policy, reserved_name
 from reconciler.errors import ReconcilerError
 
 #: ConfigMgr keeps at most this many characters in a variable value; no password or key is longer.
@@ -112,12 +112,26 @@ def _inside(path: Path, policy: SecretsPolicy, shown: str) -> str:
                             "inside it are read")
     if os.path.basename(real) == HASH_KEY_FILE:
         raise SecretRefused(f"file {shown} is the key of the secret hashes, never a secret's value")
+    for name in policy.reserved:
+        if name.startswith("file:") and _same_file(name.removeprefix("file:"), real, policy):
+            raise SecretRefused(f"file {shown} is (a link to) the site's own credentials (site: in reconcile.yaml); "
+                                "a manifest may never read it")
     return real
+
+
+def _same_file(path_text: str, real: str, policy: SecretsPolicy) -> bool:
+    try:
+        return os.path.realpath(secret_file(path_text, policy)) == real
+    except SecretRefused:
+        return False
 
 
 def source_problem(source: Mapping[str, Any], policy: SecretsPolicy, look: bool = True) -> str | None:
     """Why the policy refuses a source, or None. ``look`` also follows links of files that exist."""
     try:
+        if policy.reserved and reserved_name(dict(source)) in policy.reserved:
+            raise SecretRefused(f"{describe(source)} holds the site's own credentials (site: in reconcile.yaml); a "
+                                "manifest may never read it")
         if source.get("env"):
             name = str(source["env"])
             if not policy.env_allowed(name):
