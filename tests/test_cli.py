@@ -86,3 +86,24 @@ def test_a_plan_of_invalid_manifests_still_tells_json_and_markdown_readers_why(t
     assert as_markdown.stdout.startswith("<!-- configmgr-ts-reconciler:plan -->")  # replaces the last PR comment
     assert "`manifests/bad.yaml:4:" in as_markdown.stdout and "enabledd" in as_markdown.stdout
     assert "bad.yaml:4" in as_markdown.stderr  # diagnostics stay on stderr
+
+
+def test_an_in_process_run_leaves_the_test_process_as_it_was(tmp_path: Path) -> None:
+    """What run_cli promises every test that calls the CLI in-process: a command's process-wide changes end
+    with it (the controller installs signal handlers, main() configures logging and edits sys.argv)."""
+    import logging
+    import os
+    import signal
+    import sys
+
+    root = logging.getLogger()
+    before = (os.getcwd(), list(sys.argv), list(root.handlers), root.level, dict(os.environ),
+              signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT))
+    result = run_cli("controller", "--repo", str(tmp_path / "missing"), "--once", "--log-level", "debug",
+                     cwd=tmp_path, env={"RECONCILE_TEST_ONLY": "1", "HOME": None})
+    assert result.returncode == 1, result  # --once: the tick failed on the missing repository
+    assert " DEBUG " in result.stderr and "is not a Git repository" in result.stdout  # --log-level reached main()
+    assert (tmp_path / ".reconcile" / "site.db").exists()  # it ran in its folder
+    after = (os.getcwd(), list(sys.argv), list(root.handlers), root.level, dict(os.environ),
+             signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT))
+    assert after == before
