@@ -190,10 +190,6 @@ def test_an_unfinished_intent_keeps_what_existed_before_anything_was_made(tmp_pa
     state.close()
 
 
-@pytest.mark.xfail(strict=True, reason="StateStore.intent records an interrupted intent as superseded only when the "
-                   "new intent's plan ID differs; since a plan's ID is the digest of its content, a rerun of the "
-                   "same plan after a kill has the same ID and the killed run's intent never gets an outcome "
-                   "(reconciler/state/sqlite.py, `row[1] != plan_id`). test_crash.py meets it about one run in four.")
 def test_an_intent_killed_before_the_site_changed_gets_an_outcome_when_the_same_plan_runs_again(
         tmp_path: Path) -> None:
     state = StateStore(tmp_path / "state.db")

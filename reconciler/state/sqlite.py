@@ -227,7 +227,10 @@ class SQLiteStateStore:
             earlier = json.loads(row[0]) if row else {}
             if earlier.get("match") is not None and recognise.get("match") in (None, earlier["match"]):
                 recognise = earlier
-            if row is not None and row[1] != plan_id:  # the interrupted run's intent gets its outcome too
+            # The interrupted run's intent gets its outcome too, also when it ran the very same plan (a plan's ID
+            # is the digest of its content, so a rerun after a kill has the same ID): within one run an object's
+            # intent always has its outcome before the next intent, so a pending row here is always left over.
+            if row is not None:
                 db.execute("INSERT INTO journal (plan_id, at, phase, action, object, detail, outcome) "
                            "VALUES (?, ?, ?, ?, ?, ?, ?)", (row[1], now, "outcome", row[2], obj,
                                                             json.dumps({"superseded_by": plan_id}), "superseded"))
