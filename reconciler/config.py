@@ -137,6 +137,8 @@ class SiteSection(Model):
                                   description="PEM file of the site's CA, relative to this file's folder.")
     auth: Literal["negotiate", "kerberos", "ntlm", "bearer"] | None = None
     read_only: bool = Field(default=False, description="Refuse every write to the site (plans and reports only).")
+    rest_unproven: bool = Field(default=False, description="Send over REST what no real site was seen to accept "
+                                "there (task sequence steps, schedules, masked variables) instead of WinRM.")
     username: Username = None
     password: Credential = None
     token: Credential = None
@@ -292,7 +294,7 @@ def load_config(root: Path, config_file: Path | None = None, secrets_dir: Path |
 
 
 #: The fields of the ``site:`` section whose line a message may name.
-_SITE_FIELDS = ("url", "caBundle", "auth", "readOnly", "username", "password", "token", "winrm",
+_SITE_FIELDS = ("url", "caBundle", "auth", "readOnly", "restUnproven", "username", "password", "token", "winrm",
                 "username.valueFrom", "password.valueFrom", "token.valueFrom", "winrm.host", "winrm.port",
                 "winrm.ssl", "winrm.auth", "winrm.username", "winrm.password", "winrm.username.valueFrom",
                 "winrm.password.valueFrom", "winrm.caBundle", "winrm.configurationManagerModule", "winrm.siteCode",
@@ -381,7 +383,7 @@ def _describe(path: Path, data: Any, exc: ValidationError) -> str:
         allowed = ""
         if error["type"] == "extra_forbidden":
             allowed = ("; allowed: secrets (folder, env.prefixes, env.names), limits (maxManifestBytes), site (url, "
-                       "caBundle, auth, readOnly, username, password, token, winrm: host, port, ssl, auth, username, "
-                       "password, caBundle, configurationManagerModule, siteCode, providerHost)")
+                       "caBundle, auth, readOnly, restUnproven, username, password, token, winrm: host, port, ssl, "
+                       "auth, username, password, caBundle, configurationManagerModule, siteCode, providerHost)")
         lines.append(f"{at}: {format_path(loc)}: {message}{allowed}")
     return "\n".join(lines)

@@ -150,6 +150,8 @@ class SiteOptions:
     auth: Auth = Auth.NEGOTIATE
     credentials: Credentials = field(default_factory=Credentials)
     read_only: bool = False
+    #: send over REST what is unproven there on a real site (``site.restUnproven``), instead of WinRM
+    rest_unproven: bool = False
     winrm: WinRMOptions | None = None
     #: seconds one HTTP request may take before it is a transient failure
     timeout: float = 60.0
@@ -328,7 +330,8 @@ def resolve_site_options(arguments: SiteArguments, settings: SiteSettings | None
     winrm = _winrm(settings, policy, env, credentials, arguments.insecure, origins) \
         if section is not None and section.winrm is not None else None
     options = SiteOptions(url=url, ca_bundle=ca_bundle, insecure=arguments.insecure, auth=auth,
-                          credentials=credentials, read_only=read_only, winrm=winrm, origins=origins)
+                          credentials=credentials, read_only=read_only, winrm=winrm, origins=origins,
+                          rest_unproven=bool(section is not None and section.rest_unproven))
     return url, options
 
 
