@@ -26,11 +26,13 @@ from reconciler.lease import UnlockRefused, unlock
 from reconciler.render import check as render_check
 from reconciler.render import findings as render_findings
 from reconciler.render import site as render_site
+from reconciler.render import sitereport as render_report
 from reconciler.render import status as render_status
 from reconciler.render.effective import render as render_effective
 from reconciler.render.history import render as render_history
 from reconciler.site import SiteError, backup_site, check_site, create_site
 from reconciler.site.options import SiteArguments
+from reconciler.site.report import check_remote, embedded_report
 from reconciler.source.loader import load
 from reconciler.state import backup_state, check_state
 from reconciler.storage import FileCheck
@@ -266,13 +268,38 @@ def state_backup(file: Path, site_path: Path | None, state_path: Path | None, fo
 
 
 @site_group.command("check")
-@click.option("--site", "site_path", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_SITE,
-              show_default=True)
+@site_options
 @click.option("--output", "-o", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def site_check(site_path: Path, output: str) -> None:
-    """Check the embedded site's integrity (read-only). Exit 0 when intact, 1 when damaged or missing."""
-    _report("embedded site", check_site(site_path), "Restore it from a backup ('reconcile site backup FILE' makes "
-            "one)", output)
+@config_option
+def site_check(site_path: Path | str | None, site_args: SiteArguments, output: str, config_file: Path | None) -> None:
+    """First contact with a site, read-only: who you are to it, its code and version, what its $metadata offers,
+    which operations go over REST and which over WinRM, what you may read and whether you may write.
+
+    For an embedded site file (default .reconcile/site.db): its integrity, schema version and counts, and the
+    same facts as they are for a file. Exit 0 when all is well, 1 otherwise.
+    """
+    target, reach = site_for(site_args, settings_near(config_file))
+    if isinstance(target, str):
+        report = check_remote(reach)
+        if output == "json":
+            render_report.render_json(report, sys.stdout)
+        else:
+            render_report.render_text(report, sys.stdout)
+        sys.exit(EXIT_OK if report.ok else EXIT_ERROR)
+    path = target or DEFAULT_SITE
+    check = check_site(path)
+    report = embedded_report(path, reach.read_only) if check.ok else None
+    if output == "json":
+        if report is None:
+            render_check.render_json(check, sys.stdout)
+        else:
+            render_report.render_json(report, sys.stdout, check)
+    else:
+        render_check.render_text("embedded site", check, "Restore it from a backup ('reconcile site backup FILE' "
+                                 "makes one)", sys.stdout)
+        if report is not None:
+            render_report.render_text(report, sys.stdout)
+    sys.exit(EXIT_OK if check.ok and (report is None or report.ok) else EXIT_ERROR)
 
 
 @site_group.command("backup")
