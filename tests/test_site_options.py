@@ -281,3 +281,9 @@ def test_a_url_is_kept_whole_by_every_command_that_takes_site(tmp_path: Path) ->
         assert result.returncode == 1, result
         assert "--auth ntlm needs a user name and password" in result.stderr, result  # the URL reached the options
         assert "https:/cm01" not in result.stderr
+
+
+def test_state_commands_find_a_remote_sites_store_by_its_url(tmp_path: Path) -> None:
+    result = run_cli("state", "check", "--site", URL + "/", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "state store .reconcile/cm01.corp.contoso.com.state.db: the file does not exist" in result.stdout

@@ -12,6 +12,7 @@ from reconciler.cli.app import cli
 from reconciler.cli.common import (
     EXIT_ERROR,
     EXIT_OK,
+    SiteParam,
     config_option,
     open_for,
     open_site_for,
@@ -241,11 +242,12 @@ def state_group() -> None:
 
 
 @state_group.command("check")
-@click.option("--site", "site_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="The state store is the one beside this site (default .reconcile/site.db).")
+@click.option("--site", "site_path", type=SiteParam(), default=None,
+              help="The state store is the one of this site: beside a site file (default .reconcile/site.db), or "
+                   ".reconcile/<host>.state.db for a site URL.")
 @click.option("--state", "state_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
 @click.option("--output", "-o", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def state_check(site_path: Path | None, state_path: Path | None, output: str) -> None:
+def state_check(site_path: Path | str | None, state_path: Path | None, output: str) -> None:
     """Check the state store's integrity (read-only): schema version, owned objects, journal, unfinished actions.
 
     Exit 0 when intact, 1 when damaged, missing or empty.
@@ -257,10 +259,10 @@ def state_check(site_path: Path | None, state_path: Path | None, output: str) ->
 
 @state_group.command("backup")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--site", "site_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--site", "site_path", type=SiteParam(), default=None)
 @click.option("--state", "state_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
 @click.option("--force", is_flag=True, help="Overwrite FILE if it exists.")
-def state_backup(file: Path, site_path: Path | None, state_path: Path | None, force: bool) -> None:
+def state_backup(file: Path, site_path: Path | str | None, state_path: Path | None, force: bool) -> None:
     """Copy the state store to FILE: a consistent snapshot, safe while a controller writes (SQLite's backup API)."""
     path = _state_file(site_path, state_path)
     backup_state(path, file, force)

@@ -259,8 +259,9 @@ def site_slug(url: str) -> str:
     slug = re.sub(r"[^a-z0-9.-]", "_", (parts.hostname or "site").lower())
     if parts.port:
         slug += f"_{parts.port}"
-    if parts.path.lower() != "/adminservice":
-        slug += "-" + hashlib.sha256(parts.path.encode()).hexdigest()[:8]
+    path = re.sub("/+", "/", parts.path).rstrip("/")
+    if path.lower() != "/adminservice":
+        slug += "-" + hashlib.sha256(path.encode()).hexdigest()[:8]
     return slug
 
 
