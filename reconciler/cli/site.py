@@ -224,7 +224,60 @@ def site_settings(site_path: Path | None, default_size: int | None, maximum_size
         site.close()
 
 
-def _state_file(site_path: Path | None, state_path: Path | None) -> Path:
+@site_group.command("serve")
+@click.option("--site", "site_path", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_SITE,
+              show_default=True, help="The embedded site to serve.")
+@click.option("--listen", default="127.0.0.1:8443", show_default=True, help="HOST:PORT (port 0: a free one).")
+@click.option("--tls-dir", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Where the CA (ca.pem, for clients' --ca-bundle) and the server certificate are kept.")
+@click.option("--user", "user", required=True, help="The administrator, DOMAIN\\name; password from "
+              "RECONCILE_SERVE_PASSWORD.")
+@click.option("--denied-user", default=None, help="An account that authenticates but holds no ConfigMgr role "
+              "(answered 404 Access denied); password from RECONCILE_SERVE_DENIED_PASSWORD.")
+@click.option("--hostname", default="localhost", show_default=True,
+              help="The name clients use: Kerberos SPN HTTP/<hostname>, and a name on the certificate.")
+@click.option("--hide-method", "hide", multiple=True, help="Leave a method out of $metadata (SetSequence or "
+              "SMS_TaskSequencePackage.SetSequence); repeatable.")
+@click.option("--hide-methods-file", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
+              help="Methods to leave out, one per line.")
+@click.option("--refuse-ntlm", is_flag=True, help="Refuse NTLM, as ConfigMgr 2509 and later do.")
+@click.option("--keytab", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
+              help="Accept Kerberos with the keys of HTTP/<hostname> in this keytab (needs python-gssapi).")
+@click.option("--no-channel-binding", is_flag=True, help="Do not require the TLS channel binding in NTLM/Kerberos.")
+@click.option("--refuse-schedule-writes", is_flag=True,
+              help="Answer writes of AssignedSchedule with HTTP 500, as one site was seen to.")
+@click.option("--request-log", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Append each request (method, path, query, status, duration) as a JSON line.")
+def site_serve(site_path: Path, listen: str, tls_dir: Path, user: str, denied_user: str | None, hostname: str,
+               hide: tuple[str, ...], hide_methods_file: Path | None, refuse_ntlm: bool, keytab: Path | None,
+               no_channel_binding: bool, refuse_schedule_writes: bool, request_log: Path | None) -> None:
+    """Serve an embedded site as an AdminService (HTTPS, Negotiate), for tests and demos only."""
+    from reconciler.site import serve
+
+    accounts = [serve.Account.parse(user, _env_password("RECONCILE_SERVE_PASSWORD", "--user"))]
+    if denied_user:
+        accounts.append(serve.Account.parse(denied_user, _env_password("RECONCILE_SERVE_DENIED_PASSWORD",
+                                                                       "--denied-user"), admin=False))
+    host, port = serve.parse_listen(listen)
+    hidden = frozenset(hide) | frozenset(serve.read_method_names(hide_methods_file) if hide_methods_file else ())
+    config = serve.ServeConfig(site=site_path, tls_dir=tls_dir, accounts=tuple(accounts), host=host, port=port,
+                               hostname=hostname, hide_methods=hidden, refuse_ntlm=refuse_ntlm, keytab=keytab,
+                               channel_binding=not no_channel_binding,
+                               refuse_schedule_writes=refuse_schedule_writes, request_log=request_log)
+    serve.run(config, lambda line: click.echo(line), lambda line: click.echo(line, err=True))
+
+
+def _env_password(variable: str, option: str) -> str:
+    import os
+
+    value = os.environ.get(variable)
+    if not value:
+        raise click.UsageError(f"{option} needs the account's password in the environment variable {variable} "
+                               "(never on the command line)")
+    return value
+
+
+def _state_file(site_path: Path | str | None, state_path: Path | None) -> Path:
     return state_path or state_path_for(site_path or DEFAULT_SITE)
 
 

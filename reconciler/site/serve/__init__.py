@@ -12,7 +12,14 @@ from __future__ import annotations
 
 from reconciler.site.serve.auth import REJECTING_NTLM, Account, AuthSetupError, kerberos_available
 from reconciler.site.serve.requestlog import RequestEntry, RequestLog
-from reconciler.site.serve.server import AdminServiceServer, ServeConfig, ServeError
+from reconciler.site.serve.server import (
+    AdminServiceServer,
+    ServeConfig,
+    ServeError,
+    parse_listen,
+    read_method_names,
+    run,
+)
 from reconciler.site.serve.tls import TlsError, TlsFiles, ensure_certificates
 
 __all__ = [
@@ -28,4 +35,7 @@ __all__ = [
     "TlsFiles",
     "ensure_certificates",
     "kerberos_available",
+    "parse_listen",
+    "read_method_names",
+    "run",
 ]

@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import signal
 import socket
 import ssl
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import ThreadingHTTPServer
 from pathlib import Path
@@ -109,13 +111,13 @@ class AdminServiceServer:
         self.server_name = config.hostname
         self.hide = frozenset(config.hide_methods)
         self.metadata = metadata_document(self.hide)
-        self.tls = ensure_certificates(config.tls_dir, (config.hostname, config.host))
-        self.request_log = RequestLog(config.request_log)
-        self.backend = SiteBackend(config.site, BackendOptions(
+        self.backend = SiteBackend(config.site, BackendOptions(  # first: a missing site leaves nothing behind
             server_name=config.hostname, site_name=config.site_name,
             admins=tuple(a.logon_name for a in config.accounts if a.admin), hide=self.hide,
             refuse_schedule_writes=config.refuse_schedule_writes))
+        self.request_log = RequestLog(config.request_log)
         try:
+            self.tls = ensure_certificates(config.tls_dir, (config.hostname, config.host))
             self.authenticator = Authenticator(
                 config.accounts, hostname=config.hostname, refuse_ntlm=config.refuse_ntlm, keytab=config.keytab,
                 channel_binding=endpoint_binding(self.tls) if config.channel_binding else None)
@@ -147,7 +149,8 @@ class AdminServiceServer:
             return self.host == "localhost"
 
     def start(self) -> AdminServiceServer:
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="site-serve-http", daemon=True)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="site-serve-http", daemon=True)
         self._thread.start()
         return self
 
@@ -171,3 +174,49 @@ class AdminServiceServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``127.0.0.1:8443``, ``[::1]:8443`` or ``:8443`` (loopback) as (host, port); port 0 picks a free one."""
+    host, sep, port = text.rpartition(":")
+    host = host.strip("[]") or "127.0.0.1"
+    if not sep or not port.isdigit() or int(port) > 65535:
+        raise ServeError(f"--listen {text[:60]!r}: write HOST:PORT, such as 127.0.0.1:8443")
+    return host, int(port)
+
+
+def read_method_names(path: Path) -> list[str]:
+    """Method names to hide, one per line (``SetSequence`` or ``SMS_TaskSequencePackage.SetSequence``); ``#``
+    starts a comment."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ServeError(f"--hide-methods-file {path}: cannot be read ({exc})") from None
+    names = []
+    for number, line in enumerate(lines, 1):
+        name = line.split("#", 1)[0].strip()
+        if name and not all(part.isidentifier() for part in name.split(".")):
+            raise ServeError(f"{path}, line {number}: {name[:60]!r} is not a method name (Method or Class.Method)")
+        if name:
+            names.append(name)
+    return names
+
+
+def run(config: ServeConfig, announce: Callable[[str], None], warn: Callable[[str], None]) -> None:
+    """``reconcile site serve``: serve until SIGINT or SIGTERM, then stop cleanly (the NTLM account file removed)."""
+    stop = threading.Event()
+    server = AdminServiceServer(config)
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        server.start()
+        if not server.loopback:
+            warn(f"warning: this is a test and demo server, listening on {server.host}, which other machines may "
+                 "reach; it serves an embedded site with test accounts")
+        announce(f"serving site {server.backend.site_code} from {config.site} at {server.url}")
+        announce(f"clients trust {server.tls.ca} (--ca-bundle); accounts: "
+                 + ", ".join(a.logon_name + ("" if a.admin else " (no ConfigMgr role)") for a in config.accounts))
+        with contextlib.suppress(KeyboardInterrupt):
+            stop.wait()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        server.stop()
