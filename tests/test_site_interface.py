@@ -47,9 +47,7 @@ def test_a_path_opens_the_embedded_site_and_a_missing_one_is_a_permanent_error(t
 
 
 @pytest.mark.parametrize("url", ["https://cm01.corp.contoso.com/AdminService", "HTTPS://cm01/AdminService/"])
-def test_an_adminservice_url_is_not_supported_yet_in_one_clear_error(url: str, tmp_path: Path) -> None:
-    with pytest.raises(UnsupportedSite, match="AdminService is not supported yet; name an embedded site file"):
-        open_site(url)
+def test_an_adminservice_url_cannot_be_created_as_an_embedded_site(url: str, tmp_path: Path) -> None:
     with pytest.raises(UnsupportedSite, match="embedded site file only"):
         create_site(url)
 

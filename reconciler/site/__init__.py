@@ -61,8 +61,8 @@ def open_site(target: SiteTarget, *, create_demo: bool = False, read_only: bool 
 
     A path is an embedded site; a missing file is created with the demo inventory when ``create_demo``,
     else it is :class:`SiteNotFound`. ``read_only`` opens a site this run will not change: a missing file
-    is never created, and a write is refused. An ``https://…/AdminService`` URL raises
-    :class:`UnsupportedSite` until the AdminService site exists (it is added here).
+    is never created, and a write is refused. An ``https://…/AdminService`` URL is a real site through its
+    AdminService (:class:`~reconciler.site.adminservice.AdminServiceSite`), reached as ``options`` say.
 
     ``options`` (:class:`~reconciler.site.options.SiteOptions`) says how to reach a remote site; its
     ``read_only`` (``--read-only``, ``site.readOnly``) opens any site read-only.
@@ -70,8 +70,7 @@ def open_site(target: SiteTarget, *, create_demo: bool = False, read_only: bool 
     if options is not None and options.read_only:
         read_only = True
     if is_url(target):
-        raise UnsupportedSite(f"site {str(target)[:80]!r}: connecting to a site through the AdminService is not "
-                              "supported yet; name an embedded site file (--site PATH)")
+        return _open_adminservice(str(target), options, read_only)
     from reconciler.site.embedded import EmbeddedSite
 
     path = Path(target)
@@ -80,6 +79,19 @@ def open_site(target: SiteTarget, *, create_demo: bool = False, read_only: bool 
             raise SiteNotFound(f"site {path} does not exist; create it with 'reconcile site init --site {path}'")
         return create_site(path, demo=True)
     return EmbeddedSite(path, read_only=read_only)
+
+
+def _open_adminservice(url: str, options: SiteOptions | None, read_only: bool) -> Site:
+    from dataclasses import replace
+
+    from reconciler.site.adminservice import AdminServiceSite
+    from reconciler.site.options import SiteOptions, normalize_site_url
+
+    if options is None or not options.url:
+        options = SiteOptions(url=normalize_site_url(url), read_only=read_only)
+    elif read_only and not options.read_only:  # a command that only reads: its writes are refused too
+        options = replace(options, read_only=True, origins={**options.origins, "read_only": "a command that reads"})
+    return AdminServiceSite(options)
 
 
 def create_site(target: SiteTarget, *, site_code: str = "PS1", demo: bool = False) -> Site:

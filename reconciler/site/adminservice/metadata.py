@@ -36,6 +36,8 @@ class Capabilities:
     static_methods: frozenset[str] = frozenset()
     #: class → the instance methods bound to it (``Action IsBound="true"``)
     bound_methods: dict[str, frozenset[str]] = field(default_factory=dict)
+    #: class → its property names (inherited ones included): ``$select`` may name only these
+    properties: dict[str, frozenset[str]] = field(default_factory=dict)
 
     def offers(self, cls: str, method: str | None = None) -> bool:
         """Whether the site offers the class, or (with ``method``) that method on it, static or bound.
@@ -58,6 +60,10 @@ class Capabilities:
     def offers_bound(self, cls: str, method: str) -> bool:
         name = self._class(cls)
         return name is not None and method.casefold() in {m.casefold() for m in self.bound_methods.get(name, ())}
+
+    def has_property(self, cls: str, name: str) -> bool:
+        name_of = self._class(cls)
+        return name_of is not None and name in self.properties.get(name_of, frozenset())
 
     def key_of(self, cls: str) -> tuple[str, ...]:
         name = self._class(cls)
@@ -100,6 +106,7 @@ def parse_metadata(document: bytes, where: str = "wmi/$metadata") -> Capabilitie
         raise PermanentSiteError(f"{where} is not a CSDL document: its root element is {_local(root.tag)!r}, not "
                                  "'Edmx'")
     keys: dict[str, tuple[str, ...]] = {}
+    own: dict[str, set[str]] = {}
     base_types: dict[str, str] = {}
     sets: dict[str, str] = {}
     static: set[str] = set()
@@ -111,6 +118,7 @@ def parse_metadata(document: bytes, where: str = "wmi/$metadata") -> Capabilitie
             key = next((child for child in element if _local(child.tag) == "Key"), None)
             if key is not None:
                 keys[name] = tuple(ref.get("Name") or "" for ref in key if _local(ref.tag) == "PropertyRef")
+            own[name] = {child.get("Name") or "" for child in element if _local(child.tag) == "Property"}
             if element.get("BaseType"):
                 base_types[name] = _type_name(element.get("BaseType"))
         elif tag == "EntitySet":
@@ -124,15 +132,20 @@ def parse_metadata(document: bytes, where: str = "wmi/$metadata") -> Capabilitie
             if binding is not None:
                 bound.setdefault(_type_name(binding.get("Type")), set()).add(element.get("Name") or "")
 
-    def key_for(type_name: str) -> tuple[str, ...]:
-        seen: set[str] = set()
-        while type_name and type_name not in keys and type_name not in seen:
-            seen.add(type_name)
+    def lineage(type_name: str) -> list[str]:
+        chain: list[str] = []
+        while type_name and type_name not in chain:
+            chain.append(type_name)
             type_name = base_types.get(type_name, "")
-        return keys.get(type_name, ())
+        return chain
 
+    def key_for(type_name: str) -> tuple[str, ...]:
+        return next((keys[t] for t in lineage(type_name) if t in keys), ())
+
+    if not sets:  # a document without an entity container: its entity types are the classes
+        sets = {name: name for name in own if name}
     classes = {name: key_for(entity) for name, entity in sets.items() if name}
-    if not classes:  # a document without an entity container: its entity types are the classes
-        classes = {name: key for name, key in keys.items() if name}
+    properties = {name: frozenset().union(*(own.get(t, set()) for t in lineage(entity)))
+                  for name, entity in sets.items() if name}
     return Capabilities(classes=classes, static_methods=frozenset(static),
-                        bound_methods={c: frozenset(m) for c, m in bound.items()})
+                        bound_methods={c: frozenset(m) for c, m in bound.items()}, properties=properties)

@@ -44,7 +44,7 @@ import ssl
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -233,6 +233,10 @@ def _auth_detail(exc: Exception) -> str:
 # -- the transport ----------------------------------------------------------------------------------
 
 
+#: An object's key: a string, a number, or the named values of a composite key.
+Key = str | int | Mapping[str, str | int]
+
+
 @dataclass(frozen=True)
 class Answer:
     """A successful response: where it came from, its status and its JSON body (None for 204)."""
@@ -242,13 +246,20 @@ class Answer:
     body: dict[str, Any] | None
 
 
-def odata_key(key: str | int) -> str:
-    """A key in a path: strings quoted ``('PS100012')`` with quotes doubled and percent-encoded; numbers bare."""
-    if isinstance(key, bool) or not isinstance(key, str | int):
-        raise TypeError(f"an AdminService key is a string or an integer, not {type(key).__name__}")
-    if isinstance(key, int):
-        return f"({key})"
-    return "('" + quote(key.replace("'", "''"), safe="'") + "')"
+def odata_key(key: str | int | Mapping[str, str | int]) -> str:
+    """A key in a path: strings quoted ``('PS100012')`` with quotes doubled and percent-encoded; numbers bare; a
+    composite key as ``(PackageID='PS100003',ServerNALPath='…',SiteCode='PS1')`` in the order given."""
+    if isinstance(key, Mapping):
+        return "(" + ",".join(f"{name}={_literal(value)}" for name, value in key.items()) + ")"
+    return f"({_literal(key)})"
+
+
+def _literal(value: object) -> str:
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise TypeError(f"an AdminService key is a string or an integer, not {type(value).__name__}")
+    if isinstance(value, int):
+        return str(value)
+    return "'" + quote(value.replace("'", "''"), safe="'") + "'"
 
 
 def odata_string(value: str) -> str:
@@ -363,7 +374,7 @@ class Transport:
                 return
             skip += size
 
-    def get(self, cls: str, key: str | int, select: tuple[str, ...] = ()) -> dict[str, Any] | None:
+    def get(self, cls: str, key: Key, select: tuple[str, ...] = ()) -> dict[str, Any] | None:
         """The object with this key (with its lazy properties), or None when the site has none."""
         query = {"select": ",".join(select)} if select else None
         answer = self.request("GET", f"wmi/{cls}{odata_key(key)}", kind="get", query=query, missing_ok=True)
@@ -376,17 +387,17 @@ class Transport:
         answer = self.request("POST", f"wmi/{cls}", kind="write", body=row)
         return self._entity(answer)
 
-    def update(self, cls: str, key: str | int, row: dict[str, Any]) -> dict[str, Any] | None:
+    def update(self, cls: str, key: Key, row: dict[str, Any]) -> dict[str, Any] | None:
         answer = self.request("PUT", f"wmi/{cls}{odata_key(key)}", kind="write", body=row)
         if answer is None or answer.body is None:
             return None
         return self._entity(answer)
 
-    def delete(self, cls: str, key: str | int) -> bool:
+    def delete(self, cls: str, key: Key) -> bool:
         """Delete it; False when it was not there (a delete that already happened is done)."""
         return self.request("DELETE", f"wmi/{cls}{odata_key(key)}", kind="write", missing_ok=True) is not None
 
-    def call(self, cls: str, method: str, parameters: dict[str, Any], key: str | int | None = None
+    def call(self, cls: str, method: str, parameters: dict[str, Any], key: Key | None = None
              ) -> dict[str, Any]:
         """A static method (``wmi/Class.Method``) or, with ``key``, an instance method
         (``wmi/Class('key')/AdminService.Method``); the out-parameters (``ReturnValue``, …)."""

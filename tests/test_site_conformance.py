@@ -1,0 +1,459 @@
+"""One behaviour suite for every site: the embedded SQLite site, and the AdminService client talking to
+``reconcile site serve`` over HTTPS with a real NTLM handshake (the server over its own embedded site file).
+
+Each protocol test runs against both and asserts what the site holds afterwards; the AdminService-only tests
+below them cover what only a remote site has: incremental reads through the cache, the console-conflict case,
+REST or WinRM per operation, read-only and a wrong password. The end-to-end runs of the pipeline over HTTPS
+are in tests/test_adminservice_e2e.py.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from reconciler.diff.deployment import diff_deployment
+from reconciler.diff.tasksequence import diff_task_sequence
+from reconciler.site import PermanentSiteError, Site, create_site, open_site
+from reconciler.site.adminservice import AdminServiceSite
+from reconciler.site.adminservice.winrm import ChangedSincePlan, WinRMUnavailable
+from reconciler.site.embedded import EmbeddedSite
+from reconciler.site.options import Auth, Credentials, SiteIsReadOnly, SiteOptions
+from reconciler.site.records import ContentState, DeploymentRecord, LiveVariable, TaskSequenceRecord
+from tests.serve_fixture import ADMIN, ADMIN_PASSWORD, DENIED, DENIED_PASSWORD, Served, serve_site
+
+PASSWORD = "J0in-the-d0main!"
+
+
+def sequence(package: str, text: str = "hello", password: str = PASSWORD) -> str:
+    return (f'<sequence version="3.10"><referenceList><reference package="{package}" /></referenceList>'
+            f'<step type="SMS_TaskSequence_RunCommandLineAction" name="Run tools" successCodeList="0 3010">'
+            f'<action>smsswd.exe /run:{package} cmd /c echo {text}</action><defaultVarList>'
+            f'<variable name="CommandLine" property="CommandLine">cmd /c echo {text}</variable>'
+            f'<variable name="PackageID" property="PackageID">{package}</variable></defaultVarList></step>'
+            '<step type="SMS_TaskSequence_JoinDomainWorkgroupAction" name="Join domain">'
+            '<action>osdjoin.exe /type:1</action><defaultVarList>'
+            '<variable name="DomainName" property="DomainName">corp.example.com</variable>'
+            '<variable name="DomainAccount" property="DomainAccount">CORP\\svc-join</variable>'
+            f'<variable name="DomainPassword" property="DomainPassword">{password}</variable>'
+            '</defaultVarList></step></sequence>')
+
+
+def friday(at: str = "2026-12-04T20:00:00+00:00") -> str:
+    return json.dumps({"@odata.type": "#AdminService.SMS_ST_RecurWeekly", "Day": 6, "ForNumberOfWeeks": 1,
+                       "IsGMT": True, "StartTime": at}, sort_keys=True)
+
+
+def options_for(served: Served, **changes: object) -> SiteOptions:
+    base = SiteOptions(url=served.url.rstrip("/"), ca_bundle=served.ca, auth=Auth.NTLM,
+                       credentials=Credentials(ADMIN, ADMIN_PASSWORD, username_from="RECONCILE_SITE_USERNAME",
+                                               password_from="RECONCILE_SITE_PASSWORD"), rest_unproven=True)
+    return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+
+
+@dataclass
+class Peer:
+    """A site under test, and the same site as a console sees it (its file, opened beside the site)."""
+
+    kind: str
+    site: Site
+    path: Path
+    served: Served | None
+    folder: Path
+
+    @contextmanager
+    def console(self) -> Iterator[EmbeddedSite]:
+        console = EmbeddedSite(self.path)
+        try:
+            yield console
+        finally:
+            console.close()
+
+    def reopen(self, **changes: object) -> Site:
+        """Another connection to the same site, as the next run of the tool makes."""
+        if self.served is None:
+            return open_site(self.path)
+        return AdminServiceSite(options_for(self.served, **changes), cache_path=self.folder / "cache.db")
+
+
+@pytest.fixture(params=["embedded", "adminservice"])
+def peer(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Peer]:
+    if request.param == "embedded":
+        path = tmp_path / "site.db"
+        site = create_site(path, demo=True)
+        yield Peer("embedded", site, path, None, tmp_path)
+        site.close()
+        return
+    with serve_site(tmp_path) as served:
+        site = AdminServiceSite(options_for(served), cache_path=tmp_path / "cache.db")
+        yield Peer("adminservice", site, served.site_path, served, tmp_path)
+        site.close()
+
+
+def ids(site: Site) -> dict[str, str]:
+    """Inventory by console name: collections, packages."""
+    live = site.read()
+    return {**{c.name: c.id for c in live.collections.values()}, **{p.name: p.id for p in live.packages.values()}}
+
+
+# -- reading ---------------------------------------------------------------------------------------------------
+
+
+def test_a_read_holds_the_inventory_a_plan_needs(peer: Peer) -> None:
+    live = peer.site.read()
+    assert live.site_code == peer.site.site_code == "PS1"
+    assert {"SMS00001", "SMS000US"} <= set(live.collections) and live.collections["SMS00001"].built_in
+    pilot = live.collection_by_name("osd pilot")[0]
+    assert (pilot.member_count, pilot.has_site_systems) == (25, False)
+    assert live.collection_by_name("OSD Servers")[0].has_site_systems
+    tools = live.packages_by_name("OSD Tools")[0]
+    assert tools.share_enabled and tools.type.value == "Package"
+    assert sorted(live.distribution_points) == ["CM01.corp.contoso.com", "DP01.corp.contoso.com",
+                                                "DP02.corp.contoso.com", "DP03.branch.contoso.com"]
+    assert live.dp_groups["HQ DPs"].collections == (pilot.id,)
+    assert set(live.dp_groups["Branch DPs"].members) == {"DP03.branch.contoso.com"}
+    assert (live.verification.default_size, live.verification.site_systems) == (100, "block")
+    assert not live.task_sequences and not live.deployments and not live.computers
+    assert peer.site.manageable() == {"task sequence(s)": 0, "deployment(s)": 0, "collection(s) with variables": 0,
+                                      "computer(s) with variables": 0}
+    assert peer.site.location.endswith("site.db" if peer.kind == "embedded" else "/AdminService")
+
+
+def test_devices_are_looked_up_one_at_a_time(peer: Peer) -> None:
+    found = peer.site.computers_named("lab-pc-042")
+    assert [c.name for c in found] == ["LAB-PC-042"]
+    rid = found[0].resource_id
+    assert peer.site.computer(rid) == found[0]
+    assert peer.site.computer(999) is None and peer.site.computers_named("NOPE") == []
+    pilot, lab = (ids(peer.site)[n] for n in ("OSD Pilot", "OSD Lab"))
+    assert peer.site.memberships(rid) == tuple(sorted((pilot, lab)))
+    assert peer.site.memberships(999) == ()
+    live = peer.site.read()
+    assert live.computers_by_name("LAB-PC-042") == found and live.member_of(rid) == tuple(sorted((pilot, lab)))
+
+
+# -- task sequences ----------------------------------------------------------------------------------------------
+
+
+def test_a_task_sequence_is_created_changed_moved_enabled_and_deleted(peer: Peer) -> None:
+    site = peer.site
+    names = ids(site)
+    tools, boot = names["OSD Tools"], names["Boot image (x64)"]
+    record = TaskSequenceRecord(id=None, name="Windows 11 - Install", sequence=sequence(tools),
+                                description="Bare metal", ts_type="InstallOperatingSystem", folder="OSD/Production",
+                                enabled=False, boot_image_id=boot, high_impact=True, custom_high_impact=True,
+                                headline="Heads up", warning_top="a", warning="b", warning_install="c",
+                                restart_required=True, download_size_mb=5200, run_time_minutes=75)
+    ts_id = site.create_task_sequence(record)
+    assert ts_id.startswith("PS1") and len(ts_id) == 8
+    live = site.get_task_sequence(ts_id)
+    assert live is not None
+    assert live.references == (tools,)  # refreshed from the sequence, as SetSequence does
+    assert diff_task_sequence(live, record, site.read()).empty
+    assert (live.folder, live.enabled, live.boot_image_id, live.download_size_mb) == ("OSD/Production", False, boot,
+                                                                                       5200)
+    assert PASSWORD not in live.sequence  # a step password is never read back
+    with peer.console() as console:
+        assert console.holds_secret(ts_id, "DomainPassword", PASSWORD)
+    assert [t.id for t in site.find_task_sequences("Windows 11 - Install")] == [ts_id]
+    assert site.find_task_sequences("windows 11 - install") == []  # exactly this name
+
+    changed = dataclasses.replace(record, description="Refresh too", sequence=sequence(tools, "changed"),
+                                  folder="OSD/Test")
+    site.update_task_sequence(ts_id, changed)
+    live = site.get_task_sequence(ts_id)
+    assert live is not None and diff_task_sequence(live, changed, site.read()).empty
+    site.set_task_sequence_enabled(ts_id, True)
+    site.move_task_sequence(ts_id, None)
+    live = site.get_task_sequence(ts_id)
+    assert live is not None and (live.enabled, live.folder, live.description) == (True, None, "Refresh too")
+    site.move_task_sequence(ts_id, "OSD/Production")
+    assert site.read().task_sequences[ts_id].folder == "OSD/Production"
+    assert site.manageable()["task sequence(s)"] == 1
+    site.delete_task_sequence(ts_id)
+    assert site.get_task_sequence(ts_id) is None and not site.read().task_sequences
+
+
+def test_a_deployment_keeps_its_schedule_and_target_and_blocks_deleting_its_sequence(peer: Peer) -> None:
+    site = peer.site
+    names = ids(site)
+    ts_id = site.create_task_sequence(TaskSequenceRecord(id=None, name="TS", sequence=sequence(names["OSD Tools"])))
+    record = DeploymentRecord(id=None, name="TS_OSD Pilot", package_id=ts_id, collection_id=names["OSD Pilot"],
+                              comment="Pilot ring", offer_type=0, advert_flags=0x20 | 0x20000 | (1 << 32),
+                              remote_client_flags=0x100 | 0x2000, present_time="2026-12-01T08:00:00+00:00",
+                              present_time_enabled=True, is_gmt=True, assigned_schedule=(friday(),),
+                              alert_failure_percent=10)
+    dep_id = site.create_deployment(record)
+    live = site.get_deployment(dep_id)
+    assert live is not None
+    state = site.read()
+    assert diff_deployment(live, record, state) == () and state.deployments[dep_id] == live
+    assert [d.id for d in site.find_deployments(ts_id, names["OSD Pilot"])] == [dep_id]
+    assert site.find_deployments(ts_id, names["OSD Lab"]) == []
+    with pytest.raises(PermanentSiteError, match="still deployed"):
+        site.delete_task_sequence(ts_id)
+    with pytest.raises(PermanentSiteError, match="cannot be changed; replace it"):
+        site.update_deployment(dep_id, dataclasses.replace(record, collection_id=names["OSD Lab"]))
+    later = dataclasses.replace(record, comment="Wave 2", assigned_schedule=(friday("2026-12-11T20:00:00+00:00"),))
+    site.update_deployment(dep_id, later)
+    live = site.get_deployment(dep_id)
+    assert live is not None and diff_deployment(live, later, site.read()) == ()
+    assert site.manageable()["deployment(s)"] == 1
+    site.delete_deployment(dep_id)
+    assert site.get_deployment(dep_id) is None
+    site.delete_task_sequence(ts_id)
+
+
+# -- content ------------------------------------------------------------------------------------------------------
+
+
+def test_content_is_distributed_redistributed_and_removed_per_distribution_point(peer: Peer) -> None:
+    site = peer.site
+    tools = ids(site)["OSD Tools"]
+    site.distribute_content(tools, ["DP01.corp.contoso.com", "dp02.corp.contoso.com"])
+    status = site.content_status(tools)
+    assert {dp.casefold() for dp in status} == {"dp01.corp.contoso.com", "dp02.corp.contoso.com"}
+    assert all(s.state is ContentState.INSTALLED and s.installed_version == 1 for s in status.values())
+    with peer.console() as console:
+        console.set_content_state(tools, "DP01.corp.contoso.com", ContentState.INSTALL_FAILED)
+    assert site.content_status(tools)["DP01.corp.contoso.com"].state is ContentState.INSTALL_FAILED
+    site.redistribute_content(tools, "DP01.corp.contoso.com")
+    assert site.content_status(tools)["DP01.corp.contoso.com"].state is ContentState.INSTALLED
+    assert site.read().content[(tools, "DP01.corp.contoso.com")].state is ContentState.INSTALLED
+    site.remove_content(tools, ["DP01.corp.contoso.com"])
+    assert {dp.casefold() for dp in site.content_status(tools)} == {"dp02.corp.contoso.com"}
+    with pytest.raises(PermanentSiteError, match=r"DP99\.corp\.contoso\.com"):
+        site.distribute_content(tools, ["DP99.corp.contoso.com"])
+
+
+# -- variables ----------------------------------------------------------------------------------------------------
+
+
+def test_collection_variables_replace_the_array_and_masked_values_are_write_only(peer: Peer) -> None:
+    site = peer.site
+    pilot = ids(site)["OSD Pilot"]
+    site.set_collection_variables(pilot, 5, [("OSDTimeZone", "W. Europe Standard Time", False),
+                                             ("OSDLocalAdminPassword", "S3cret-admin!", True)])
+    settings = site.get_collection_settings(pilot)
+    assert settings is not None and settings.precedence == 5
+    assert settings.variables == (LiveVariable("OSDTimeZone", "W. Europe Standard Time"),
+                                  LiveVariable("OSDLocalAdminPassword", None, True))
+    assert site.read().collection_settings[pilot] == settings
+    with peer.console() as console:
+        assert console.holds_secret(pilot, "OSDLocalAdminPassword", "S3cret-admin!")
+    site.set_collection_variables(pilot, 3, [("OSDTimeZone", "UTC", False)])
+    settings = site.get_collection_settings(pilot)
+    assert settings is not None and (settings.precedence, settings.variables) == (3, (LiveVariable("OSDTimeZone",
+                                                                                                   "UTC"),))
+    assert site.manageable()["collection(s) with variables"] == 1
+    site.set_collection_variables(pilot, 3, [])
+    assert site.get_collection_settings(pilot) is None and pilot not in site.read().collection_settings
+    with pytest.raises(PermanentSiteError, match="built-in collection"):
+        site.set_collection_variables("SMS00001", 1, [("A", "b", False)])
+    with pytest.raises(PermanentSiteError, match="case-insensitive"):
+        site.set_collection_variables(pilot, 1, [("A", "b", False), ("a", "c", False)])
+
+
+def test_computer_variables_at_most_1000_and_only_for_a_device_that_exists(peer: Peer) -> None:
+    site = peer.site
+    rid = site.computers_named("LAB-PC-042")[0].resource_id
+    site.set_computer_variables(rid, [("OSDComputerName", "LAB-PC-042", False), ("OSDBitLockerPIN", "135790", True)])
+    machine = site.get_machine_settings(rid)
+    assert machine is not None and machine.variables == (LiveVariable("OSDComputerName", "LAB-PC-042"),
+                                                         LiveVariable("OSDBitLockerPIN", None, True))
+    live = site.read()
+    assert live.machine_settings[rid] == machine and live.computers[rid].name == "LAB-PC-042"
+    assert site.manageable()["computer(s) with variables"] == 1
+    with pytest.raises(PermanentSiteError, match="at most 1000"):
+        site.set_computer_variables(rid, [(f"V{i}", "x", False) for i in range(1001)])
+    with pytest.raises(PermanentSiteError, match="does not exist"):
+        site.set_computer_variables(999, [("A", "b", False)])
+    site.set_computer_variables(rid, [])
+    assert site.get_machine_settings(rid) is None and rid not in site.read().machine_settings
+
+
+# -- settings, change checks, read-only ---------------------------------------------------------------------------
+
+
+def test_verification_settings_are_read_and_changed_with_the_consoles_checks(peer: Peer) -> None:
+    site = peer.site
+    changed = site.set_verification_settings(default_size=50, maximum_size=500, site_systems="warn")
+    assert (changed.default_size, changed.maximum_size, changed.site_systems) == (50, 500, "warn")
+    assert site.verification_settings() == changed
+    with pytest.raises(PermanentSiteError, match="must be larger"):
+        site.set_verification_settings(maximum_size=10)
+    assert peer.reopen().read().verification == changed
+
+
+def test_a_change_by_someone_else_is_seen_and_no_change_is_not(peer: Peer) -> None:
+    site = peer.site
+    site.read()
+    site.changed_since_read()
+    assert site.changed_since_read() is False
+    with peer.console() as console:
+        console.add_package("New driver pack", console.read().packages_by_name("OSD Tools")[0].type)
+    assert site.changed_since_read() is True
+    assert site.changed_since_read() is False
+
+
+def test_a_read_only_site_refuses_every_write_before_sending_it(peer: Peer) -> None:
+    if peer.kind == "embedded":
+        site = open_site(peer.path, read_only=True)
+    else:
+        assert peer.served is not None
+        site = peer.reopen(read_only=True)
+    before = peer.served.log.count() if peer.served is not None else 0
+    tools = ids(site)["OSD Tools"]
+    with pytest.raises(PermanentSiteError):
+        site.create_task_sequence(TaskSequenceRecord(id=None, name="TS", sequence=sequence(tools)))
+    with pytest.raises(PermanentSiteError):
+        site.set_collection_variables(ids(site)["OSD Pilot"], 1, [("A", "b", False)])
+    with pytest.raises(PermanentSiteError):
+        site.distribute_content(tools, ["DP01.corp.contoso.com"])
+    site.close()
+    with peer.console() as console:
+        assert not console.read().task_sequences and not console.read().collection_settings
+    if peer.served is not None:
+        writes = [r for r in peer.served.log.entries()[before:] if r.method != "GET"]
+        assert writes == []
+
+
+# -- AdminService only -------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def served_site(tmp_path: Path) -> Iterator[tuple[Served, AdminServiceSite]]:
+    with serve_site(tmp_path) as served:
+        site = AdminServiceSite(options_for(served), cache_path=tmp_path / "cache.db")
+        yield served, site
+        site.close()
+
+
+def gets(site: AdminServiceSite) -> int:
+    return site.requests[("GET", "get")]
+
+
+def test_a_no_change_read_fetches_nothing_by_key_and_one_changed_sequence_costs_one_get(
+        served_site: tuple[Served, AdminServiceSite], tmp_path: Path) -> None:
+    served, site = served_site
+    tools = ids(site)["OSD Tools"]
+    made = [site.create_task_sequence(TaskSequenceRecord(id=None, name=f"TS {i}", sequence=sequence(tools, str(i))))
+            for i in range(5)]
+    site.read()
+    second = AdminServiceSite(options_for(served), cache_path=tmp_path / "cache.db")  # the next run
+    before = dict(second.requests)
+    state = second.read()
+    assert len(state.task_sequences) == 5 and gets(second) == before.get(("GET", "get"), 0)
+    assert all(kind == "list" or kind == "metadata" for _, kind in second.requests)
+    with served.site() as console:  # a console edit of one sequence
+        ts = console.get_task_sequence(made[2])
+        assert ts is not None
+        console.update_task_sequence(made[2], dataclasses.replace(ts, sequence=sequence(tools, "console")))
+    third = AdminServiceSite(options_for(served), cache_path=tmp_path / "cache.db")
+    state = third.read()
+    assert gets(third) == 1 and "console" in state.task_sequences[made[2]].sequence
+    second.close()
+    third.close()
+
+
+def test_a_damaged_cache_is_rebuilt_with_a_warning(served_site: tuple[Served, AdminServiceSite], tmp_path: Path,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    served, site = served_site
+    tools = ids(site)["OSD Tools"]
+    site.create_task_sequence(TaskSequenceRecord(id=None, name="TS", sequence=sequence(tools)))
+    site.read()
+    site.close()
+    (tmp_path / "cache.db").write_bytes(b"this is not a database at all" * 100)
+    for suffix in ("-wal", "-shm"):
+        (tmp_path / f"cache.db{suffix}").unlink(missing_ok=True)
+    caplog.set_level(logging.WARNING)
+    again = AdminServiceSite(options_for(served), cache_path=tmp_path / "cache.db")
+    assert [t.name for t in again.read().task_sequences.values()] == ["TS"]
+    assert "is rebuilt" in caplog.text and gets(again) == 2  # the sequence and the site's verification settings
+    again.close()
+    third = AdminServiceSite(options_for(served), cache_path=tmp_path / "cache.db")
+    third.read()
+    assert gets(third) == 0
+    third.close()
+
+
+def test_a_sequence_changed_in_the_console_since_the_plan_is_refused_for_that_object(
+        served_site: tuple[Served, AdminServiceSite]) -> None:
+    served, site = served_site
+    tools = ids(site)["OSD Tools"]
+    record = TaskSequenceRecord(id=None, name="TS", sequence=sequence(tools))
+    ts_id = site.create_task_sequence(record)
+    site.read()  # the plan is made from this read
+    with served.site() as console:
+        ts = console.get_task_sequence(ts_id)
+        assert ts is not None
+        console.update_task_sequence(ts_id, dataclasses.replace(ts, description="edited in the console"))
+    with pytest.raises(ChangedSincePlan, match="changed in the console since the plan; plan again"):
+        site.update_task_sequence(ts_id, dataclasses.replace(record, description="from Git"))
+    with pytest.raises(ChangedSincePlan):
+        site.set_task_sequence_enabled(ts_id, False)
+    live = site.get_task_sequence(ts_id)
+    assert live is not None and (live.description, live.enabled) == ("edited in the console", True)
+    site.read()  # a new plan: writes go through
+    site.update_task_sequence(ts_id, dataclasses.replace(record, description="from Git"))
+    site.set_task_sequence_enabled(ts_id, False)
+    live = site.get_task_sequence(ts_id)
+    assert live is not None and (live.description, live.enabled) == ("from Git", False)
+
+
+def test_without_rest_unproven_sequence_writes_go_over_winrm_and_fail_naming_what_to_configure(
+        served_site: tuple[Served, AdminServiceSite], tmp_path: Path) -> None:
+    served, _ = served_site
+    site = AdminServiceSite(options_for(served, rest_unproven=False), cache_path=tmp_path / "cache.db")
+    paths = site.paths()
+    assert paths["read"] == "REST" and paths["create_task_sequence"] == paths["update_task_sequence"] == "WinRM"
+    assert paths["deployment_schedule"] == paths["masked_variables"] == "WinRM"
+    assert paths["set_task_sequence_enabled"] == paths["create_deployment"] == "REST"
+    before = served.log.count()
+    tools = ids(site)["OSD Tools"]
+    with pytest.raises(WinRMUnavailable, match=r"site\.winrm\.host"):
+        site.create_task_sequence(TaskSequenceRecord(id=None, name="TS", sequence=sequence(tools)))
+    with pytest.raises(WinRMUnavailable, match="hidden"):
+        site.set_collection_variables(ids(site)["OSD Pilot"], 1, [("Secret", "x", True)])
+    site.set_collection_variables(ids(site)["OSD Pilot"], 1, [("Plain", "x", False)])  # REST: no masked value
+    assert [r.method for r in served.log.entries()[before:] if r.method != "GET"] == ["PUT"]
+    site.close()
+
+
+def test_a_method_the_site_does_not_offer_takes_the_winrm_path_even_when_rest_is_allowed(tmp_path: Path) -> None:
+    with serve_site(tmp_path, hide_methods=frozenset({"SetSequence"})) as served:
+        site = AdminServiceSite(options_for(served), cache_path=tmp_path / "cache.db")
+        assert site.paths()["create_task_sequence"] == "WinRM"
+        assert site.capabilities.offers("SMS_TaskSequencePackage", "ImportSequence")
+        site.close()
+
+
+def test_a_wrong_password_changes_nothing_and_names_what_was_tried(served_site: tuple[Served, AdminServiceSite],
+                                                                   tmp_path: Path) -> None:
+    served, _ = served_site
+    wrong = Credentials(ADMIN, "not-the-password", password_from="RECONCILE_SITE_PASSWORD")
+    with pytest.raises(PermanentSiteError) as caught:
+        AdminServiceSite(options_for(served, credentials=wrong), cache_path=tmp_path / "cache.db")
+    assert "HTTP 401" in str(caught.value) and "NTLM as CORP\\svc-reconcile" in str(caught.value)
+    assert "not-the-password" not in str(caught.value)
+    denied = Credentials(DENIED, DENIED_PASSWORD, password_from="RECONCILE_SITE_PASSWORD")
+    with pytest.raises(PermanentSiteError, match="may not be a ConfigMgr administrative user"):
+        AdminServiceSite(options_for(served, credentials=denied), cache_path=tmp_path / "cache.db")
+
+
+def test_a_read_only_connection_refuses_before_any_request(served_site: tuple[Served, AdminServiceSite],
+                                                           tmp_path: Path) -> None:
+    served, _ = served_site
+    site = AdminServiceSite(options_for(served, read_only=True), cache_path=tmp_path / "cache.db")
+    before = served.log.count()
+    with pytest.raises(SiteIsReadOnly, match="nothing was sent"):
+        site.delete_deployment("PS100001")
+    assert served.log.count() == before
+    site.close()
