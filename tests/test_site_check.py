@@ -61,7 +61,7 @@ def test_a_user_who_is_no_administrator_is_told_what_is_missing(peer: Served, tm
     assert result.returncode == 1, result
     out = result.stdout
     assert DENIED in out and "may write: no" in out
-    assert "Access denied" in out and ("administrative user" in out or "must grant" in out)
+    assert "Access denied" in out and "a role such as Operating System Deployment Manager" in out
     assert DENIED_PASSWORD not in out + result.stderr
 
 

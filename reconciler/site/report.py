@@ -176,6 +176,10 @@ def check_remote(options: SiteOptions) -> SiteReport:
             capabilities = parse_metadata(transport.metadata(), options.url + "/wmi/$metadata")
         except SiteError as exc:
             report.fail(str(exc))
+            if "access denied" in str(exc).casefold():
+                report.fail("add the account as an administrative user (console: Administration > Security > "
+                            "Administrative Users) with a role such as Operating System Deployment Manager and the "
+                            f"security scopes of the objects to manage; writing needs {'; '.join(WRITE_PERMISSIONS)}")
             report.account, report.account_from = _named_account(options), "the credentials in use"
             report.may_write, report.write_reason = "no", "the site did not answer wmi/$metadata"
             return report
