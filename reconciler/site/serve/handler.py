@@ -115,8 +115,9 @@ class AdminServiceHandler(BaseHTTPRequestHandler):
             log.exception("site serve: %s %s failed", method, path[:200])
             reply = _Reply(500, _json(ODataError("internal error in reconcile site serve", 500).body()),
                            reason="internal error")
-        self._send(reply, mutual)
+        # Logged before the answer leaves: a client that has its answer finds its request in the log.
         self.app.request_log.add(method, path, query, reply.status, started, user, reply.reason)
+        self._send(reply, mutual)
 
     def _unauthorized(self, outcome: Outcome) -> _Reply:
         reply = _Reply(401, b"", reason=outcome.reason)

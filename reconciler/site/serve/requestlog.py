@@ -1,8 +1,10 @@
 """The request log of ``reconcile site serve``: what tests and benchmarks count.
 
-One entry per HTTP request answered (each leg of a handshake too): method, path, query, status, duration,
-the user once authenticated, and for a refusal the reason. It never holds a header, a body, a token or a
-password. Kept in memory for in-process use and, when a file is named, appended to it as JSON lines.
+One entry per HTTP request answered (each leg of a handshake too): method, path, query, status, duration (from
+the request read to its answer ready; the entry is made before the answer is sent, so a client holding its
+answer finds its request logged), the user once authenticated, and for a refusal the reason. It never holds
+a header, a body, a token or a password. Kept in memory for in-process use and, when a file is named, appended
+to it as JSON lines.
 """
 
 from __future__ import annotations
