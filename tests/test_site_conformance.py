@@ -3,8 +3,9 @@
 
 Each protocol test runs against both and asserts what the site holds afterwards; the AdminService-only tests
 below them cover what only a remote site has: incremental reads through the cache, the console-conflict case,
-REST or WinRM per operation, read-only and a wrong password. The end-to-end runs of the pipeline over HTTPS
-are in tests/test_adminservice_e2e.py.
+REST or WinRM per operation, read-only and a wrong password. The end-to-end tests at the end run the normal
+pipeline (``reconcile --site https://127.0.0.1:PORT/AdminService …``, in-process, and a real process killed
+with SIGKILL mid-apply) against the served site.
 """
 
 from __future__ import annotations
@@ -12,6 +13,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,6 +34,7 @@ from reconciler.site.adminservice.winrm import ChangedSincePlan, WinRMUnavailabl
 from reconciler.site.embedded import EmbeddedSite
 from reconciler.site.options import Auth, Credentials, SiteIsReadOnly, SiteOptions
 from reconciler.site.records import ContentState, DeploymentRecord, LiveVariable, TaskSequenceRecord
+from tests.conftest import REPO, CliRun, run_cli, wait_until
 from tests.serve_fixture import ADMIN, ADMIN_PASSWORD, DENIED, DENIED_PASSWORD, Served, serve_site
 
 PASSWORD = "J0in-the-d0main!"
@@ -457,3 +465,156 @@ def test_a_read_only_connection_refuses_before_any_request(served_site: tuple[Se
         site.delete_deployment("PS100001")
     assert served.log.count() == before
     site.close()
+
+
+# -- end to end: the normal pipeline against the served site -------------------------------------------------
+
+EXAMPLE_SECRETS = {"OSD_LOCAL_ADMIN_PASSWORD": "example-admin-secret", "OSD_LAB_PC_042_BITLOCKER_PIN": "918273",
+                   "OSD_DOMAIN_JOIN_PASSWORD": "example-join-secret", "OSD_FIRMWARE_ACCOUNT_PASSWORD": "fw-secret-1",
+                   "OSD_CAPTURE_PASSWORD": "capture-secret-2"}
+FILE_SECRET = "example-file-secret"
+
+
+@dataclass
+class Remote:
+    """The example repository in a work folder, and the served site it is applied to over HTTPS+NTLM."""
+
+    work: Path
+    served: Served
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {**EXAMPLE_SECRETS, "RECONCILE_SITE_USERNAME": ADMIN, "RECONCILE_SITE_PASSWORD": ADMIN_PASSWORD,
+                "NO_COLOR": "1"}
+
+    @property
+    def site_args(self) -> list[str]:
+        return ["--site", self.served.url.rstrip("/"), "--ca-bundle", str(self.served.ca), "--auth", "ntlm"]
+
+    def run(self, *args: str, env: dict[str, str] | None = None) -> CliRun:
+        command = list(args) if args and args[0] in ("plan", "apply") else ["manifests", *args]
+        return run_cli(*command, *self.site_args, cwd=self.work, env={**self.env, **(env or {})})
+
+    def live(self) -> tuple[dict[str, TaskSequenceRecord], dict[str, DeploymentRecord]]:
+        with self.served.site() as console:
+            state = console.read()
+        return state.task_sequences, state.deployments
+
+
+@pytest.fixture
+def remote(tmp_path: Path) -> Iterator[Remote]:
+    work = tmp_path / "work"
+    shutil.copytree(REPO / "manifests", work / "manifests")
+    (work / "manifests" / "secrets").mkdir(exist_ok=True)
+    (work / "manifests" / "secrets" / "osd-ref-01-join.txt").write_text(FILE_SECRET + "\n")
+    # reconcile site serve takes sequence steps, schedules and masked variables over REST; a real site: WinRM.
+    (work / "manifests" / "reconcile.yaml").write_text("site:\n  restUnproven: true\n")
+    with serve_site(tmp_path / "site") as served:
+        yield Remote(work, served)
+
+
+def no_duplicates(remote: Remote) -> None:
+    sequences, deployments = remote.live()
+    assert not [n for n, c in Counter(t.name for t in sequences.values()).items() if c > 1]
+    assert not [k for k, c in Counter((d.package_id, d.collection_id) for d in deployments.values()).items() if c > 1]
+
+
+def test_the_examples_apply_over_https_and_ntlm_and_the_next_plan_is_empty(remote: Remote) -> None:
+    first = remote.run("--dry-run", "--detailed-exitcode")
+    assert first.returncode == 2, first
+    applied = remote.run("--yes")
+    assert applied.returncode == 0 and "28 applied, 0 failed, 0 skipped" in applied.stdout, applied
+    again = remote.run("--dry-run", "--detailed-exitcode")
+    assert again.returncode == 0 and "No changes" in again.stdout, again
+    sequences, deployments = remote.live()
+    assert len(sequences) == 6 and len(deployments) == 6
+    with remote.served.site() as console:
+        pilot = console.read().collection_by_name("OSD Pilot")[0].id
+        assert console.holds_secret(pilot, "OSDLocalAdminPassword", EXAMPLE_SECRETS["OSD_LOCAL_ADMIN_PASSWORD"])
+    said = first.stdout + first.stderr + applied.stdout + applied.stderr + again.stdout + again.stderr
+    for secret in (*EXAMPLE_SECRETS.values(), FILE_SECRET, ADMIN_PASSWORD):
+        assert secret not in said
+    assert [e for e in remote.served.log.entries() if e.status >= 500] == []
+    assert (remote.work / ".reconcile").is_dir() and not (remote.work / ".reconcile" / "site.db").exists()
+
+
+def test_drift_over_the_rest_api_shows_in_the_plan_and_content_and_prune_converge(remote: Remote) -> None:
+    assert remote.run("--yes").returncode == 0
+    sequences, _ = remote.live()
+    ts_id = next(i for i, t in sequences.items() if t.name == "Windows 11 23H2 - Install")
+    with remote.served.client() as client:  # an administrator's script changes the description over REST
+        row = client.get(f"{remote.served.wmi}SMS_TaskSequencePackage('{ts_id}')").json()["value"][0]
+        body = {k: v for k, v in row.items() if not k.startswith(("__", "@")) and k not in ("Sequence", "References")}
+        answer = client.put(f"{remote.served.wmi}SMS_TaskSequencePackage('{ts_id}')",
+                            json={**body, "Description": "changed over REST"})
+        assert answer.status_code == 200, answer.text
+    plan = remote.run("--dry-run", "--output", "json")
+    document = json.loads(plan.stdout)
+    assert [(a["verb"], a["name"], a["reason"]) for a in document["actions"]] == [
+        ("UpdateTaskSequence", "windows-11-install", "drift")]
+    with remote.served.site() as console:  # a distribution point failed the content
+        tools = console.read().packages_by_name("OSD Tools")[0].id
+        console.set_content_state(tools, "DP01.corp.contoso.com", ContentState.INSTALL_FAILED)
+    healed = remote.run("--yes")
+    assert healed.returncode == 0 and "RedistributeContent" in healed.stdout, healed
+    with remote.served.site() as console:
+        assert console.content_status(tools)["DP01.corp.contoso.com"].state is ContentState.INSTALLED
+        assert console.get_task_sequence(ts_id).description != "changed over REST"  # type: ignore[union-attr]
+    (remote.work / "manifests" / "deployments" / "windows-11-upgrade.yaml").unlink()
+    pruned = remote.run("--yes", "--prune")
+    assert pruned.returncode == 0 and "DeleteDeployment" in pruned.stdout, pruned
+    _, deployments = remote.live()
+    assert len(deployments) == 5
+    assert remote.run("--dry-run", "--detailed-exitcode", "--prune").returncode == 0
+
+
+def test_a_saved_plan_is_refused_when_a_sequence_changed_in_the_console_since(remote: Remote) -> None:
+    assert remote.run("--yes").returncode == 0
+    path = remote.work / "manifests" / "task-sequences" / "windows-11-install.yaml"
+    path.write_text(path.read_text().replace("Bare metal", "Bare metal (reviewed)", 1))
+    saved = remote.run("plan", "manifests", "--out", "plan.json")
+    assert saved.returncode == 0, saved
+    sequences, _ = remote.live()
+    ts_id = next(i for i, t in sequences.items() if t.name == "Windows 11 23H2 - Install")
+    with remote.served.site() as console:
+        live = console.get_task_sequence(ts_id)
+        assert live is not None
+        console.update_task_sequence(ts_id, dataclasses.replace(live, warning="console edit"))
+    refused = remote.run("apply", "plan.json", "--yes")
+    assert refused.returncode == 1 and f"TaskSequence/windows-11-install [{ts_id}]" in refused.stderr, refused
+    assert "plan again" in refused.stderr
+    sequences, _ = remote.live()
+    assert sequences[ts_id].warning == "console edit"
+
+
+def test_a_wrong_password_and_a_read_only_connection_change_nothing(remote: Remote) -> None:
+    wrong = remote.run("--yes", env={"RECONCILE_SITE_PASSWORD": "not-the-password"})
+    assert wrong.returncode == 1 and "HTTP 401" in wrong.stderr and "not-the-password" not in wrong.stderr, wrong
+    read_only = remote.run("--yes", "--read-only")
+    assert read_only.returncode == 1 and "read-only" in read_only.stderr, read_only
+    plan = remote.run("--dry-run", "--detailed-exitcode", "--read-only")
+    assert plan.returncode == 2, plan  # a read-only connection plans
+    writes = [e for e in remote.served.log.entries() if e.method != "GET"]
+    assert writes == [] and remote.live() == ({}, {})
+
+
+def test_an_apply_over_https_killed_with_sigkill_finishes_on_the_next_run_without_duplicates(remote: Remote) -> None:
+    process = subprocess.Popen([sys.executable, "-m", "reconciler", "manifests", "--yes", *remote.site_args],
+                               cwd=remote.work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               stdin=subprocess.DEVNULL, env={**os.environ, **remote.env})
+    try:
+        # Killed once it has created a few objects: in the middle of creating the task sequences.
+        wait_until(lambda: remote.served.log.count("POST", status=201) >= 5 or process.poll() is not None, 60,
+                   "the apply to create objects on the served site")
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.wait(30)
+    assert process.returncode == -signal.SIGKILL, "the apply was still running when it was killed"
+    sequences, deployments = remote.live()
+    assert len(sequences) > 0 and len(deployments) < 6, "the kill landed in the middle of the apply"
+    again = remote.run("--yes")
+    assert again.returncode == 0, again
+    assert remote.run("--dry-run", "--detailed-exitcode").returncode == 0
+    no_duplicates(remote)
+    sequences, deployments = remote.live()
+    assert len(sequences) == 6 and len(deployments) == 6
