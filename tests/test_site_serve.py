@@ -563,3 +563,18 @@ def test_the_command_needs_the_password_in_the_environment(tmp_path: Path) -> No
                       "--user", ADMIN, "--listen", "127.0.0.1:0", env={"RECONCILE_SERVE_PASSWORD": "x"})
     assert missing.returncode == 1 and "does not exist" in missing.stderr
     assert not (tmp_path / "tls").exists() and not (tmp_path / "nope.db").exists()
+
+
+def test_listen_addresses_and_hidden_method_files_are_read_strictly(tmp_path: Path) -> None:
+    from reconciler.site.serve import ServeError, parse_listen, read_method_names
+
+    assert parse_listen("127.0.0.1:8443") == ("127.0.0.1", 8443)
+    assert parse_listen(":0") == ("127.0.0.1", 0) and parse_listen("[::1]:9") == ("::1", 9)
+    with pytest.raises(ServeError, match="HOST:PORT"):
+        parse_listen("localhost")
+    names = tmp_path / "hidden.txt"
+    names.write_text("# methods a site was not seen to publish\nSetSequence\nSMS_TaskSequencePackage.ImportSequence  # too\n")
+    assert read_method_names(names) == ["SetSequence", "SMS_TaskSequencePackage.ImportSequence"]
+    names.write_text("SetSequence\nnot a method\n")
+    with pytest.raises(ServeError, match="line 2: 'not a method' is not a method name"):
+        read_method_names(names)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 
 from reconciler.site.records import TaskSequenceRecord
@@ -37,11 +37,15 @@ def dp_group_id(site_code: str, name: str) -> str:
     return "{" + _guid(f"dpgroup:{site_code}:{name.casefold()}") + "}"
 
 
+_TS_FIELDS = tuple(f.name for f in fields(TaskSequenceRecord) if f.name != "folder")
+
+
 def ts_fingerprint(record: TaskSequenceRecord) -> str:
-    """What a save changes: every field but the folder (a move changes the folder item, not the package)."""
-    data = asdict(record)
-    data.pop("folder", None)
-    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode("utf-8")).hexdigest()
+    """What a save changes: every field but the folder (a move changes the folder item, not the package).
+
+    ``repr`` of the field values (text, numbers, booleans, tuples of text): exact, and cheap enough to take
+    for 10,000 sequences on every snapshot."""
+    return hashlib.sha256(repr(tuple(getattr(record, f) for f in _TS_FIELDS)).encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True)
