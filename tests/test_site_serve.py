@@ -573,7 +573,8 @@ def test_listen_addresses_and_hidden_method_files_are_read_strictly(tmp_path: Pa
     with pytest.raises(ServeError, match="HOST:PORT"):
         parse_listen("localhost")
     names = tmp_path / "hidden.txt"
-    names.write_text("# methods a site was not seen to publish\nSetSequence\nSMS_TaskSequencePackage.ImportSequence  # too\n")
+    names.write_text("# methods a site was not seen to publish\nSetSequence\n"
+                     "SMS_TaskSequencePackage.ImportSequence  # too\n")
     assert read_method_names(names) == ["SetSequence", "SMS_TaskSequencePackage.ImportSequence"]
     names.write_text("SetSequence\nnot a method\n")
     with pytest.raises(ServeError, match="line 2: 'not a method' is not a method name"):
