@@ -410,6 +410,8 @@ def test_without_credentials_the_answer_is_401_with_an_empty_body_and_negotiate(
     response = httpx.get(served.wmi + "SMS_Collection", verify=served.tls_context)
     assert response.status_code == 401 and response.content == b""
     assert response.headers["WWW-Authenticate"] == "Negotiate"
+    elsewhere = httpx.get(served.url.replace("/AdminService/", "/ConfigMgrWebService/"), verify=served.tls_context)
+    assert elsewhere.status_code == 404 and elsewhere.headers["Content-Type"] == "text/html"  # as IIS without it
 
 
 def test_a_wrong_password_is_401_and_an_account_without_a_role_gets_access_denied_404(served: Served) -> None:
