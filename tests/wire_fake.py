@@ -219,7 +219,8 @@ class FakeServer:
         context.load_cert_chain(str(cert), str(key))
         self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
         site.port = self.httpd.server_address[1]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        # shutdown() waits for serve_forever's next poll: at the default 0.5 s that was half a second per test
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self.thread.start()
 
     def close(self) -> None:
