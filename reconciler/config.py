@@ -301,13 +301,13 @@ _SITE_FIELDS = ("url", "caBundle", "auth", "readOnly", "restUnproven", "username
                 "winrm.providerHost")
 
 
-def _site_sources(site: SiteSection | None) -> frozenset[str]:
+def _site_sources(section: SiteSection | None) -> frozenset[str]:
     """The ``valueFrom`` sources of the site's credentials, as :func:`reserved_name` spells them."""
-    if site is None:
+    if section is None:
         return frozenset()
-    refs = [site.username, site.password, site.token]
-    if site.winrm is not None:
-        refs += [site.winrm.username, site.winrm.password]
+    refs = [section.username, section.password, section.token]
+    if section.winrm is not None:
+        refs += [section.winrm.username, section.winrm.password]
     return frozenset(reserved_name(ref.value_from.model_dump(exclude_none=True))
                      for ref in refs if isinstance(ref, SecretRef))
 
