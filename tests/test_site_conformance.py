@@ -618,3 +618,67 @@ def test_an_apply_over_https_killed_with_sigkill_finishes_on_the_next_run_withou
     no_duplicates(remote)
     sequences, deployments = remote.live()
     assert len(sequences) == 6 and len(deployments) == 6
+
+
+# -- Kerberos: the authentication ConfigMgr 2509 and later require ---------------------------------------------
+
+KERBEROS_PASSWORD = "Kerberos-0nly-pass"
+
+
+@pytest.fixture
+def kerberos_realm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[object, Path]]:
+    """A throwaway MIT realm named after the served accounts' domain, with ``HTTP/localhost`` in a keytab and a
+    ticket for the administrator in the cache (``kinit``)."""
+    k5test = pytest.importorskip("k5test", reason="Kerberos tests need k5test (pip install k5test)")
+    pytest.importorskip("gssapi", reason="Kerberos needs python-gssapi (pip install 'pyspnego[kerberos]')")
+    if not shutil.which("krb5kdc", path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin"):
+        pytest.skip("Kerberos needs an MIT KDC (Debian: apt-get install krb5-kdc krb5-admin-server)")
+    import random
+    import socket
+
+    for _ in range(20):  # a free range of ports for the KDC (k5test uses portbase .. portbase+9)
+        base = random.randrange(20000, 60000, 10)
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", base))
+                break
+            except OSError:
+                continue
+    realm = k5test.K5Realm(realm="CORP.CONTOSO.COM", portbase=base, create_user=False, create_host=False,
+                           get_creds=False)
+    try:
+        name = ADMIN.split("\\")[1]
+        realm.addprinc(f"{name}@CORP.CONTOSO.COM", KERBEROS_PASSWORD)
+        realm.addprinc("HTTP/localhost@CORP.CONTOSO.COM")
+        keytab = tmp_path / "http.keytab"
+        realm.extract_keytab("HTTP/localhost@CORP.CONTOSO.COM", str(keytab))
+        for key, value in realm.env.items():
+            monkeypatch.setenv(key, value)
+        monkeypatch.setenv("KRB5_KTNAME", f"FILE:{keytab}")  # the server sets it too: put back after the test
+        realm.kinit(f"{name}@CORP.CONTOSO.COM", KERBEROS_PASSWORD)
+        yield realm, keytab
+    finally:
+        realm.stop()
+
+
+@pytest.mark.parametrize("auth", [Auth.KERBEROS, Auth.NEGOTIATE])
+def test_kerberos_from_the_ticket_cache_reaches_a_site_that_refuses_ntlm(
+        kerberos_realm: tuple[object, Path], tmp_path: Path, auth: Auth) -> None:
+    _, keytab = kerberos_realm
+    with serve_site(tmp_path / "site", keytab=keytab, refuse_ntlm=True) as served:
+        url = served.url.replace("127.0.0.1", "localhost").rstrip("/")  # the SPN is HTTP/localhost
+        site = AdminServiceSite(SiteOptions(url=url, ca_bundle=served.ca, auth=auth, rest_unproven=True),
+                                cache_path=tmp_path / "cache.db")
+        tools = ids(site)["OSD Tools"]
+        ts_id = site.create_task_sequence(TaskSequenceRecord(id=None, name="Over Kerberos", sequence=sequence(tools)))
+        site.close()
+        users = {e.user for e in served.log.entries() if e.status != 401}
+    assert users == {"svc-reconcile@CORP.CONTOSO.COM"}
+    with served.site() as console:
+        assert console.get_task_sequence(ts_id) is not None
+
+
+def test_ntlm_to_a_site_that_refuses_it_says_to_use_kerberos(tmp_path: Path) -> None:
+    with serve_site(tmp_path / "site", refuse_ntlm=True) as served, \
+            pytest.raises(PermanentSiteError, match=r"HTTP 401.*refuse NTLM: use Kerberos \(kinit\)"):
+        AdminServiceSite(options_for(served), cache_path=tmp_path / "cache.db")
