@@ -682,3 +682,58 @@ def test_ntlm_to_a_site_that_refuses_it_says_to_use_kerberos(tmp_path: Path) -> 
     with serve_site(tmp_path / "site", refuse_ntlm=True) as served, \
             pytest.raises(PermanentSiteError, match=r"HTTP 401.*refuse NTLM: use Kerberos \(kinit\)"):
         AdminServiceSite(options_for(served), cache_path=tmp_path / "cache.db")
+
+
+# -- the WinRM path, at pypsrp's seam (tests/winrm_fake.py): which writes the site hands to it -------------------
+
+
+def test_without_rest_unproven_steps_schedules_and_masked_values_go_to_winrm_and_the_rest_over_rest(
+        served_site: tuple[Served, AdminServiceSite], tmp_path: Path) -> None:
+    from reconciler.site.adminservice.winrm import (
+        IMPORT_SEQUENCE_SCRIPT,
+        SET_SCHEDULE_SCRIPT,
+        SET_SEQUENCE_SCRIPT,
+        WinRMSession,
+    )
+    from reconciler.site.options import WinRMOptions
+    from tests.winrm_fake import Answer, FakeHost
+
+    served, rest = served_site
+    host = FakeHost()
+    host.answer("Get-PSDrive", Answer(output=["PS1"]))
+    host.answer(IMPORT_SEQUENCE_SCRIPT, Answer(output=['SMS_TaskSequencePackage.PackageID="PS1000FF"']))
+    winrm = WinRMOptions(host="cm01.corp.contoso.com", credentials=Credentials(ADMIN, ADMIN_PASSWORD))
+    session = WinRMSession(winrm, site_code="PS1", provider_host="cm01.corp.contoso.com", connect=host.connect,
+                           shell=host.shell)
+    site = AdminServiceSite(options_for(served, rest_unproven=False, winrm=winrm), cache_path=tmp_path / "c.db",
+                            winrm=session)
+    names = ids(site)
+    xml = sequence(names["OSD Tools"])
+    assert site.create_task_sequence(TaskSequenceRecord(id=None, name="Over WinRM", sequence=xml)) == "PS1000FF"
+    script = next(i for i in host.invocations if i.command is IMPORT_SEQUENCE_SCRIPT)
+    assert script.parameters["SequenceXml"] == xml and script.parameters["Properties"]["Name"] == "Over WinRM"
+    assert served.log.count("POST", "/AdminService/wmi/SMS_TaskSequencePackage.") == 0  # no step over REST
+
+    ts_id = rest.create_task_sequence(TaskSequenceRecord(id=None, name="Made over REST", sequence=xml))
+    planned = site.read().task_sequences[ts_id]
+    site.update_task_sequence(ts_id, dataclasses.replace(planned, description="properties over REST"))
+    steps = next(i for i in host.invocations if i.command is SET_SEQUENCE_SCRIPT)
+    assert steps.parameters["PackageId"] == ts_id and steps.parameters["ExpectedSedoVersion"]
+    assert site.get_task_sequence(ts_id).description == "properties over REST"  # type: ignore[union-attr]
+
+    dep_id = site.create_deployment(DeploymentRecord(id=None, name="d", package_id=ts_id,
+                                                     collection_id=names["OSD Lab"], assigned_schedule=(friday(),),
+                                                     is_gmt=True))
+    schedule = next(i for i in host.invocations if i.command is SET_SCHEDULE_SCRIPT)
+    assert schedule.parameters["AdvertisementId"] == dep_id
+    assert [s["Class"] for s in schedule.parameters["Schedules"]] == ["SMS_ST_RecurWeekly"]
+
+    site.set_collection_variables(names["OSD Pilot"], 4, [("Plain", "a", False), ("Secret", "s3cr3t-value", True)])
+    cmdlets = [(i.command, i.parameters.get("VariableName"), i.parameters.get("IsMask")) for i in host.invocations
+               if "Variable" in i.command]
+    assert cmdlets == [("Set-CMDeviceCollectionVariable", "Plain", False),
+                       ("New-CMDeviceCollectionVariable", "Secret", True)]
+    with served.site() as console:  # REST wrote the precedence and the plain variable, never the masked one
+        settings = console.get_collection_settings(names["OSD Pilot"])
+    assert settings is not None and (settings.precedence, [v.name for v in settings.variables]) == (4, ["Plain"])
+    site.close()
