@@ -373,3 +373,20 @@ def test_metadata_is_read_over_the_wire_and_counted(fake: FakeSite, tls: tuple[P
     assert capabilities.offers("SMS_Collection")
     assert fake.requests()[0].path == "/AdminService/wmi/$metadata"
     assert transport.counts[("GET", "metadata")] == 1
+
+
+def test_no_password_hash_or_token_reaches_any_log_at_debug(fake: FakeSite, tls: tuple[Path, Path, Path],
+                                                             caplog: pytest.LogCaptureFixture) -> None:
+    from spnego._ntlm_raw.crypto import ntowfv1
+
+    caplog.set_level(logging.DEBUG)  # every logger: ours, httpx, httpcore, pyspnego's
+    for name in ("spnego", "httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.NOTSET)
+    transport = connect(fake, tls, auth=Auth.NEGOTIATE)
+    transport.list("SMS_Collection")
+    transport.close()
+    tokens = [s.authorization.split(" ", 1)[1] for s in fake.seen if s.authorization]
+    assert tokens and caplog.records
+    said = caplog.text
+    assert PASSWORD not in said and ntowfv1(PASSWORD).hex() not in said.lower()
+    assert not [t for t in tokens if t[:40] in said]

@@ -305,6 +305,12 @@ def _ssl_context(options: SiteOptions) -> ssl.SSLContext:
                                  "certificate (--ca-bundle)") from None
 
 
+def quiet_pyspnego() -> None:
+    """pyspnego logs every NTLM message at DEBUG (an NTLMv2 response can be cracked offline for the password):
+    its loggers stay at WARNING whatever ``--log-level`` says."""
+    logging.getLogger("spnego").setLevel(logging.WARNING)
+
+
 class Transport:
     """One AdminService, over one keep-alive HTTPS connection.
 
@@ -326,6 +332,7 @@ class Transport:
         if options.insecure:
             log.warning("site %s: TLS certificate verification is OFF (--insecure): anyone on the network path "
                         "can read and change what is sent, including credentials; give --ca-bundle instead", url)
+        quiet_pyspnego()
         self.options = options
         self.tuning = tuning or Tuning()
         self.base = url
