@@ -23,6 +23,10 @@ Concurrency: a task sequence write carries the ``SedoObjectVersion`` the plan sa
 made from, or the first look at it since), checked against the site's before the write and sent with it; a
 console edit in between is a :class:`~reconciler.site.adminservice.winrm.ChangedSincePlan` for that object:
 "changed in the console since the plan; plan again".
+
+A read is not one transaction (the AdminService has none): it lists one class after another, so a console
+edit made during a read may show in one class and not yet in another. Nothing acts on a read alone: the
+applier takes each object's fingerprint again before the first write, and the next plan sees the rest.
 """
 
 from __future__ import annotations
