@@ -40,6 +40,7 @@ import json
 import logging
 import os
 import random
+import re
 import ssl
 import threading
 import time
@@ -158,6 +159,8 @@ class WindowsAuth(httpx.Auth):
         self._token = token
         #: what the last handshake tried, for a 401's message (never a credential)
         self.tried = self.describe()
+        #: why the site refused the last handshake, when the handshake itself shows it (for a 401's message)
+        self.refusal = ""
 
     def describe(self) -> str:
         who = f" as {self._username}" if self._username else ""
@@ -184,14 +187,18 @@ class WindowsAuth(httpx.Auth):
         scheme = "NTLM" if self.method == "ntlm" and "NTLM" in offered else "Negotiate"
         if scheme.upper() not in offered:
             return  # the site asks for something else: the 401 is reported with what it offered
+        self.refusal = ""
         context = self._context(response)
         try:
             token: bytes | None = context.step()
         except Exception as exc:  # pyspnego and GSSAPI raise their own types; their messages hold no secret
-            raise AuthenticationError(f"could not start {self.tried}: {_auth_detail(exc)}") from None
+            raise AuthenticationError(f"could not start {self.tried}: "
+                                      f"{_kerberos_problem(exc, self.host) or _auth_detail(exc)}") from None
+        legs = 0
         while token is not None:
             request.headers["Authorization"] = f"{scheme} {base64.b64encode(token).decode('ascii')}"
             response = yield request
+            legs += 1
             answer = _offered(response).get(scheme.upper())
             if response.status_code != 401:
                 if answer and not context.complete:
@@ -204,6 +211,12 @@ class WindowsAuth(httpx.Auth):
                                                   f"authentication) was not valid: {_auth_detail(exc)}") from None
                 return
             if not answer or context.complete:
+                if legs == 1 and _protocol(context) == "ntlm":
+                    # Refused at NTLM's first message, before any challenge: not the password, NTLM itself
+                    # (reconcile site serve --refuse-ntlm does this; when a real 2509 site refuses is unproven).
+                    self.refusal = ("the site rejects NTLM (it refused the NTLM handshake before its challenge)" + (
+                                        ", and Negotiate sent NTLM because Kerberos was not possible with these "
+                                        "credentials" if self.method == "negotiate" else ""))
                 return  # refused: the 401 is reported by the transport
             try:
                 token = context.step(base64.b64decode(answer))
@@ -222,6 +235,39 @@ class WindowsAuth(httpx.Auth):
                                       "(pip install 'pyspnego[kerberos]')") from None
         except Exception as exc:
             raise AuthenticationError(f"could not start {self.tried}: {_auth_detail(exc)}") from None
+
+
+def _protocol(context: Any) -> str | None:
+    """The protocol a pyspnego context settled on (``kerberos``, ``ntlm``), None before it knows."""
+    try:
+        return str(context.negotiated_protocol) if context.negotiated_protocol else None
+    except Exception:
+        return None
+
+
+#: MIT Kerberos' minor status for KRB5KDC_ERR_S_PRINCIPAL_UNKNOWN: the KDC has no such service principal.
+_UNKNOWN_SERVICE = 2529638919
+
+
+def _kerberos_problem(exc: Exception, host: str) -> str | None:
+    """The usual Kerberos mistakes in words, from pyspnego's error and the GSSAPI error it wraps (negotiate
+    nests them: ``BadMechanismError`` → ``NoCredentialError`` → ``GSSError``); None for anything else."""
+    from spnego.exceptions import CredentialsExpiredError, NoCredentialError
+
+    seen: Any = exc
+    for _ in range(5):
+        if seen is None:
+            break
+        if isinstance(seen, NoCredentialError | CredentialsExpiredError):
+            return ("the ticket cache holds no valid Kerberos ticket (none, or it expired): run kinit "
+                    "<you>@<REALM> first (ConfigMgr 2509 and later refuse NTLM)")
+        if getattr(seen, "min_code", None) == _UNKNOWN_SERVICE or re.search(r"Server \S+ not found in Kerberos "
+                                                                            "database", str(seen)):
+            return (f"the KDC knows no service principal HTTP/{host}: give the URL with the SMS Provider's host "
+                    "name as the site's SPN has it (its FQDN, not an IP address), or register the SPN "
+                    f"(setspn -S HTTP/{host} <the SMS Provider's computer account>)")
+        seen = getattr(seen, "base_error", None)
+    return None
 
 
 def _auth_detail(exc: Exception) -> str:
@@ -518,6 +564,11 @@ class Transport:
                                      "administrative user, or its role or security scopes do not cover this object")
         if status == 404 and missing_ok and not _html(data, response):
             return None
+        if status == 401 and self.auth.refusal:
+            raise PermanentSiteError(f"{method} {url}: HTTP 401: {self.auth.refusal}; tried {self.auth.tried}; "
+                                     "ConfigMgr 2509 and later refuse NTLM: use Kerberos (kinit): a ticket from "
+                                     "kinit <you>@<REALM> with RECONCILE_SITE_PASSWORD unset, or "
+                                     "RECONCILE_SITE_USERNAME given as <you>@<REALM> (DOMAIN\\name means NTLM)")
         if status == 401:
             offered = ", ".join(response.headers.get_list("www-authenticate")) or "nothing"
             offered = ", ".join(s.split()[0] for s in offered.split(",") if s.strip())
