@@ -203,8 +203,9 @@ def shell(pool: Pool) -> Shell:
 
 
 def quiet_pypsrp() -> None:
-    """pypsrp logs every WinRM message whole at DEBUG (parameters included): never let it, even at --log-level debug."""
-    for name in ("pypsrp", "requests_credssp"):
+    """pypsrp logs every WinRM message whole at DEBUG (parameters included), and pyspnego the NTLM messages of its
+    authentication: never let them, even at --log-level debug."""
+    for name in ("pypsrp", "requests_credssp", "spnego"):
         logger = logging.getLogger(name)
         if logger.getEffectiveLevel() < logging.WARNING or logger.level < logging.WARNING:
             logger.setLevel(logging.WARNING)
