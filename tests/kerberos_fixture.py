@@ -58,8 +58,9 @@ _INSTALL = "Debian: apt-get install krb5-kdc krb5-admin-server krb5-user libkrb5
 
 def missing() -> str | None:
     """What this machine lacks for a Kerberos test, or None."""
-    if find_spec("gssapi") is None:
-        return f"python-gssapi is not installed ({_INSTALL})"
+    for module, package in (("gssapi", "python-gssapi"), ("krb5", "krb5 (pyspnego[kerberos])")):
+        if find_spec(module) is None:
+            return f"{package} is not installed ({_INSTALL})"
     if find_spec("k5test") is None:
         return f"k5test is not installed ({_INSTALL})"
     search = os.pathsep.join([os.environ.get("PATH", ""), *_SYSTEM_PATHS])

@@ -10,7 +10,10 @@ python-gssapi is missing; CI installs both and requires these tests to run.
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -162,3 +165,17 @@ def test_a_password_for_user_at_realm_gets_its_own_kerberos_ticket_without_kinit
     assert PASSWORD not in planned.stdout + planned.stderr
     assert authenticated_users(server) == {USER_PRINCIPAL}
     assert not [r for r in server.requests() if r["reason"] == REJECTING_NTLM]
+
+
+def test_without_kerberos_support_in_python_the_error_says_which_extra_to_install(
+        realm: Realm, server: KerberosServer, work: Path) -> None:
+    # A real process: whether pyspnego has its Kerberos provider is settled when it is first imported.
+    # ``pip install configmgr-ts-reconciler`` without the kerberos extra has no krb5 module.
+    program = "import sys; sys.modules['krb5'] = None; from reconciler.cli import main; main()"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KRB5", "RECONCILE_"))}
+    env.update({k: v for k, v in realm.client_env().items() if v is not None}, NO_COLOR="1")
+    ran = subprocess.run([sys.executable, "-c", program, "plan", "--site", server.url, "--ca-bundle",
+                          str(server.ca)], cwd=work, env=env, capture_output=True, text=True, timeout=120,
+                         stdin=subprocess.DEVNULL)
+    line = one_line_error(CliRun([], ran.returncode, ran.stdout, ran.stderr))
+    assert "no Kerberos support" in line and "configmgr-ts-reconciler[kerberos]" in line, line

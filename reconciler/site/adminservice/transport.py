@@ -192,8 +192,8 @@ class WindowsAuth(httpx.Auth):
         try:
             token: bytes | None = context.step()
         except Exception as exc:  # pyspnego and GSSAPI raise their own types; their messages hold no secret
-            raise AuthenticationError(f"could not start {self.tried}: "
-                                      f"{_kerberos_problem(exc, self.host) or _auth_detail(exc)}") from None
+            problem = _kerberos_problem(exc, self.host) if self.method != "ntlm" else None
+            raise AuthenticationError(f"could not start {self.tried}: {problem or _auth_detail(exc)}") from None
         legs = 0
         while token is not None:
             request.headers["Authorization"] = f"{scheme} {base64.b64encode(token).decode('ascii')}"
@@ -252,8 +252,14 @@ _UNKNOWN_SERVICE = 2529638919
 def _kerberos_problem(exc: Exception, host: str) -> str | None:
     """The usual Kerberos mistakes in words, from pyspnego's error and the GSSAPI error it wraps (negotiate
     nests them: ``BadMechanismError`` → ``NoCredentialError`` → ``GSSError``); None for anything else."""
+    from importlib.util import find_spec
+
     from spnego.exceptions import CredentialsExpiredError, NoCredentialError
 
+    if find_spec("gssapi") is None or find_spec("krb5") is None:
+        # pyspnego then says the ticket cache "did not exist", whatever it holds.
+        return ("this Python has no Kerberos support (pyspnego needs python-gssapi and krb5): pip install "
+                "'configmgr-ts-reconciler[kerberos]' (they build against MIT Kerberos; Debian: libkrb5-dev)")
     seen: Any = exc
     for _ in range(5):
         if seen is None:

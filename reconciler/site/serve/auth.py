@@ -153,8 +153,9 @@ NTLM_USERS = _NtlmUserFile()
 
 
 def kerberos_available() -> bool:
-    """Whether pyspnego can accept Kerberos here (python-gssapi installed)."""
-    return find_spec("gssapi") is not None
+    """Whether pyspnego can accept Kerberos here: its GSSAPI provider needs python-gssapi *and* krb5 (the
+    ``pyspnego[kerberos]`` extra); with gssapi alone it silently offers NTLM only."""
+    return find_spec("gssapi") is not None and find_spec("krb5") is not None
 
 
 @dataclass(frozen=True)
@@ -175,8 +176,8 @@ class Authenticator:
                  keytab: Path | None = None, channel_binding: bytes | None = None) -> None:
         if keytab is not None:
             if not kerberos_available():
-                raise AuthSetupError("--keytab needs Kerberos support: install python-gssapi (pip install gssapi, "
-                                     "with the MIT Kerberos development files)")
+                raise AuthSetupError("--keytab needs Kerberos support: install python-gssapi and krb5 (pip install "
+                                     "'pyspnego[kerberos]', with the MIT Kerberos development files)")
             if not keytab.is_file():
                 raise AuthSetupError(f"keytab {keytab} does not exist")
             # MIT Kerberos acceptors read their keys from KRB5_KTNAME (process-wide).
