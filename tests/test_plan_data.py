@@ -19,6 +19,7 @@ from reconciler.diff.changes import PATH_SEPARATOR as SEP
 from reconciler.plan.actions import Action, ObjectRef, Reason, TaskSequenceWrite, Verb
 from reconciler.plan.document import SavedPlanError, read_saved_plan, write_saved_plan
 from reconciler.plan.order import DependencyCycle, order_actions
+from reconciler.plan.planner import make_plan
 from reconciler.source.loader import load
 from reconciler.source.select import Provenance
 from tests.test_guardrails import HEAD, TOOL_STEPS, World, content, deployment, runs, ts
@@ -298,3 +299,18 @@ def test_a_long_script_change_is_shown_as_its_changed_lines_never_cut(world: Wor
     render_text(world.plan(), out)
     assert "- Write-Output 'line 150'" in out.getvalue() and "+ Write-Output 'line 150 edited'" in out.getvalue()
     assert "line 10'" not in out.getvalue()  # only the changed lines and their neighbours
+
+
+def test_each_action_carries_how_it_reaches_the_site(world: World) -> None:
+    from reconciler.render.plan import render_text
+
+    weekly = {"assignments": [{"at": "2026-12-05T20:00:00", "recurrence": {"weekly": {"day": "Friday"}}}]}
+    world.write(ts("tools", TOOL_STEPS), deployment("lab", "tools", {"name": "OSD Lab"}, schedule=weekly))
+    paths = {"create_task_sequence": "WinRM", "create_deployment": "REST", "deployment_schedule": "WinRM"}
+    plan = make_plan(load(world.manifests), world.site.read(), world.state, paths=paths)
+    by_verb = {a.verb.value: a.path for a in plan.actions}
+    assert by_verb == {"CreateTaskSequence": "WinRM", "CreateDeployment": "REST + WinRM"}
+    out = io.StringIO()
+    render_text(plan, out)
+    assert "CreateTaskSequence (new) via WinRM" in out.getvalue()
+    assert world.plan().actions[0].path == ""  # the embedded file has one way in

@@ -420,9 +420,9 @@ def test_without_rest_unproven_sequence_writes_go_over_winrm_and_fail_naming_wha
         served_site: tuple[Served, AdminServiceSite], tmp_path: Path) -> None:
     served, _ = served_site
     site = AdminServiceSite(options_for(served, rest_unproven=False), cache_path=tmp_path / "cache.db")
-    paths = site.paths()
-    assert paths["read"] == "REST" and paths["create_task_sequence"] == paths["update_task_sequence"] == "WinRM"
-    assert paths["deployment_schedule"] == paths["masked_variables"] == "WinRM"
+    paths = site.paths()  # WinRM without a WinRM host: nothing can do them, and a plan blocks them
+    assert paths["read"] == "REST" and paths["create_task_sequence"] == paths["update_task_sequence"] == "unavailable"
+    assert paths["deployment_schedule"] == paths["masked_variables"] == "unavailable"
     assert paths["set_task_sequence_enabled"] == paths["create_deployment"] == "REST"
     before = served.log.count()
     tools = ids(site)["OSD Tools"]
@@ -438,7 +438,7 @@ def test_without_rest_unproven_sequence_writes_go_over_winrm_and_fail_naming_wha
 def test_a_method_the_site_does_not_offer_takes_the_winrm_path_even_when_rest_is_allowed(tmp_path: Path) -> None:
     with serve_site(tmp_path, hide_methods=frozenset({"SetSequence"})) as served:
         site = AdminServiceSite(options_for(served), cache_path=tmp_path / "cache.db")
-        assert site.paths()["create_task_sequence"] == "WinRM"
+        assert site.paths()["create_task_sequence"] == "unavailable"  # WinRM, and no WinRM host configured
         assert site.capabilities.offers("SMS_TaskSequencePackage", "ImportSequence")
         site.close()
 
@@ -737,3 +737,18 @@ def test_without_rest_unproven_steps_schedules_and_masked_values_go_to_winrm_and
         settings = console.get_collection_settings(names["OSD Pilot"])
     assert settings is not None and (settings.precedence, [v.name for v in settings.variables]) == (4, ["Plain"])
     site.close()
+
+
+def test_the_plan_shows_each_actions_path_and_blocks_what_no_path_can_do(remote: Remote) -> None:
+    """Without WinRM and without trying the unproven REST calls, a new sequence cannot be written: the plan says so
+    and which way every other action would go, and nothing is applied."""
+    (remote.work / "manifests" / "reconcile.yaml").unlink()
+    planned = remote.run("plan", "manifests")
+    assert planned.returncode == 1, planned
+    assert "DistributeContent (content) via REST" in planned.stdout, planned.stdout
+    assert "CreateTaskSequence (new) via unavailable" in planned.stdout
+    assert "set site.winrm in reconcile.yaml" in planned.stdout and "site.restUnproven" in planned.stdout
+    applied = remote.run("--yes")
+    assert applied.returncode == 1 and "blocked" in applied.stderr
+    sequences, deployments = remote.live()
+    assert sequences == {} and deployments == {}

@@ -207,6 +207,8 @@ class Action:
     step_changes: tuple[StepChange, ...] = ()
     #: fingerprint of the live object this action was planned against (None: nothing to compare, a creation)
     expected: str | None = None
+    #: how it reaches the site: ``REST``, ``WinRM`` or both (empty for a site with one way, the embedded file)
+    path: str = ""
 
     @property
     def key(self) -> str:

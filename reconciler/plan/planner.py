@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import difflib
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from reconciler.collector import paused
 from reconciler.errors import ReconcilerError, Source
@@ -22,6 +22,7 @@ from reconciler.plan.deployments import plan_deployments
 from reconciler.plan.document import plan_digest
 from reconciler.plan.order import DependencyCycle, order_actions
 from reconciler.plan.orphans import delete_threshold, plan_orphans
+from reconciler.plan.paths import with_paths
 from reconciler.plan.tasksequences import plan_task_sequences, renamed_children
 from reconciler.plan.variables import plan_variables
 from reconciler.secrets import SecretReader
@@ -63,8 +64,11 @@ def resolve_targets(targets: Iterable[str], desired: DesiredState, state: StateS
 
 def make_plan(desired: DesiredState, live: LiveState, state: StateStore, *, adopt: bool = False,
               prune: bool = False, targets: Iterable[str] = (), max_delete: float = MAX_DELETE_PERCENT,
-              secrets: SecretReader | None = None) -> Plan:
+              secrets: SecretReader | None = None, paths: Mapping[str, str] | None = None) -> Plan:
     """Plan what makes the site equal to the manifests. Reads only.
+
+    ``paths`` (``Site.paths()``) says how each write reaches the site; each action is marked with its path, and
+    one no path can do is blocked.
 
     With ``secrets`` (``--refresh-secrets``) the plan also reads each secret the managed objects use and
     compares its keyed hash with the one stored at the last apply, so a rotated password behind an
@@ -76,11 +80,12 @@ def make_plan(desired: DesiredState, live: LiveState, state: StateStore, *, adop
         raise IncompleteManifests(f"{len(desired.unread)} manifest file(s) or folder(s) could not be read "
                                   f"({listing}); no plan is made from an incomplete set, so nothing is pruned")
     with paused():
-        return _make_plan(desired, live, state, adopt, prune, tuple(targets), max_delete, secrets)
+        return _make_plan(desired, live, state, adopt, prune, tuple(targets), max_delete, secrets, paths or {})
 
 
 def _make_plan(desired: DesiredState, live: LiveState, state: StateStore, adopt: bool, prune: bool,
-               targets: tuple[str, ...], max_delete: float, secrets: SecretReader | None) -> Plan:
+               targets: tuple[str, ...], max_delete: float, secrets: SecretReader | None,
+               paths: Mapping[str, str]) -> Plan:
     p = Planning(desired, live, state, adopt, prune, targets, secrets)
     plan_task_sequences(p)
     renamed_children(p)
@@ -102,6 +107,7 @@ def _make_plan(desired: DesiredState, live: LiveState, state: StateStore, adopt:
         first = cycle.path[0]
         plan.blocked.append(Blocked(first, f"these objects depend on each other in a circle: {cycle}; a parent "
                                     "cannot run a child sequence that runs it", None, "", "dependency-cycle"))
+    with_paths(plan, paths)
     plan.blocked.sort(key=lambda b: (b.source.file if b.source else "", b.source.line or 0 if b.source else 0))
     plan.plan_id = plan_digest(plan)
     log.debug("plan %s: %d action(s), %d blocked, %d warning(s), %d orphan(s)", plan.plan_id, len(plan.actions),

@@ -66,6 +66,8 @@ class ActionDoc(_Doc):
     changes: list[ChangeDoc]
     step_changes: list[StepChangeDoc] = Field(default_factory=list,
                                               description="1.2: a task sequence's step tree changes, by name.")
+    path: str = Field(default="", description="1.2: how the action reaches the site (REST, WinRM, REST + WinRM); "
+                                              "empty for a site with one way (the embedded file).")
 
 
 class FindingDoc(_Doc):
@@ -158,7 +160,8 @@ def _action(action: Action) -> ActionDoc:
         file=action.source.file if action.source else None, line=action.source.line if action.source else None,
         depends_on=[str(d) for d in action.depends_on],
         high_risk=HighRiskDoc(**risk.to_json()) if risk is not None else None,  # type: ignore[arg-type]
-        changes=[_change(c) for c in action.changes], step_changes=[_step_change(s) for s in action.step_changes])
+        changes=[_change(c) for c in action.changes], step_changes=[_step_change(s) for s in action.step_changes],
+        path=action.path)
 
 
 def build_document(plan: Plan) -> PlanDocument:

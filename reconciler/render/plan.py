@@ -135,7 +135,8 @@ def render_text(plan: Plan, out: TextIO, color: bool = False, max_changes: int =
         symbol = action.symbol
         live = f" [{action.live_id}]" if action.live_id else ""
         out.write("\n" + paint(symbol, f"  {symbol} {action.ref}{live}") +
-                  f"  {action.verb.value} ({action.reason.value})" + (f": {action.summary}" if action.summary else "")
+                  f"  {action.verb.value} ({action.reason.value})" + (f" via {action.path}" if action.path else "")
+                  + (f": {action.summary}" if action.summary else "")
                   + "\n")
         if action.risk is not None:
             out.write(paint("-", f"      ⚠ {risk_line(action)}") + "\n")
@@ -181,7 +182,8 @@ def render_markdown(plan: Plan, out: TextIO, limit: int = MARKDOWN_LIMIT) -> Non
     sections = []
     for action in plan.actions:
         body = "\n".join(f"    {line}" for line in action_lines(action)) or "    (no field changes)"
-        title = f"{action.symbol} <code>{action.ref}</code> {action.verb.value} ({action.reason.value})"
+        title = f"{action.symbol} <code>{action.ref}</code> {action.verb.value} ({action.reason.value})" + (
+            f" via {action.path}" if action.path else "")
         if action.risk is not None:
             title = "⚠ HIGH RISK " + title
         sections.append(f"<details><summary>{title}</summary>\n\n```\n{body}\n```\n</details>")

@@ -81,6 +81,12 @@ class Site(DeviceLookup, Protocol):
         sure nothing changed (a controller then skips an idle tick). A site that cannot tell returns True."""
         ...
 
+    def paths(self) -> dict[str, str]:
+        """How each write reaches the site: operation (a method name of this protocol, or ``deployment_schedule``
+        and ``masked_variables``) → ``REST``, ``WinRM`` or ``unavailable``. A site with one path answers ``{}``;
+        plans show the path of each action and block one no path can do."""
+        ...
+
     def manageable(self) -> dict[str, int]:
         """Cheap counts of the objects this tool could manage (task sequences, deployments, collections and
         computers with variables), by a label a person reads: a lost state store is refused by them."""

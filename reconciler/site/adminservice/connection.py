@@ -90,7 +90,10 @@ class SiteConnection:
 
     def paths(self) -> dict[str, str]:
         """Operation (the protocol's method names, see :data:`OPERATIONS`) → ``REST``, ``WinRM`` or
-        ``unavailable``, as decided at start-up from ``$metadata`` and the options."""
+        ``unavailable``, as decided at start-up from ``$metadata`` and the options. An operation that needs
+        WinRM while no WinRM host is configured is ``unavailable``: a plan blocks it instead of failing midway."""
+        if self._winrm is None:
+            return {op: UNAVAILABLE if path == WINRM else path for op, path in self._paths.items()}
         return dict(self._paths)
 
     @property

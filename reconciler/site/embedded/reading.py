@@ -102,6 +102,10 @@ class Reading(SiteDatabase):
 
     # -- cheap looks ------------------------------------------------------------------------------
 
+    def paths(self) -> dict[str, str]:
+        """One path: every write is a transaction on the file."""
+        return {}
+
     def changed_since_read(self) -> bool:
         """Whether another connection (a console, another tool) wrote to the site since our last look.
 
