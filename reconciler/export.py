@@ -499,7 +499,9 @@ def export_zip(live: LiveState, path: Path, console_name: str) -> Path:
         "EstimatedDownloadSizeMB": record.download_size_mb or 0,
         "EstimatedRunTimeMinutes": record.run_time_minutes or 0,
         "Duration": record.duration or 0, "ProgramFlags": 0 if record.enabled else 0x1000,
-        "TsEnabled": "TRUE" if record.enabled else "FALSE", "Type": 2 if record.ts_type != "Custom" else 1,
+        "TsEnabled": "TRUE" if record.enabled else "FALSE",
+        # ConfigMgr's own Type: 1 generic, 2 operating system deployment (a site without the console type: the steps)
+        "Type": (2 if record.ts_type != "Custom" else 1) if record.ts_type else (2 if live_deploys_os(record) else 1),
     }
     # ReferencesInfo.xml names every package the sequence needs, the boot image first, as the console's
     # exports do; import turns IDs into these names.

@@ -314,3 +314,20 @@ def test_each_action_carries_how_it_reaches_the_site(world: World) -> None:
     render_text(plan, out)
     assert "CreateTaskSequence (new) via WinRM" in out.getvalue()
     assert world.plan().actions[0].path == ""  # the embedded file has one way in
+
+
+def test_what_a_real_site_cannot_hold_is_no_difference() -> None:
+    """A real site keeps only ConfigMgr's Type (it sets it from the steps) and answers 0 for unset numbers."""
+    from reconciler.diff.tasksequence import diff_task_sequence
+    from reconciler.site.records import LiveState, TaskSequenceRecord
+
+    wanted = TaskSequenceRecord(id=None, name="TS", sequence="<sequence/>", ts_type="VirtualHardDisk",
+                                download_size_mb=None, run_time_minutes=None, duration=None, category=None)
+    live = dataclasses.replace(wanted, id="PS100001", ts_type="", download_size_mb=0, run_time_minutes=0, duration=0,
+                               category="")
+    assert diff_task_sequence(live, wanted, LiveState("PS1")).empty
+    changed = dataclasses.replace(wanted, download_size_mb=5200)
+    [field] = diff_task_sequence(live, changed, LiveState("PS1")).fields
+    assert (field.path, field.before, field.after) == ("softwareCenter.downloadSizeMB", None, 5200)
+    embedded = dataclasses.replace(live, ts_type="Custom")  # a site that holds the console type: compared
+    assert [f.path for f in diff_task_sequence(embedded, wanted, LiveState("PS1")).fields] == ["type"]

@@ -20,6 +20,7 @@ from reconciler.apply.fingerprints import desired_fingerprint
 from reconciler.apply.interrupted import appeared, made_by_interrupted
 from reconciler.apply.secrets import resolve_secret
 from reconciler.diff.normalize import PENDING, record_fingerprint, ts_canonical
+from reconciler.diff.tasksequence import comparable
 from reconciler.errors import ReconcilerError
 from reconciler.plan.actions import Action, TaskSequenceWrite
 from reconciler.site.records import TaskSequenceRecord
@@ -120,7 +121,7 @@ def update_task_sequence(run: Executor, action: Action, ts_id: str | None = None
     if live is None:
         raise ReconcilerError(f"task sequence {ts_id} no longer exists; the next plan creates it again")
     secrets_changed = isinstance(action.write, TaskSequenceWrite) and action.write.secrets_changed
-    if ts_canonical(live) != ts_canonical(record) or secrets_changed:
+    if ts_canonical(live) != ts_canonical(comparable(live, record)) or secrets_changed:
         # A password never shows in the canonical form, so a changed one is written on the plan's word.
         run.site.update_task_sequence(ts_id, _with_secrets(run, record))
         message = f"updated {ts_id}"

@@ -242,10 +242,12 @@ def ts_properties(record: TaskSequenceRecord) -> dict[str, Any]:
                              "body": [record.warning_top, record.warning, record.warning_install]}
             if record.custom_high_impact else None,
         },
-        "softwareCenter": {"restartRequired": record.restart_required, "downloadSizeMB": record.download_size_mb,
-                           "estimatedRunTimeMinutes": record.run_time_minutes},
-        "category": record.category,
-        "maxRunTimeMinutes": record.duration,
+        # The site keeps these as UInt32: 0 is how it answers "not set", so 0 and unset are one value.
+        "softwareCenter": {"restartRequired": record.restart_required,
+                           "downloadSizeMB": record.download_size_mb or None,
+                           "estimatedRunTimeMinutes": record.run_time_minutes or None},
+        "category": record.category or None,
+        "maxRunTimeMinutes": record.duration or None,
     }
 
 

@@ -31,7 +31,11 @@ class TaskSequenceDiff:
 
 
 def diff_task_sequence(live: TaskSequenceRecord, record: TaskSequenceRecord, state: LiveState) -> TaskSequenceDiff:
-    """``live`` → ``record``. The step tree is read from the XML only when the sequences differ."""
+    """``live`` → ``record``. The step tree is read from the XML only when the sequences differ.
+
+    A site that does not hold the console's type (``live.ts_type == ""``) is not asked to change it.
+    """
+    record = comparable(live, record)
     if record.sequence == live.sequence:
         before, after = ts_properties(live), ts_properties(record)
     else:
@@ -52,6 +56,11 @@ def diff_task_sequence(live: TaskSequenceRecord, record: TaskSequenceRecord, sta
     return TaskSequenceDiff(fields=tuple(c for c in changes if c.path not in ("enabled", "folder")), steps=steps,
                             folder=tuple(c for c in changes if c.path == "folder"),
                             enabled=tuple(c for c in changes if c.path == "enabled"))
+
+
+def comparable(live: TaskSequenceRecord, record: TaskSequenceRecord) -> TaskSequenceRecord:
+    """The record as far as this site can hold it: without the console's type where the site keeps none."""
+    return replace(record, ts_type="") if not live.ts_type and record.ts_type else record
 
 
 def _with_inserted_fields(changes: tuple[StepChange, ...]) -> tuple[StepChange, ...]:

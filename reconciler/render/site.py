@@ -54,7 +54,8 @@ def render(live: LiveState, out: TextIO, output: str = "text") -> None:
     out.write(f"\nTask sequences ({len(doc['taskSequences'])}):\n")
     for t in doc["taskSequences"]:
         state = "enabled" if t["enabled"] else "disabled"
-        out.write(f"  {t['id']}  {t['name']}  [{t['ts_type']}, {state}, folder {t['folder'] or '(root)'}]\n")
+        kind = t["ts_type"] or "type kept by the site"
+        out.write(f"  {t['id']}  {t['name']}  [{kind}, {state}, folder {t['folder'] or '(root)'}]\n")
     out.write(f"\nDeployments ({len(doc['deployments'])}):\n")
     for d in doc["deployments"]:
         purpose = "Required" if d["offer_type"] == 0 else "Available"

@@ -92,6 +92,8 @@ class TaskSequenceRecord:
     name: str
     sequence: str
     description: str = ""
+    #: the console's task sequence type; "" when the site does not hold it (a real site keeps only ``Type``,
+    #: 1 generic or 2 OS deployment, which it sets itself from the steps): such a type is never compared
     ts_type: str = "Custom"
     folder: str | None = None
     enabled: bool = True

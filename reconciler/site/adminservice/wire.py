@@ -328,23 +328,6 @@ PROGRAM_FLAGS_DEFAULT = 152084496
 PROGRAM_FLAG_DISABLED = 0x1000
 #: SMS_ObjectContainerNode.ObjectType of task sequence folders.
 TASK_SEQUENCE_OBJECT_TYPE = 20
-#: Step classes that make the console call a sequence an OS deployment of a kind (real sites store only
-#: ``Type`` 1 generic / 2 OS deployment); checked in this order.
-_TYPE_BY_STEP = (("SMS_TaskSequence_UpgradeOperatingSystemAction", "UpgradeOperatingSystem"),
-                 ("SMS_TaskSequence_CaptureSystemImageAction", "CaptureOperatingSystem"),
-                 ("SMS_TaskSequence_ApplyOperatingSystemAction", "InstallOperatingSystem"),
-                 ("SMS_TaskSequence_CaptureUserStateAction", "CaptureRestoreUserState"),
-                 ("SMS_TaskSequence_RestoreUserStateAction", "CaptureRestoreUserState"))
-
-
-def console_type(ts_type_number: int, sequence: str) -> str:
-    """The console's task sequence type where a site holds only ``Type``: from the steps the sequence holds."""
-    if ts_type_number != 2:
-        return "Custom"
-    for step_class, name in _TYPE_BY_STEP:
-        if re.search(rf'type="{step_class}"', sequence):
-            return name
-    return "InstallOperatingSystem"
 
 
 def task_sequence_row(record: TaskSequenceRecord, *, source_version: int = 1, sedo_version: str = "",
@@ -373,14 +356,15 @@ def task_sequence_record(row: Mapping[str, Any], *, folder: str | None = None,
                          sequence: str | None = None) -> TaskSequenceRecord:
     """A full row (from a get by key) as a record. ``folder`` comes from ``SMS_ObjectContainerItem`` (a row
     does not hold it); ``sequence`` overrides the row's ``Sequence``. Without the ``ReconcilerConsoleType``
-    stand-in (a real site) the console type is inferred from ``Type`` and the steps."""
+    stand-in (a real site) the console type is unknown (``""``): a real site keeps only ``Type``, which it sets
+    itself from the steps, so comparing a guess would show a change that no write could make go away."""
     text = row.get("Sequence") if sequence is None else sequence
     text = text or ""
     refs = row.get("References") or ()
     return TaskSequenceRecord(
         id=row.get("PackageID") or None, name=str(row.get("Name") or ""), sequence=text,
         description=str(row.get("Description") or ""),
-        ts_type=str(row.get("ReconcilerConsoleType") or console_type(_int(row.get("Type"), 1), text)),
+        ts_type=str(row.get("ReconcilerConsoleType") or ""),
         folder=folder, enabled=not _int(row.get("ProgramFlags"), PROGRAM_FLAGS_DEFAULT) & PROGRAM_FLAG_DISABLED,
         boot_image_id=row.get("BootImageID") or None, high_impact=bool(row.get("HighImpactTaskSequence")),
         custom_high_impact=bool(row.get("CustomHighImpactSet")),
