@@ -42,7 +42,8 @@ def render_text(report: SiteReport, out: TextIO) -> None:
             out.write(f"    {operation:<{width}}  {path}\n")
     elif report.paths_note:
         out.write(f"  operations: {report.paths_note}\n")
-    winrm = report.winrm or "not configured (site.winrm in reconcile.yaml): operations that need it are unavailable, and plans block them"
+    winrm = report.winrm or ("not configured (site.winrm in reconcile.yaml): operations that need it are "
+                             "unavailable, and plans block them")
     out.write(f"  WinRM: {winrm}\n")
     readable = [a.cls for a in report.access if a.readable]
     if report.access:
