@@ -261,7 +261,8 @@ def _identify(report: SiteReport, transport: Any, options: SiteOptions, offered:
         report.account_from += " (the site does not offer SMS_Admin)"
         return
     try:
-        if options.credentials.username:
+        if options.credentials.username and "\\" in options.credentials.username:
+            # DOMAIN\name is how the site spells a logon name; user@REALM (Kerberos) is matched by its user part.
             rows = transport.list("SMS_Admin", ("AdminID", "LogonName", "RoleNames"),
                                   f"LogonName eq {odata_string(options.credentials.username)}")
         else:
