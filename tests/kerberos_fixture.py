@@ -53,7 +53,8 @@ REQUIRED_VARIABLE = "RECONCILE_TESTS_REQUIRE_KERBEROS"
 
 _SYSTEM_PATHS = ("/usr/sbin", "/sbin", "/usr/bin")
 _TOOLS = ("krb5kdc", "kdb5_util", "kadmin.local", "kinit", "krb5-config")
-_INSTALL = "Debian: apt-get install krb5-kdc krb5-admin-server krb5-user libkrb5-dev, then pip install -e '.[test,kerberos]'"
+_INSTALL = ("Debian: apt-get install krb5-kdc krb5-admin-server krb5-user libkrb5-dev, then "
+            "pip install -e '.[test,kerberos]'")
 
 
 def missing() -> str | None:
