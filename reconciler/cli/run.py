@@ -326,15 +326,22 @@ def apply_command(path: Path, dry_run: bool, wait_for_content: bool, content_tim
                 sys.exit(EXIT_ERROR)
             _finish(stopped, output, options["detailed_exitcode"], workspace.site.site_code)
         assert plan is not None
-        if not plan.actions or output == "text":
-            _print_plan(plan, output, use_color(options["no_color"]))
-        outcome = step.apply(plan, provenance, apply, _confirm(yes))
-        if outcome.stage is Stage.IN_SYNC:
-            sys.exit(EXIT_OK)
-        _finish(outcome, output, options["detailed_exitcode"], workspace.site.site_code)
+        _show_and_apply(step, plan, provenance, apply, yes, options, workspace.site.site_code)
     finally:
         keeper.release()
         workspace.close()
+
+
+def _show_and_apply(step: Pass, plan: Plan, provenance: Provenance, apply: ApplyOptions, yes: bool,
+                    options: dict[str, Any], site_code: str) -> None:
+    """Print the plan (in text before asking; in JSON and Markdown with the result), confirm, apply, exit."""
+    output = options["output"]
+    if not plan.actions or output == "text":
+        _print_plan(plan, output, use_color(options["no_color"]))
+    outcome = step.apply(plan, provenance, apply, _confirm(yes))
+    if outcome.stage is Stage.IN_SYNC:
+        sys.exit(EXIT_OK)
+    _finish(outcome, output, options["detailed_exitcode"], site_code)
 
 
 def _apply_saved(saved: SavedPlan, options: dict[str, Any], apply: ApplyOptions, yes: bool,
@@ -362,12 +369,7 @@ def _apply_saved(saved: SavedPlan, options: dict[str, Any], apply: ApplyOptions,
         except LeaseHeld as exc:
             _finish(Outcome(Stage.LEASE_HELD, message=str(exc)), output, False, workspace.site.site_code)
         check_saved(saved, desired, provenance, workspace.site)
-        if not plan.actions or output == "text":
-            _print_plan(plan, output, use_color(options["no_color"]))
-        outcome = step.apply(plan, provenance, apply, _confirm(yes))
-        if outcome.stage is Stage.IN_SYNC:
-            sys.exit(EXIT_OK)
-        _finish(outcome, output, options["detailed_exitcode"], workspace.site.site_code)
+        _show_and_apply(step, plan, provenance, apply, yes, options, workspace.site.site_code)
     finally:
         keeper.release()
         workspace.close()
