@@ -157,12 +157,52 @@ class SiteSection(Model):
             raise ValueError(str(exc)) from None
 
 
+def _collection_entry(value: Any) -> Any:
+    """A collection in the scope: its console name or ID as text, or ``{name: …}`` / ``{id: …}``."""
+    if isinstance(value, dict) and len(value) == 1 and set(value) <= {"name", "id"}:
+        text = next(iter(value.values()))
+        if isinstance(text, str) and text.strip():
+            return text
+    if isinstance(value, str) and value.strip():
+        return value
+    raise PydanticCustomError("scope_collection", "must be a collection's console name or ID (OSD Pilot, PS100021), "
+                                                  "or {name: …} / {id: …}")
+
+
+ScopeCollection = Annotated[str, BeforeValidator(_collection_entry)]
+
+
+class ScopeSection(Model):
+    """``scope``: what the manifests of this repository may touch on the site; a list left out allows anything.
+
+    An empty list allows nothing. Folders are console paths (``OSD/Production``); a folder allows its
+    subfolders; names compare without case, as the console's do.
+    """
+
+    folders: list[str] | None = Field(default=None, description="Console folders task sequences may live in "
+                                                                "(and their subfolders).")
+    collections: list[ScopeCollection] | None = Field(
+        default=None, description="Collections (console name or ID) deployments and collection variables may target.")
+    distribution_points: list[str] | None = Field(default=None, description="Distribution points content may go to.")
+    distribution_point_groups: list[str] | None = Field(default=None,
+                                                        description="DP groups content may go to (and their members).")
+
+    @field_validator("folders")
+    @classmethod
+    def _folders(cls, values: list[str] | None) -> list[str] | None:
+        for value in values or []:
+            if not value.strip() or ".." in value.replace("\\", "/").split("/"):
+                raise ValueError(f"{value[:60]!r} is not a console folder path such as OSD/Production")
+        return values
+
+
 class ConfigFile(Model):
     """The schema of ``reconcile.yaml``."""
 
     secrets: _SecretsSection = Field(default_factory=_SecretsSection)
     limits: _LimitsSection = Field(default_factory=_LimitsSection)
     site: SiteSection | None = None
+    scope: ScopeSection | None = None
 
 
 #: Environment variables of the tool's own settings: never a secret's source, whatever the allow-list says
@@ -235,6 +275,37 @@ class SiteSettings:
         return written if written.is_absolute() else Path(os.path.abspath(self.file.parent / written))
 
 
+#: The lists of ``scope:``, as ``reconcile.yaml`` spells them, in the order a plan header names them.
+SCOPE_LISTS = ("folders", "collections", "distributionPoints", "distributionPointGroups")
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """What the manifests may touch (``scope:``): each list, or None where the file leaves it out (anything).
+
+    It is data the planner receives; ``lines`` keeps where each list was written, so a blocked item names the
+    rule as ``reconcile.yaml:7: scope.collections``.
+    """
+
+    file: Path
+    folders: tuple[str, ...] | None = None
+    collections: tuple[str, ...] | None = None
+    distribution_points: tuple[str, ...] | None = None
+    distribution_point_groups: tuple[str, ...] | None = None
+    lines: dict[str, int] = field(default_factory=dict)
+
+    def rule(self, name: str) -> str:
+        """``reconcile.yaml:7: scope.collections`` for a list named as the file spells it."""
+        line = self.lines.get(f"scope.{name}") or self.lines.get("scope")
+        return f"{self.file}:{line}: scope.{name}" if line else f"{self.file}: scope.{name}"
+
+    def lists(self) -> dict[str, tuple[str, ...] | None]:
+        """Each list by the name the file spells it (None: not restricted)."""
+        return {"folders": self.folders, "collections": self.collections,
+                "distributionPoints": self.distribution_points,
+                "distributionPointGroups": self.distribution_point_groups}
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     secrets: SecretsPolicy
@@ -243,6 +314,8 @@ class Config:
     source: Path | None = None
     #: the ``site:`` section, or None when the file has none
     site: SiteSettings | None = None
+    #: the ``scope:`` section, or None when the file has none: the manifests may then touch anything
+    scope: Scope | None = None
 
 
 def manifests_root(path: Path) -> Path:
@@ -290,7 +363,18 @@ def load_config(root: Path, config_file: Path | None = None, secrets_dir: Path |
                            Path(parsed.secrets.folder).as_posix(), _within(root, secrets_dir),
                            _site_sources(parsed.site))
     site = SiteSettings(parsed.site, path, _site_lines(path, data)) if parsed.site is not None else None
-    return Config(policy, Limits(parsed.limits.max_manifest_bytes), path, site)
+    return Config(policy, Limits(parsed.limits.max_manifest_bytes), path, site, _scope(parsed.scope, path, data))
+
+
+def _scope(section: ScopeSection | None, path: Path, data: Any) -> Scope | None:
+    if section is None:
+        return None
+
+    def listed(values: list[str] | None) -> tuple[str, ...] | None:
+        return None if values is None else tuple(values)
+
+    return Scope(path, listed(section.folders), listed(section.collections), listed(section.distribution_points),
+                 listed(section.distribution_point_groups), _lines(path, data, "scope", SCOPE_LISTS))
 
 
 #: The fields of the ``site:`` section whose line a message may name.
@@ -322,6 +406,11 @@ def reserved_name(source: dict[str, Any]) -> str:
 
 def _site_lines(path: Path, data: Any) -> dict[str, int]:
     """The line of each field of the ``site:`` section that is written (only those: a missing one has none)."""
+    return _lines(path, data, "site", _SITE_FIELDS)
+
+
+def _lines(path: Path, data: Any, section: str, fields: tuple[str, ...]) -> dict[str, int]:
+    """The line of each written field of a section, keyed ``section.field`` (and the section's own line)."""
     from reconciler.source.yamlfile import Locator
 
     try:
@@ -329,8 +418,8 @@ def _site_lines(path: Path, data: Any) -> dict[str, int]:
     except (OSError, UnicodeDecodeError):
         return {}
     lines: dict[str, int] = {}
-    for name in ("", *_SITE_FIELDS):
-        parts = ("site", *name.split(".")) if name else ("site",)
+    for name in ("", *fields):
+        parts = (section, *name.split(".")) if name else (section,)
         node = data
         for part in parts:
             node = node.get(part) if isinstance(node, dict) else None
@@ -384,6 +473,8 @@ def _describe(path: Path, data: Any, exc: ValidationError) -> str:
         if error["type"] == "extra_forbidden":
             allowed = ("; allowed: secrets (folder, env.prefixes, env.names), limits (maxManifestBytes), site (url, "
                        "caBundle, auth, readOnly, restUnproven, username, password, token, winrm: host, port, ssl, "
-                       "auth, username, password, caBundle, configurationManagerModule, siteCode, providerHost)")
+                       "auth, username, password, caBundle, configurationManagerModule, siteCode, providerHost), "
+                       "scope (folders, collections, distributionPoints, distributionPointGroups), notifications "
+                       "(link, targets: type, url, to, from, host, port, username, password, tls)")
         lines.append(f"{at}: {format_path(loc)}: {message}{allowed}")
     return "\n".join(lines)

@@ -108,7 +108,8 @@ class Pass:
         refresh = secret_reader(self.secrets_base, self.settings.secrets, with_key=True) \
             if options.refresh_secrets else None
         plan = make_plan(desired, self.site.read(), self.state, adopt=options.adopt, prune=options.prune,
-                         targets=targets, max_delete=options.max_delete, secrets=refresh, paths=self.site.paths())
+                         targets=targets, max_delete=options.max_delete, secrets=refresh, paths=self.site.paths(),
+                         scope=self.settings.scope)
         if plan.blocked:
             return plan, Outcome(Stage.BLOCKED, plan=plan)
         return plan, None

@@ -24,6 +24,7 @@ from reconciler.cli.common import (
 )
 from reconciler.effective import ComputerNotFound, effective_variables
 from reconciler.lease import UnlockRefused, unlock
+from reconciler.plan.scope import scope_summary
 from reconciler.render import check as render_check
 from reconciler.render import findings as render_findings
 from reconciler.render import site as render_site
@@ -333,13 +334,16 @@ def site_check(site_path: Path | str | None, site_args: SiteArguments, output: s
     For an embedded site file (default .reconcile/site.db): its integrity, schema version and counts, and the
     same facts as they are for a file. Exit 0 when all is well, 1 otherwise.
     """
-    target, reach = site_for(site_args, settings_near(config_file))
+    settings = settings_near(config_file)
+    target, reach = site_for(site_args, settings)
+    scope = scope_summary(settings.scope)
     if isinstance(target, str):
         report = check_remote(reach)
         if output == "json":
-            render_report.render_json(report, sys.stdout)
+            render_report.render_json(report, sys.stdout, scope=scope)
         else:
             render_report.render_text(report, sys.stdout)
+            render_report.render_scope_text(scope, sys.stdout)
         sys.exit(EXIT_OK if report.ok else EXIT_ERROR)
     path = target or DEFAULT_SITE
     check = check_site(path)
@@ -348,12 +352,13 @@ def site_check(site_path: Path | str | None, site_args: SiteArguments, output: s
         if report is None:
             render_check.render_json(check, sys.stdout)
         else:
-            render_report.render_json(report, sys.stdout, check)
+            render_report.render_json(report, sys.stdout, check, scope=scope)
     else:
         render_check.render_text("embedded site", check, "Restore it from a backup ('reconcile site backup FILE' "
                                  "makes one)", sys.stdout)
         if report is not None:
             render_report.render_text(report, sys.stdout)
+            render_report.render_scope_text(scope, sys.stdout)
     sys.exit(EXIT_OK if check.ok and (report is None or report.ok) else EXIT_ERROR)
 
 

@@ -11,15 +11,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
 from reconciler.diff.changes import FieldChange, StepChange
 from reconciler.errors import Source
 from reconciler.plan.policies import HighRisk
 from reconciler.site.records import DeploymentRecord, TaskSequenceRecord
 
-#: 1.2 added ``step_changes``, ``depends_on`` in dependency order, and a plan ID that is a digest of the plan.
-PLAN_FORMAT_VERSION = "1.2"
+#: 1.2 added ``step_changes``, ``depends_on`` in dependency order, and a plan ID that is a digest of the plan;
+#: 1.3 the scope of reconcile.yaml the plan was checked against.
+PLAN_FORMAT_VERSION = "1.3"
 
 
 class Verb(StrEnum):
@@ -248,6 +249,8 @@ class Plan:
     #: unfinished intents of earlier, interrupted runs that this plan supersedes (object → that run's plan ID):
     #: the plan has nothing left to do for those objects, so applying it resolves them
     settles: dict[str, str] = field(default_factory=dict)
+    #: the scope of reconcile.yaml the plan was checked against (``plan.scope.scope_summary``), for its header
+    scope: dict[str, Any] | None = None
 
     @property
     def has_changes(self) -> bool:

@@ -14,6 +14,7 @@ import logging
 from collections.abc import Iterable, Mapping
 
 from reconciler.collector import paused
+from reconciler.config import Scope
 from reconciler.errors import ReconcilerError, Source
 from reconciler.plan.actions import Blocked, Plan
 from reconciler.plan.content import plan_content
@@ -23,6 +24,7 @@ from reconciler.plan.document import plan_digest
 from reconciler.plan.order import DependencyCycle, order_actions
 from reconciler.plan.orphans import delete_threshold, plan_orphans
 from reconciler.plan.paths import with_paths
+from reconciler.plan.scope import plan_scope
 from reconciler.plan.tasksequences import plan_task_sequences, renamed_children
 from reconciler.plan.variables import plan_variables
 from reconciler.secrets import SecretReader
@@ -64,8 +66,12 @@ def resolve_targets(targets: Iterable[str], desired: DesiredState, state: StateS
 
 def make_plan(desired: DesiredState, live: LiveState, state: StateStore, *, adopt: bool = False,
               prune: bool = False, targets: Iterable[str] = (), max_delete: float = MAX_DELETE_PERCENT,
-              secrets: SecretReader | None = None, paths: Mapping[str, str] | None = None) -> Plan:
+              secrets: SecretReader | None = None, paths: Mapping[str, str] | None = None,
+              scope: Scope | None = None) -> Plan:
     """Plan what makes the site equal to the manifests. Reads only.
+
+    ``scope`` (``reconcile.yaml``'s ``scope:``) blocks every manifest that reaches outside it; None restricts
+    nothing, and the plan says so.
 
     ``paths`` (``Site.paths()``) says how each write reaches the site; each action is marked with its path, and
     one no path can do is blocked.
@@ -80,12 +86,12 @@ def make_plan(desired: DesiredState, live: LiveState, state: StateStore, *, adop
         raise IncompleteManifests(f"{len(desired.unread)} manifest file(s) or folder(s) could not be read "
                                   f"({listing}); no plan is made from an incomplete set, so nothing is pruned")
     with paused():
-        return _make_plan(desired, live, state, adopt, prune, tuple(targets), max_delete, secrets, paths or {})
+        return _make_plan(desired, live, state, adopt, prune, tuple(targets), max_delete, secrets, paths or {}, scope)
 
 
 def _make_plan(desired: DesiredState, live: LiveState, state: StateStore, adopt: bool, prune: bool,
                targets: tuple[str, ...], max_delete: float, secrets: SecretReader | None,
-               paths: Mapping[str, str]) -> Plan:
+               paths: Mapping[str, str], scope: Scope | None = None) -> Plan:
     p = Planning(desired, live, state, adopt, prune, targets, secrets)
     plan_task_sequences(p)
     renamed_children(p)
@@ -93,6 +99,7 @@ def _make_plan(desired: DesiredState, live: LiveState, state: StateStore, adopt:
     plan_deployments(p)
     plan_variables(p)
     plan_orphans(p)
+    plan_scope(p, scope)
     delete_threshold(p, max_delete)
     plan = p.plan
     plan.content_pairs = p.content_pairs

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from reconciler.diff.changes import FieldChange, StepChange
 from reconciler.plan.actions import PLAN_FORMAT_VERSION, Action, Blocked, Plan
 
-FORMAT_VERSIONS = ("1.0", "1.1", "1.2")
+FORMAT_VERSIONS = ("1.0", "1.1", "1.2", "1.3")
 
 
 class _Doc(BaseModel):
@@ -109,14 +109,26 @@ class ResultDoc(_Doc):
     message: str
 
 
+class ScopeDoc(_Doc):
+    restricted: bool = Field(description="false: reconcile.yaml has no scope, and the manifests may touch anything "
+                                         "the site's role-based administration allows.")
+    file: str | None = Field(description="The reconcile.yaml the scope was read from.")
+    folders: list[str] | None = Field(description="Console folders task sequences may live in (and below); null: "
+                                                   "any.")
+    collections: list[str] | None = Field(description="Collections (name or ID) deployments and collection "
+                                                       "variables may target; null: any.")
+    distribution_points: list[str] | None = Field(description="DPs content may go to; null: any.")
+    distribution_point_groups: list[str] | None = Field(description="DP groups content may go to; null: any.")
+
+
 class PlanDocument(_Doc):
     """The JSON plan printed by ``reconcile plan --output json`` (and ``--dry-run``)."""
 
     model_config = ConfigDict(extra="forbid", title="reconcile plan (format_version 1.x)")
 
-    format_version: Literal["1.0", "1.1", "1.2"] = Field(
+    format_version: Literal["1.0", "1.1", "1.2", "1.3"] = Field(
         description="1.1 added the action reason \"secret\"; 1.2 added step_changes, dependency order and a plan "
-                    "ID that is a digest of the plan (the same inputs give the same ID).")
+                    "ID that is a digest of the plan (the same inputs give the same ID); 1.3 added scope.")
     plan_id: str = Field(min_length=1)
     site: str = Field(pattern=r"^[A-Z0-9]{3}$")
     options: OptionsDoc
@@ -125,6 +137,8 @@ class PlanDocument(_Doc):
     blocked: list[FindingDoc]
     warnings: list[FindingDoc]
     orphans: list[OrphanDoc]
+    scope: ScopeDoc | None = Field(default=None, description="1.3: the scope (reconcile.yaml) the plan was checked "
+                                                             "against; restricted false when there is none.")
     result: list[ResultDoc] | None = Field(default=None, description="After an apply: each action's outcome.")
 
 
@@ -170,7 +184,8 @@ def build_document(plan: Plan) -> PlanDocument:
         options=OptionsDoc(adopt=plan.adopt, prune=plan.prune, targets=list(plan.targets)),
         summary=SummaryDoc(**plan.counts()), actions=[_action(a) for a in plan.actions],
         blocked=[_finding(b) for b in plan.blocked], warnings=[_finding(w) for w in plan.warnings],
-        orphans=[OrphanDoc(kind=o.kind, name=o.name) for o in plan.orphans])
+        orphans=[OrphanDoc(kind=o.kind, name=o.name) for o in plan.orphans],
+        scope=ScopeDoc(**plan.scope) if plan.scope is not None else None)
 
 
 def plan_document(plan: Plan) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from typing import Any, TextIO
 
 from reconciler.diff.changes import FieldChange, StepChange, StepOp
 from reconciler.plan.actions import Action, Plan, Verb
+from reconciler.plan.scope import describe_scope
 from reconciler.render.document import plan_document
 
 SENSITIVE = "(sensitive)"
@@ -129,6 +130,8 @@ def render_text(plan: Plan, out: TextIO, color: bool = False, max_changes: int =
         return f"{_COLORS.get(symbol, '')}{text}{_RESET}" if color else text
 
     out.write(f"Plan {plan.plan_id} for site {plan.site_code}\n")
+    if plan.scope is not None:
+        out.write(f"Scope: {describe_scope(plan.scope)}\n")
     if not plan.actions and not plan.blocked:
         out.write("\nNo changes. The site matches the manifests.\n")
     for action in plan.actions:
@@ -164,6 +167,8 @@ def render_markdown(plan: Plan, out: TextIO, limit: int = MARKDOWN_LIMIT) -> Non
     """A pull request comment: summary table, one collapsible section per object, a hidden marker."""
     c = plan.counts()
     head = [MARKER, f"### ConfigMgr plan for site `{plan.site_code}`", ""]
+    if plan.scope is not None:
+        head += [f"Scope: {describe_scope(plan.scope)}", ""]
     if plan.blocked:
         head += [f"> **{len(plan.blocked)} blocked item(s): nothing will be applied.**", ""]
         head += [f"- `{b.ref}`{f' ({b.source})' if b.source else ''}: {b.message}" for b in plan.blocked] + [""]

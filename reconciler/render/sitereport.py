@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any, TextIO
 
+from reconciler.plan.scope import describe_scope
 from reconciler.site.report import SiteReport
 from reconciler.storage import FileCheck
 
@@ -53,13 +54,21 @@ def render_text(report: SiteReport, out: TextIO) -> None:
         out.write(f"  - {problem}\n")
 
 
-def render_json(report: SiteReport, out: TextIO, check: FileCheck | None = None) -> None:
+def render_scope_text(scope: dict[str, Any], out: TextIO) -> None:
+    """What the manifests may touch (``scope:`` of reconcile.yaml), or that nothing restricts them."""
+    out.write(f"  scope: {describe_scope(scope)}\n")
+
+
+def render_json(report: SiteReport, out: TextIO, check: FileCheck | None = None,
+                scope: dict[str, Any] | None = None) -> None:
     """The report; for an embedded site, the integrity check's document as before, with the report under
-    ``report``."""
+    ``report``; ``scope`` (the plan document's form) at the top."""
     document: dict[str, Any] = report.to_json()
     if check is not None:
         document = {"path": str(check.path), "ok": check.ok, "missing": check.missing, "problems": list(check.problems),
                     "schema_version": check.schema_version, "known_version": check.known_version,
                     "counts": check.counts, "report": document}
+    if scope is not None:
+        document["scope"] = scope
     json.dump(document, out, indent=2, ensure_ascii=False)
     out.write("\n")
