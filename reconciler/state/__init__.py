@@ -16,7 +16,18 @@ from pathlib import Path
 from reconciler.state.errors import StateBusy, StateError
 from reconciler.state.leases import LeaseTable
 from reconciler.state.protocol import LeaseStore, StateBackend
-from reconciler.state.records import LEASE_KINDS, Applied, JournalEntry, Lease, PendingIntent, who
+from reconciler.state.records import (
+    LEASE_KINDS,
+    Applied,
+    AuditEvent,
+    AuditQuery,
+    JournalEntry,
+    Lease,
+    Pause,
+    PendingIntent,
+    new_apply_id,
+    who,
+)
 from reconciler.state.sqlite import (
     MIGRATIONS,
     SQLiteStateStore,
@@ -42,10 +53,13 @@ __all__ = [
     "LEASE_KINDS",
     "MIGRATIONS",
     "Applied",
+    "AuditEvent",
+    "AuditQuery",
     "JournalEntry",
     "Lease",
     "LeaseStore",
     "LeaseTable",
+    "Pause",
     "PendingIntent",
     "SQLiteStateStore",
     "StateBackend",
@@ -56,6 +70,7 @@ __all__ = [
     "check_state",
     "damaged_message",
     "default_state_path",
+    "new_apply_id",
     "open_state",
     "who",
 ]

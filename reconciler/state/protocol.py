@@ -17,9 +17,10 @@ controllers on several hosts, will implement the same. What every implementation
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, Protocol
 
-from reconciler.state.records import Applied, JournalEntry, Lease, PendingIntent
+from reconciler.state.records import Applied, AuditEvent, AuditQuery, JournalEntry, Lease, Pause, PendingIntent
 
 
 class LeaseStore(Protocol):
@@ -98,16 +99,20 @@ class StateBackend(Protocol):
 
     # -- journal: intent before the site is touched, outcome after ------------------------------
 
-    def intent(self, plan_id: str, action: str, obj: str, detail: dict[str, Any] | None = None) -> int:
-        """Journal what is about to be done to ``obj`` and mark it pending until its outcome is recorded."""
+    def intent(self, plan_id: str, action: str, obj: str, detail: dict[str, Any] | None = None, *,
+               apply_id: str | None = None) -> int:
+        """Journal what is about to be done to ``obj`` and mark it pending until its outcome is recorded.
+
+        ``apply_id`` (every journal entry of an apply carries it) tells two applies of the same plan apart.
+        """
         ...
 
-    def created(self, plan_id: str, action: str, obj: str, made: str) -> None:
+    def created(self, plan_id: str, action: str, obj: str, made: str, *, apply_id: str | None = None) -> None:
         """Journal the ID the site just returned for a creation, before anything else is recorded."""
         ...
 
     def outcome(self, plan_id: str, action: str, obj: str, outcome: str, error: str | None = None,
-                detail: dict[str, Any] | None = None) -> None:
+                detail: dict[str, Any] | None = None, *, apply_id: str | None = None) -> None:
         """Journal how an action ended; any outcome but ``skipped`` ends its pending intent."""
         ...
 
@@ -121,15 +126,58 @@ class StateBackend(Protocol):
 
     def pending_intent(self, obj: str) -> PendingIntent | None: ...
 
-    def audit(self, plan_id: str, obj: str, detail: dict[str, Any]) -> None: ...
+    def audit(self, plan_id: str, obj: str, detail: dict[str, Any], *, apply_id: str | None = None) -> None:
+        """A high-risk deployment applied (who, when, collection size): journaled beside its action and added to
+        the audit trail as a ``high-risk`` event with ``detail["who"]`` as its actor."""
+        ...
 
     def record_apply(self, plan_id: str, provenance: dict[str, Any], planned: dict[str, int],
-                     outcome: dict[str, int]) -> None:
-        """The provenance of an apply (ref, commit), what was planned and what happened."""
+                     outcome: dict[str, int], *, apply_id: str | None = None, actor: str | None = None,
+                     detail: dict[str, Any] | None = None) -> str:
+        """The provenance of an apply (ref, commit), what was planned and what happened; returns its apply ID.
+
+        ``apply_id`` is the one its journal entries carry (a new one when None); ``actor`` who applied (default
+        :func:`~reconciler.state.records.who`); ``detail`` more keys of the record (``saved_plan``,
+        ``rollback_of``, ``location``, ``options``). The outcome is ``ok`` unless an action failed or was skipped.
+        """
         ...
 
     def applies(self, limit: int = 50) -> list[JournalEntry]:
         """Apply records, newest first."""
+        ...
+
+    def apply_record(self, apply_id: str) -> JournalEntry | None:
+        """The apply record with this apply ID, or None."""
+        ...
+
+    # -- audit trail: who did what, and what was refused -------------------------------------------
+
+    def record_audit(self, events: Iterable[AuditEvent]) -> None:
+        """Append audit events in one transaction (an apply's ``apply`` event and its ``action`` events together).
+
+        Append-only: nothing in the product updates or deletes an audit event.
+        """
+        ...
+
+    def audit_events(self, query: AuditQuery | None = None) -> list[AuditEvent]:
+        """Audit events matching ``query``, oldest first; with ``query.limit`` the newest that many.
+
+        ``query.object`` matches events about that object and the ``apply`` events of the applies that touched it.
+        """
+        ...
+
+    # -- pause: controllers that tick and report but apply nothing ---------------------------------
+
+    def pause(self, site: str, actor: str, reason: str = "") -> Pause:
+        """Pause the controllers of ``site`` (one row per site: a second pause replaces the first)."""
+        ...
+
+    def resume(self, site: str) -> Pause | None:
+        """Lift the pause of ``site``; the pause lifted, or None when there was none."""
+        ...
+
+    def paused(self, site: str) -> Pause | None:
+        """The pause of ``site`` in force, or None. Read on every tick, never cached."""
         ...
 
     def journal(self, plan_id: str | None = None) -> list[JournalEntry]: ...

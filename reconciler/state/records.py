@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
+import secrets
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+
+from reconciler.actor import resolve_actor
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +71,57 @@ class JournalEntry:
     detail: dict[str, Any]
     outcome: str | None
     error: str | None
+    #: the apply this entry belongs to (None for entries written before applies had IDs)
+    apply_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    """One line of the audit trail: who did what to the site, or tried to and was refused, and when.
+
+    ``event`` is ``apply`` (one per apply: provenance, plan, counts), ``action`` (one per action of an apply:
+    its field and step changes, secrets as ``(sensitive)``), ``high-risk`` (an acknowledged high-risk
+    deployment), ``refused`` (a blocked plan, a refused saved plan, a lease or secrets refusal), ``pause``
+    and ``resume`` (the controller). ``detail`` holds no secret value: changes are masked before they get here.
+    """
+
+    at: float
+    event: str
+    actor: str
+    apply_id: str | None = None
+    plan_id: str | None = None
+    object: str | None = None
+    outcome: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+    seq: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class AuditQuery:
+    """Which audit events to read: since a time, about one object (``Kind/name``), of some events, of one apply.
+
+    An ``object`` query also returns the ``apply`` events of the applies that touched it, so each action
+    is read with who made it and from which commit.
+    """
+
+    since: float | None = None
+    object: str | None = None
+    events: tuple[str, ...] = ()
+    apply_id: str | None = None
+    limit: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Pause:
+    """A paused controller: it ticks and reports drift but applies nothing until resumed."""
+
+    site: str
+    actor: str
+    at: float
+    reason: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"site": self.site, "by": self.actor, "at": self.at, "reason": self.reason}
 
 
 #: What a lease's ``kind`` means, in the words of the messages that name a holder.
@@ -90,6 +143,9 @@ class Lease:
     taken: float
     renewed: float
     expires: float
+    #: the fencing token: a number that grows with every new grant of a site's lease (never on a renewal); the
+    #: store refuses a write from a holder whose token is no longer the lease's
+    token: int = 0
 
     @property
     def host(self) -> str:
@@ -112,13 +168,15 @@ class Lease:
 
     def to_json(self) -> dict[str, Any]:
         return {"id": self.lease_id, "holder": self.holder, "host": self.host, "pid": self.pid, "kind": self.kind,
-                "taken": self.taken, "renewed": self.renewed, "expires": self.expires}
+                "taken": self.taken, "renewed": self.renewed, "expires": self.expires, "token": self.token}
+
+
+def new_apply_id() -> str:
+    """An apply's own ID (``ap-`` and 10 hex digits): unlike a plan's ID, a digest of its content, it never repeats."""
+    return f"ap-{secrets.token_hex(5)}"
 
 
 def who() -> str:
-    """``user@host``: who applied, as the apply record and the audit of a high-risk deployment name it."""
-    try:
-        user = os.getlogin()
-    except OSError:
-        user = os.environ.get("USER") or os.environ.get("USERNAME") or "unknown"
-    return f"{user}@{os.uname().nodename}" if hasattr(os, "uname") else user
+    """Who acts, when the caller was not told (``RECONCILE_ACTOR``, a CI's variables, the OS user): never a
+    silent ``unknown@host`` (see :func:`reconciler.actor.resolve_actor`)."""
+    return str(resolve_actor())

@@ -13,12 +13,23 @@ import json
 import secrets
 import sqlite3
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from reconciler.state.errors import StateBusy, StateError
 from reconciler.state.leases import LeaseTable
-from reconciler.state.records import Applied, JournalEntry, Lease, PendingIntent, who
+from reconciler.state.records import (
+    Applied,
+    AuditEvent,
+    AuditQuery,
+    JournalEntry,
+    Lease,
+    Pause,
+    PendingIntent,
+    new_apply_id,
+    who,
+)
 from reconciler.storage import FileCheck, backup_file, check_file, connect, migrate, transaction
 
 MIGRATIONS = [
@@ -57,6 +68,28 @@ MIGRATIONS = [
     # the live objects that already had it when the intent was written, the ID the site returned)
     """
     ALTER TABLE pending ADD COLUMN detail TEXT NOT NULL DEFAULT '{}';
+    """,
+    # 6: every apply has an ID of its own (a plan's ID repeats when the same plan is applied again), on its
+    # journal entries too; the audit trail (who applied what, from which commit and plan, refused attempts,
+    # pauses), started with the applies and high-risk entries the journal already held; a paused controller
+    """
+    ALTER TABLE journal ADD COLUMN apply_id TEXT;
+    CREATE INDEX journal_apply ON journal (apply_id);
+    UPDATE journal SET apply_id = 'ap-' || lower(hex(randomblob(5))) WHERE phase = 'apply';
+    CREATE TABLE audit (seq INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, event TEXT NOT NULL,
+        actor TEXT NOT NULL, apply_id TEXT, plan_id TEXT, object TEXT, outcome TEXT,
+        detail TEXT NOT NULL DEFAULT '{}');
+    CREATE INDEX audit_at ON audit (at);
+    CREATE INDEX audit_object ON audit (object, at);
+    CREATE INDEX audit_apply ON audit (apply_id);
+    INSERT INTO audit (at, event, actor, apply_id, plan_id, object, outcome, detail)
+        SELECT at, CASE phase WHEN 'apply' THEN 'apply' ELSE 'high-risk' END,
+               COALESCE(json_extract(detail, '$.who'), 'unknown (recorded before actors were kept)'),
+               apply_id, plan_id, CASE phase WHEN 'apply' THEN NULL ELSE object END, COALESCE(outcome, 'applied'),
+               detail
+        FROM journal WHERE phase IN ('apply', 'audit') ORDER BY seq;
+    CREATE TABLE pause (site TEXT PRIMARY KEY, actor TEXT NOT NULL, at REAL NOT NULL,
+        reason TEXT NOT NULL DEFAULT '')
     """,
 ]
 
@@ -208,7 +241,8 @@ class SQLiteStateStore:
 
     # -- journal -------------------------------------------------------------------------------
 
-    def intent(self, plan_id: str, action: str, obj: str, detail: dict[str, Any] | None = None) -> int:
+    def intent(self, plan_id: str, action: str, obj: str, detail: dict[str, Any] | None = None, *,
+               apply_id: str | None = None) -> int:
         """Journal what is about to be done to ``obj`` and mark it pending until its outcome is recorded.
 
         ``detail["match"]`` and ``detail["existing"]`` (a creation's console name or target, and the live
@@ -220,9 +254,9 @@ class SQLiteStateStore:
         detail = detail or {}
         recognise = {k: detail[k] for k in ("match", "existing") if k in detail}
         with self._tx() as db:
-            cur = db.execute("INSERT INTO journal (plan_id, at, phase, action, object, detail) "
-                             "VALUES (?, ?, ?, ?, ?, ?)",
-                             (plan_id, now, "intent", action, obj, json.dumps(detail, sort_keys=True)))
+            cur = db.execute("INSERT INTO journal (plan_id, at, phase, action, object, detail, apply_id) "
+                             "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                             (plan_id, now, "intent", action, obj, json.dumps(detail, sort_keys=True), apply_id))
             row = db.execute("SELECT detail, plan_id, action FROM pending WHERE object = ?", (obj,)).fetchone()
             earlier = json.loads(row[0]) if row else {}
             if earlier.get("match") is not None and recognise.get("match") in (None, earlier["match"]):
@@ -252,28 +286,29 @@ class SQLiteStateStore:
                                (obj,)).fetchone()
         return PendingIntent.from_row(*row) if row else None
 
-    def created(self, plan_id: str, action: str, obj: str, made: str) -> None:
+    def created(self, plan_id: str, action: str, obj: str, made: str, *, apply_id: str | None = None) -> None:
         """Journal what the site just created (its ID) before anything else is recorded.
 
         A run killed after this point leaves an intent that names its object exactly, so the next run takes
         over that object and no other.
         """
         with self._tx() as db:
-            db.execute("INSERT INTO journal (plan_id, at, phase, action, object, detail) VALUES (?, ?, ?, ?, ?, ?)",
-                       (plan_id, time.time(), "created", action, obj, json.dumps({"live_id": made})))
+            db.execute("INSERT INTO journal (plan_id, at, phase, action, object, detail, apply_id) "
+                       "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       (plan_id, time.time(), "created", action, obj, json.dumps({"live_id": made}), apply_id))
             row = db.execute("SELECT detail FROM pending WHERE object = ?", (obj,)).fetchone()
             if row is not None:
                 db.execute("UPDATE pending SET detail = ? WHERE object = ?",
                            (json.dumps({**json.loads(row[0]), "created": made}, sort_keys=True), obj))
 
     def outcome(self, plan_id: str, action: str, obj: str, outcome: str, error: str | None = None,
-                detail: dict[str, Any] | None = None) -> None:
+                detail: dict[str, Any] | None = None, *, apply_id: str | None = None) -> None:
         """Journal how an action ended. A skipped action never ran: an earlier unfinished intent stays pending."""
         with self._tx() as db:
-            db.execute("INSERT INTO journal (plan_id, at, phase, action, object, detail, outcome, error) "
-                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            db.execute("INSERT INTO journal (plan_id, at, phase, action, object, detail, outcome, error, apply_id) "
+                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                        (plan_id, time.time(), "outcome", action, obj, json.dumps(detail or {}, sort_keys=True),
-                        outcome, error))
+                        outcome, error, apply_id))
             if outcome != "skipped":
                 db.execute("DELETE FROM pending WHERE object = ?", (obj,))
 
@@ -294,28 +329,116 @@ class SQLiteStateStore:
             db.execute("DELETE FROM pending WHERE object = ?", (obj,))
         return True
 
-    def audit(self, plan_id: str, obj: str, detail: dict[str, Any]) -> None:
-        """An audit record (who, when, what) for actions an organisation must be able to trace."""
+    def audit(self, plan_id: str, obj: str, detail: dict[str, Any], *, apply_id: str | None = None) -> None:
+        """An audit record (who, when, what) for actions an organisation must be able to trace.
+
+        The high-risk deployment's entry is kept in the journal beside its action and in the audit trail
+        (:meth:`audit_events`), where ``reconcile audit`` reads it.
+        """
+        now = time.time()
         with self._tx() as db:
-            db.execute("INSERT INTO journal (plan_id, at, phase, action, object, detail) VALUES (?, ?, ?, ?, ?, ?)",
-                       (plan_id, time.time(), "audit", "HighRiskDeployment", obj, json.dumps(detail, sort_keys=True)))
+            db.execute("INSERT INTO journal (plan_id, at, phase, action, object, detail, apply_id) "
+                       "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       (plan_id, now, "audit", "HighRiskDeployment", obj, json.dumps(detail, sort_keys=True),
+                        apply_id))
+            db.execute("INSERT INTO audit (at, event, actor, apply_id, plan_id, object, outcome, detail) "
+                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                       (now, "high-risk", str(detail.get("who") or who()), apply_id, plan_id, obj, "applied",
+                        json.dumps(detail, sort_keys=True, default=str)))
 
     def record_apply(self, plan_id: str, provenance: dict[str, Any], planned: dict[str, int],
-                     outcome: dict[str, int]) -> None:
-        """Provenance of an apply: the ref and commit it came from, what was planned, what happened."""
-        detail = {"provenance": provenance, "planned": planned, "outcome": outcome, "who": who()}
+                     outcome: dict[str, int], *, apply_id: str | None = None, actor: str | None = None,
+                     detail: dict[str, Any] | None = None) -> str:
+        """Provenance of an apply: the ref and commit it came from, what was planned, what happened; its apply ID.
+
+        ``detail`` adds what else the apply is known by (the saved plan it came from, the apply it rolled
+        back); ``actor`` is who applied (default: :func:`who`).
+        """
+        apply_id = apply_id or new_apply_id()
+        record = {**(detail or {}), "provenance": provenance, "planned": planned, "outcome": outcome,
+                  "who": actor or who()}
         with self._tx() as db:
-            db.execute("INSERT INTO journal (plan_id, at, phase, action, object, detail, outcome) "
-                       "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            db.execute("INSERT INTO journal (plan_id, at, phase, action, object, detail, outcome, apply_id) "
+                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                        (plan_id, time.time(), "apply", "Apply", provenance.get("source") or "", json.dumps(
-                           detail, sort_keys=True), "ok" if not outcome.get("failed") and not outcome.get("skipped")
-                        else "failed"))
+                           record, sort_keys=True, default=str),
+                        "ok" if not outcome.get("failed") and not outcome.get("skipped") else "failed", apply_id))
+        return apply_id
 
     def applies(self, limit: int = 50) -> list[JournalEntry]:
         rows = self._db.execute(
-            "SELECT seq, plan_id, at, phase, action, object, detail, outcome, error FROM journal "
-            "WHERE phase = 'apply' ORDER BY seq DESC LIMIT ?", (limit,))
-        return [JournalEntry(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), r[7], r[8]) for r in rows]
+            f"SELECT {_JOURNAL_COLUMNS} FROM journal WHERE phase = 'apply' ORDER BY seq DESC LIMIT ?", (limit,))
+        return [_journal_entry(r) for r in rows]
+
+    def apply_record(self, apply_id: str) -> JournalEntry | None:
+        """The record of one apply by its apply ID (what ``reconcile rollback`` starts from)."""
+        row = self._db.execute(f"SELECT {_JOURNAL_COLUMNS} FROM journal WHERE phase = 'apply' AND apply_id = ?",
+                               (apply_id,)).fetchone()
+        return _journal_entry(row) if row else None
+
+    # -- audit trail -----------------------------------------------------------------------------
+
+    def record_audit(self, events: Iterable[AuditEvent]) -> None:
+        """Append audit events, all in one transaction (an apply's header and its actions land together)."""
+        rows = [(e.at, e.event, e.actor, e.apply_id, e.plan_id, e.object, e.outcome,
+                 json.dumps(e.detail, sort_keys=True, default=str)) for e in events]
+        if not rows:
+            return
+        with self._tx() as db:
+            db.executemany("INSERT INTO audit (at, event, actor, apply_id, plan_id, object, outcome, detail) "
+                           "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+
+    def audit_events(self, query: AuditQuery | None = None) -> list[AuditEvent]:
+        """Audit events, oldest first (with ``limit``: the newest ``limit`` of them, still oldest first)."""
+        query = query or AuditQuery()
+        where: list[str] = []
+        args: list[Any] = []
+        if query.since is not None:
+            where.append("at >= ?")
+            args.append(query.since)
+        if query.events:
+            where.append(f"event IN ({', '.join('?' for _ in query.events)})")
+            args.extend(query.events)
+        if query.apply_id is not None:
+            where.append("apply_id = ?")
+            args.append(query.apply_id)
+        if query.object is not None:
+            # the object's own events, and the headers of the applies that touched it
+            where.append("(object = ? OR (event = 'apply' AND apply_id IN "
+                         "(SELECT apply_id FROM audit WHERE object = ? AND apply_id IS NOT NULL)))")
+            args.extend([query.object, query.object])
+        sql = "SELECT seq, at, event, actor, apply_id, plan_id, object, outcome, detail FROM audit"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY at DESC, seq DESC"
+        if query.limit is not None:
+            sql += " LIMIT ?"
+            args.append(query.limit)
+        rows = self._db.execute(sql, args).fetchall()
+        return [AuditEvent(at=r[1], event=r[2], actor=r[3], apply_id=r[4], plan_id=r[5], object=r[6], outcome=r[7],
+                           detail=json.loads(r[8]), seq=r[0]) for r in reversed(rows)]
+
+    # -- pause: a controller that applies nothing until resumed ------------------------------------
+
+    def pause(self, site: str, actor: str, reason: str = "") -> Pause:
+        """Pause the controllers of ``site`` (they tick and report, and apply nothing); kept until resumed."""
+        pause = Pause(site, actor, time.time(), reason)
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO pause (site, actor, at, reason) VALUES (?, ?, ?, ?)",
+                       (site, actor, pause.at, reason))
+        return pause
+
+    def resume(self, site: str) -> Pause | None:
+        """Lift the pause of ``site``; the pause that was lifted, or None when it was not paused."""
+        with self._tx() as db:
+            row = db.execute("SELECT site, actor, at, reason FROM pause WHERE site = ?", (site,)).fetchone()
+            db.execute("DELETE FROM pause WHERE site = ?", (site,))
+        return Pause(*row) if row else None
+
+    def paused(self, site: str) -> Pause | None:
+        """The pause of ``site`` in force, or None."""
+        row = self._db.execute("SELECT site, actor, at, reason FROM pause WHERE site = ?", (site,)).fetchone()
+        return Pause(*row) if row else None
 
     # -- lease: one writer per site ----------------------------------------------------------------
 
@@ -359,10 +482,17 @@ class SQLiteStateStore:
         return json.loads(row[0]) if row else None
 
     def journal(self, plan_id: str | None = None) -> list[JournalEntry]:
-        query = "SELECT seq, plan_id, at, phase, action, object, detail, outcome, error FROM journal"
+        query = f"SELECT {_JOURNAL_COLUMNS} FROM journal"
         rows = (self._db.execute(query + " WHERE plan_id = ? ORDER BY seq", (plan_id,)) if plan_id
                 else self._db.execute(query + " ORDER BY seq"))
-        return [JournalEntry(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), r[7], r[8]) for r in rows]
+        return [_journal_entry(r) for r in rows]
+
+
+_JOURNAL_COLUMNS = "seq, plan_id, at, phase, action, object, detail, outcome, error, apply_id"
+
+
+def _journal_entry(row: Any) -> JournalEntry:
+    return JournalEntry(row[0], row[1], row[2], row[3], row[4], row[5], json.loads(row[6]), row[7], row[8], row[9])
 
 
 def _state_counts(db: sqlite3.Connection) -> dict[str, int]:
