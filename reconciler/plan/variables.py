@@ -126,6 +126,15 @@ def variable_set(p: Planning, obj: LoadedObject, scope: Literal["collection", "c
                          summary=f"take over the {len(live)} variable(s) of {scope} {target_name!r}",
                          expected=live_fp))
         return
+    wanted = {v.name.casefold() for v in variables}
+    extra = sorted(v.name for v in live if v.name.casefold() not in wanted)
+    if extra and owned_id is not None:
+        # A site writes a collection's or computer's variables as one array, and the manifest is that array: a
+        # variable added in the console is not merged but removed. Said here, so it never goes without warning.
+        p.warn(obj, ("spec", "variables"), f"{scope} {target_name!r} holds {len(extra)} variable(s) no manifest "
+               f"lists ({', '.join(extra)}), added outside this tool: this manifest owns the {scope}'s whole "
+               "variable set, so applying removes them; add them to spec.variables to keep them",
+               "variables-owned-whole")
     reason = Reason.NEW if owned_id is None and not live else (
         Reason.ADOPT if owned_id is None else p.reason(obj.kind, obj.name, desired_fp))
     if owned_id is not None and all(c.sensitive and c.before is not None for c in changes):

@@ -84,6 +84,29 @@ class Inventory(SiteDatabase):
             db.execute("INSERT OR REPLACE INTO content_status VALUES (?, ?, ?, ?)",
                        (package_id, dp, int(state), version))
 
+    def put_collection_variable(self, collection_id: str, name: str, value: str, masked: bool = False,
+                                precedence: int = 9) -> bool:
+        """A console edit of one collection variable: added, or its value changed; the others are kept as they
+        are (masked ones too, which a reader of the protocol could not write back). True when it was added.
+
+        A collection without settings gets them with ``precedence`` (9, the lowest priority, as the console's
+        default); names compare without case, as ConfigMgr's do.
+        """
+        if collection_id.startswith("SMS"):
+            raise PermanentSiteError(f"{collection_id} is a built-in collection; it cannot hold variables")
+        sealed = self._seal_variables([(name, value, masked)])[0][1]  # type: ignore[attr-defined]
+        with self._tx() as db:
+            if not db.execute("SELECT 1 FROM collections WHERE id = ?", (collection_id,)).fetchone():
+                raise PermanentSiteError(f"collection {collection_id} does not exist")
+            db.execute("INSERT OR IGNORE INTO collection_settings VALUES (?, ?)", (collection_id, precedence))
+            cur = db.execute("UPDATE collection_variables SET value = ?, masked = ? WHERE collection_id = ? AND "
+                             "name = ? COLLATE NOCASE", (sealed, int(masked), collection_id, name))
+            if cur.rowcount:
+                return False
+            db.execute("INSERT INTO collection_variables VALUES (?, ?, ?, ?)",
+                       (collection_id, name, sealed, int(masked)))
+            return True
+
     def add_members(self, collection_id: str, resource_ids: list[int]) -> None:
         with self._tx() as db:
             db.executemany("INSERT OR IGNORE INTO collection_members VALUES (?, ?)",
