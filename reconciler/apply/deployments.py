@@ -12,9 +12,8 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from reconciler.apply.errors import SiteChangedSincePlan
 from reconciler.apply.fingerprints import desired_fingerprint
-from reconciler.apply.interrupted import appeared, made_by_interrupted
+from reconciler.apply.interrupted import claim_leftover
 from reconciler.diff.normalize import record_fingerprint
 from reconciler.errors import ReconcilerError
 from reconciler.plan.actions import Action, DeploymentWrite
@@ -86,22 +85,14 @@ def create_deployment(run: Executor, action: Action) -> str:
     if dep_id and run.site.get_deployment(dep_id) is not None:
         run.site.update_deployment(dep_id, record)
     else:
-        leftovers = [d for d in run.site.find_deployments(record.package_id, record.collection_id)
-                     if not run.state.is_owned("TaskSequenceDeployment", d.id)]
-        found = appeared(action, [d.id for d in leftovers if d.id])
-        if found:
-            raise SiteChangedSincePlan(
-                f"a deployment of {record.package_id} to {record.collection_id} ({', '.join(found)}) appeared "
-                "on the site after this plan was made and is not managed by this tool; it was left as it is: "
-                "the site changed since the plan, plan again")
-        if leftovers:
-            # Only the deployment an interrupted run of this action made is taken over.
-            made = made_by_interrupted(action, run.state, [d.id for d in leftovers if d.id])
-            if made is None:
-                raise ReconcilerError(
-                    f"{record.package_id} is already deployed to {record.collection_id} "
-                    f"({', '.join(d.id or '' for d in leftovers)}) by a deployment this tool does not manage; "
-                    "it was left as it is: rerun with --adopt to take it over")
+        leftovers = [d.id for d in run.site.find_deployments(record.package_id, record.collection_id)
+                     if d.id and not run.state.is_owned("TaskSequenceDeployment", d.id)]
+        # Only the deployment an interrupted run of this action made is taken over.
+        made = claim_leftover(action, run.state, leftovers,
+                              f"a deployment of {record.package_id} to {record.collection_id}",
+                              "is on the site and not managed by this tool; it was left as it is: rerun with --adopt "
+                              "to take it over")
+        if made is not None:
             dep_id = made
             run.site.update_deployment(dep_id, record)
         else:

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from reconciler.apply.errors import SiteChangedSincePlan
 from reconciler.apply.fingerprints import variables_fingerprint
+from reconciler.errors import ReconcilerError
 from reconciler.plan.actions import Action, DeploymentWrite, TaskSequenceWrite, VariablesWrite, Verb
 from reconciler.site import Site
 from reconciler.state import StateStore
@@ -61,3 +63,24 @@ def made_by_interrupted(action: Action, state: StateStore, candidates: list[str]
     intent = state.pending_intent(str(action.ref))
     identity = getattr(action.write, "identity", None)
     return intent.made(identity.match, candidates) if intent is not None and identity is not None else None
+
+
+def claim_leftover(action: Action, state: StateStore, candidates: list[str], what: str, not_ours: str
+                   ) -> str | None:
+    """Which unmanaged namesake (``candidates``) a creation may take over: None when there is none.
+
+    One that appeared since the plan was made is a change of the site, left alone (the plan is stale); of
+    the others, only the object an interrupted run of this very action made is ours. ``what`` names the
+    object ("a task sequence named 'X'"), ``not_ours`` says what to do about one that is not ours.
+    """
+    found = appeared(action, candidates)
+    if found:
+        raise SiteChangedSincePlan(
+            f"{what} ({', '.join(found)}) appeared on the site after this plan was made and is not managed by this "
+            "tool; it was left as it is: the site changed since the plan, plan again")
+    if not candidates:
+        return None
+    made = made_by_interrupted(action, state, candidates)
+    if made is None:
+        raise ReconcilerError(f"{what} ({', '.join(candidates)}) {not_ours}")
+    return made

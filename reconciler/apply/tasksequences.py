@@ -15,9 +15,8 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 from xml.sax.saxutils import escape
 
-from reconciler.apply.errors import SiteChangedSincePlan
 from reconciler.apply.fingerprints import desired_fingerprint
-from reconciler.apply.interrupted import appeared, made_by_interrupted
+from reconciler.apply.interrupted import claim_leftover
 from reconciler.apply.secrets import resolve_secret
 from reconciler.diff.normalize import PENDING, record_fingerprint, ts_canonical
 from reconciler.diff.tasksequence import comparable
@@ -89,22 +88,13 @@ def create_task_sequence(run: Executor, action: Action) -> str:
     if ts_id and run.site.get_task_sequence(ts_id) is not None:
         return update_task_sequence(run, action, ts_id)
     # A killed run may have created it without recording ownership: find it by console name.
-    leftovers = [t for t in run.site.find_task_sequences(record.name)
-                 if not run.state.is_owned("TaskSequence", t.id)]
-    found = appeared(action, [t.id for t in leftovers if t.id])
-    if found:
-        raise SiteChangedSincePlan(
-            f"a task sequence named {record.name!r} ({', '.join(found)}) appeared on the site after this plan "
-            "was made and is not managed by this tool; it was left as it is: the site changed since the plan, "
-            "plan again")
-    if leftovers:
-        # Only the object an interrupted run of this action made is taken over; any other is not ours.
-        ts_id = made_by_interrupted(action, run.state, [t.id for t in leftovers if t.id])
-        if ts_id is None:
-            raise ReconcilerError(
-                f"a task sequence named {record.name!r} ({', '.join(t.id or '' for t in leftovers)}) is on the "
-                "site and not managed by this tool; it was left as it is: rerun with --adopt to take it over, "
-                "or rename")
+    leftovers = [t.id for t in run.site.find_task_sequences(record.name)
+                 if t.id and not run.state.is_owned("TaskSequence", t.id)]
+    # Only the object an interrupted run of this action made is taken over; any other is not ours.
+    ts_id = claim_leftover(action, run.state, leftovers, f"a task sequence named {record.name!r}",
+                           "is on the site and not managed by this tool; it was left as it is: rerun with --adopt to "
+                           "take it over, or rename")
+    if ts_id is not None:
         run.state.own(action.ref.kind, action.ref.name, ts_id)
         return update_task_sequence(run, action, ts_id)
     ts_id = run.site.create_task_sequence(_with_secrets(run, record))
