@@ -67,6 +67,7 @@ from reconciler.site.adminservice.winrm import WinRMSession, session_for
 from reconciler.site.errors import PermanentSiteError
 from reconciler.site.options import SiteOptions
 from reconciler.site.records import Computer, LiveState, VerificationSettings
+from reconciler.site.refusals import changed_verification
 
 log = logging.getLogger(__name__)
 
@@ -265,17 +266,7 @@ class AdminServiceSite(TaskSequences, Deployments, Content, Variables):
     def set_verification_settings(self, default_size: int | None = None, maximum_size: int | None = None,
                                   site_systems: str | None = None) -> VerificationSettings:
         self._writable("set_verification_settings")
-        current = self.verification_settings()
-        new = VerificationSettings(current.default_size if default_size is None else default_size,
-                                   current.maximum_size if maximum_size is None else maximum_size,
-                                   current.site_systems if site_systems is None else site_systems)
-        if new.default_size < 0 or new.maximum_size < 0:
-            raise PermanentSiteError("collection sizes cannot be negative")
-        if new.maximum_size and new.maximum_size <= new.default_size:
-            raise PermanentSiteError(f"the maximum size ({new.maximum_size}) must be larger than the default size "
-                                     f"({new.default_size}), or 0 to turn it off")
-        if new.site_systems not in ("block", "warn"):
-            raise PermanentSiteError("collections with site system servers: 'block' or 'warn'")
+        new = changed_verification(self.verification_settings(), default_size, maximum_size, site_systems)
         row = self._site_definition()
         if row is None:
             raise PermanentSiteError(f"site {self.site_code}: its site definition (SMS_SCI_SiteDefinition) is not "

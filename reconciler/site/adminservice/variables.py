@@ -15,19 +15,7 @@ from reconciler.site.adminservice.reading import convert
 from reconciler.site.adminservice.winrm import VariableWrite, WinRMSession
 from reconciler.site.errors import PermanentSiteError
 from reconciler.site.records import CollectionSettings, MachineSettings
-
-MAX_VARIABLES_PER_COMPUTER = 1000
-
-
-def _refuse_duplicates(variables: list[tuple[str, str, bool]]) -> None:
-    """Variable names are case-insensitive in ConfigMgr: two that differ only by case are one name twice."""
-    seen: dict[str, str] = {}
-    for name, _, _ in variables:
-        first = seen.get(name.casefold())
-        if first is not None:
-            raise PermanentSiteError(f"variable {name!r} is given twice (as {first!r} too): names are case-insensitive")
-        seen[name.casefold()] = name
-
+from reconciler.site.refusals import MAX_VARIABLES_PER_COMPUTER, refuse_duplicate_variables
 
 
 class Variables(SiteConnection):
@@ -55,7 +43,7 @@ class Variables(SiteConnection):
         self._writable("set_collection_variables")
         if collection_id.startswith("SMS"):
             raise PermanentSiteError(f"{collection_id} is a built-in collection; it cannot hold variables")
-        _refuse_duplicates(variables)
+        refuse_duplicate_variables(variables)
         session = self._masked_session(variables, "set_collection_variables")
         cls = "SMS_CollectionSettings"
         try:
@@ -87,7 +75,7 @@ class Variables(SiteConnection):
         self._writable("set_computer_variables")
         if len(variables) > MAX_VARIABLES_PER_COMPUTER:
             raise PermanentSiteError(f"a computer can hold at most {MAX_VARIABLES_PER_COMPUTER} variables")
-        _refuse_duplicates(variables)
+        refuse_duplicate_variables(variables)
         session = self._masked_session(variables, "set_computer_variables")
         rid = int(resource_id)
         cls = "SMS_MachineSettings"

@@ -5,18 +5,7 @@ from __future__ import annotations
 from reconciler.site.embedded.sealing import Sealing
 from reconciler.site.errors import PermanentSiteError
 from reconciler.site.records import CollectionSettings, LiveVariable, MachineSettings
-
-MAX_VARIABLES_PER_COMPUTER = 1000
-
-
-def _refuse_duplicates(variables: list[tuple[str, str, bool]]) -> None:
-    """Variable names are case-insensitive in ConfigMgr: two that differ only by case are one name twice."""
-    seen: dict[str, str] = {}
-    for name, _, _ in variables:
-        first = seen.get(name.casefold())
-        if first is not None:
-            raise PermanentSiteError(f"variable {name!r} is given twice (as {first!r} too): names are case-insensitive")
-        seen[name.casefold()] = name
+from reconciler.site.refusals import MAX_VARIABLES_PER_COMPUTER, refuse_duplicate_variables
 
 
 class Variables(Sealing):
@@ -36,7 +25,7 @@ class Variables(Sealing):
         """Writes replace the whole array, as SMS_CollectionSettings does; empty removes the settings."""
         if collection_id.startswith("SMS"):
             raise PermanentSiteError(f"{collection_id} is a built-in collection; it cannot hold variables")
-        _refuse_duplicates(variables)
+        refuse_duplicate_variables(variables)
         sealed = self._seal_variables(variables)
         with self._tx() as db:
             if not db.execute("SELECT 1 FROM collections WHERE id = ?", (collection_id,)).fetchone():
@@ -58,7 +47,7 @@ class Variables(Sealing):
     def set_computer_variables(self, resource_id: int, variables: list[tuple[str, str, bool]]) -> None:
         if len(variables) > MAX_VARIABLES_PER_COMPUTER:
             raise PermanentSiteError(f"a computer can hold at most {MAX_VARIABLES_PER_COMPUTER} variables")
-        _refuse_duplicates(variables)
+        refuse_duplicate_variables(variables)
         sealed = self._seal_variables(variables)
         with self._tx() as db:
             if not db.execute("SELECT 1 FROM computers WHERE resource_id = ?", (resource_id,)).fetchone():
