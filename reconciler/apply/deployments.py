@@ -73,9 +73,10 @@ def _audit(run: Executor, action: Action, dep_id: str) -> None:
         return
     risk = action.risk
     run.state.audit(run.plan.plan_id, str(action.ref), {
-        "who": who(), "when": datetime.now(UTC).isoformat(timespec="seconds"), "deployment": dep_id,
+        "who": run.actor or who(), "when": datetime.now(UTC).isoformat(timespec="seconds"), "deployment": dep_id,
         "collection": risk.collection_id, "collection_name": risk.collection_name,
-        "member_count": risk.member_count, "acknowledged": risk.acknowledged, "reasons": list(risk.reasons)})
+        "member_count": risk.member_count, "acknowledged": risk.acknowledged, "reasons": list(risk.reasons)},
+        apply_id=run.apply_id)
 
 
 def create_deployment(run: Executor, action: Action) -> str:
@@ -97,7 +98,7 @@ def create_deployment(run: Executor, action: Action) -> str:
             run.site.update_deployment(dep_id, record)
         else:
             dep_id = run.site.create_deployment(record)
-            run.state.created(run.plan.plan_id, action.verb.value, str(action.ref), dep_id)
+            run.state.created(run.plan.plan_id, action.verb.value, str(action.ref), dep_id, apply_id=run.apply_id)
         run.state.own(action.ref.kind, action.ref.name, dep_id)
     _record_applied(run, action, dep_id)
     _audit(run, action, dep_id)

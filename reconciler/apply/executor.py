@@ -65,8 +65,12 @@ class Executor:
     def __init__(self, plan: Plan, site: Site, state: StateStore, secrets_base: Path,
                  progress: Callable[[ActionResult, int, int], None] | None = None,
                  wait_for_content: float | None = None, notice: Callable[[str], None] | None = None,
-                 policy: SecretsPolicy | None = None) -> None:
+                 policy: SecretsPolicy | None = None, apply_id: str | None = None, actor: str | None = None) -> None:
         self.plan = plan
+        #: this apply's own ID, on every journal entry it writes (a plan's ID repeats when it is applied again)
+        self.apply_id = apply_id
+        #: who applies, as the audit of a high-risk deployment names them
+        self.actor = actor
         self.site = site
         self.state = state
         self.secrets = reader(secrets_base, policy)
@@ -104,23 +108,25 @@ class Executor:
             if action.ref in failed or blockers:
                 failed.add(action.ref)
                 why = f"skipped: {blockers[0] if blockers else action.ref} failed"
-                self.state.outcome(self.plan.plan_id, action.verb.value, str(action.ref), "skipped", why)
+                self.state.outcome(self.plan.plan_id, action.verb.value, str(action.ref), "skipped", why,
+                                   apply_id=self.apply_id)
                 item = ActionResult(action, "skipped", why)
             else:
                 log.debug("%s: %s (%s) intent, live id %s", action.ref, action.verb.value, action.reason.value,
                           action.live_id)
                 self.state.intent(self.plan.plan_id, action.verb.value, str(action.ref),
                                   {"live_id": action.live_id, "summary": action.summary,
-                                   **recognition(action, self.site, self.state)})
+                                   **recognition(action, self.site, self.state)}, apply_id=self.apply_id)
                 try:
                     message = self.execute(action)
                 except ReconcilerError as exc:
                     failed.add(action.ref)
-                    self.state.outcome(self.plan.plan_id, action.verb.value, str(action.ref), "failed", str(exc))
+                    self.state.outcome(self.plan.plan_id, action.verb.value, str(action.ref), "failed", str(exc),
+                                       apply_id=self.apply_id)
                     item = ActionResult(action, "failed", str(exc))
                 else:
                     self.state.outcome(self.plan.plan_id, action.verb.value, str(action.ref), "applied", None,
-                                       {"result": message})
+                                       {"result": message}, apply_id=self.apply_id)
                     item = ActionResult(action, "applied", message)
             log.info("%s: %s %s%s", action.ref, action.verb.value, item.outcome,
                      f" ({item.message})" if item.message else "")
@@ -173,13 +179,15 @@ def settle_pending(plan: Plan, state: StateStore) -> int:
 def apply_plan(plan: Plan, site: Site, state: StateStore, secrets_base: Path = Path("."),
                progress: Callable[[ActionResult, int, int], None] | None = None,
                wait_for_content: float | None = None, notice: Callable[[str], None] | None = None,
-               should_stop: Callable[[], bool] | None = None, policy: SecretsPolicy | None = None) -> ApplyResult:
+               should_stop: Callable[[], bool] | None = None, policy: SecretsPolicy | None = None,
+               apply_id: str | None = None, actor: str | None = None) -> ApplyResult:
     """Apply every action of the plan (refused whole when anything is blocked).
 
     ``secrets_base`` is the manifests folder; ``policy`` says where secrets may come from (by default the
-    folder's ``secrets/`` and environment variables starting with OSD_ or RECONCILE_SECRET_).
+    folder's ``secrets/`` and environment variables starting with OSD_ or RECONCILE_SECRET_). ``apply_id`` is
+    written on every journal entry of this run, ``actor`` into the audit of a high-risk deployment.
     """
-    executor = Executor(plan, site, state, secrets_base, progress, wait_for_content, notice, policy)
+    executor = Executor(plan, site, state, secrets_base, progress, wait_for_content, notice, policy, apply_id, actor)
     if should_stop is not None:
         executor.should_stop = should_stop
     return executor.run()

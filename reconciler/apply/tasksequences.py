@@ -98,7 +98,7 @@ def create_task_sequence(run: Executor, action: Action) -> str:
         run.state.own(action.ref.kind, action.ref.name, ts_id)
         return update_task_sequence(run, action, ts_id)
     ts_id = run.site.create_task_sequence(_with_secrets(run, record))
-    run.state.created(run.plan.plan_id, action.verb.value, str(action.ref), ts_id)
+    run.state.created(run.plan.plan_id, action.verb.value, str(action.ref), ts_id, apply_id=run.apply_id)
     run.state.own(action.ref.kind, action.ref.name, ts_id)
     record_applied(run, action, ts_id)
     return f"created {ts_id}"

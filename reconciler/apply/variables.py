@@ -37,7 +37,7 @@ def set_variables(run: Executor, action: Action) -> str:
         run.site.set_computer_variables(int(write.target), values)
     live_fp = variables_fingerprint(run.site, write.scope, write.target) or live_variables_fingerprint((), None)
     if write.identity is not None:
-        run.state.created(run.plan.plan_id, action.verb.value, str(action.ref), live_fp)
+        run.state.created(run.plan.plan_id, action.verb.value, str(action.ref), live_fp, apply_id=run.apply_id)
     for name in [action.ref.name, *write.also]:
         run.state.own(action.ref.kind, name, str(write.target))
         run.state.record_applied(action.ref.kind, name, write.desired_fp, live_fp, hashes,

@@ -77,6 +77,12 @@ def announce_created(site: Site) -> None:
                "--site to choose another", err=True)
 
 
+actor_option = click.option(
+    "--actor", default=None, metavar="NAME",
+    help="Who this is done for, as the audit records it (default: RECONCILE_ACTOR, else the CI's own variable such as "
+         "GITHUB_ACTOR, BUILD_REQUESTEDFOR or GITLAB_USER_LOGIN, else the OS user).")
+
+
 new_state_option = click.option(
     "--new-state", is_flag=True,
     help="Start a new, empty state store when it is missing although the site holds objects this tool may manage "

@@ -15,12 +15,15 @@ from typing import Any
 
 import click
 
+from reconciler.actor import Actor, resolve_actor
 from reconciler.apply.executor import ActionResult
+from reconciler.audit import file_digest
 from reconciler.cli.app import cli
 from reconciler.cli.common import (
     EXIT_CHANGES,
     EXIT_ERROR,
     EXIT_OK,
+    actor_option,
     cache_folder,
     new_state_option,
     open_for,
@@ -33,14 +36,13 @@ from reconciler.cli.common import (
 )
 from reconciler.config import Config
 from reconciler.errors import Finding, Severity, Source
-from reconciler.lease import DEFAULT_LEASE_SECONDS, LeaseHeld, LeaseKeeper
+from reconciler.lease import DEFAULT_LEASE_SECONDS, LeaseKeeper
 from reconciler.pipeline import (
     ApplyOptions,
     Outcome,
     Pass,
     PlanOptions,
     Stage,
-    check_saved,
     saved_plan,
 )
 from reconciler.plan.actions import Plan
@@ -181,7 +183,7 @@ def _finish(outcome: Outcome, output: str, detailed_exitcode: bool, site_code: s
     if outcome.stage is Stage.LEASE_HELD:
         click.echo(f"refusing to apply: {outcome.message}", err=True)
         sys.exit(EXIT_ERROR)
-    if outcome.stage in (Stage.LEASE_LOST, Stage.REFUSED):
+    if outcome.stage in (Stage.LEASE_LOST, Stage.REFUSED, Stage.SECRETS_MISSING):
         click.echo(f"{'refusing to apply' if outcome.stage is Stage.LEASE_LOST else 'error'}: {outcome.message}",
                    err=True)
         sys.exit(EXIT_ERROR)
@@ -220,6 +222,9 @@ def _plan_only(path: Path, options: dict[str, Any], out: Path | None) -> None:
         plan, stopped = step.plan(desired, _plan_options_of(options))
         if stopped is not None and stopped.stage is Stage.INVALID:
             _invalid(desired, stopped, output)
+        if stopped is not None and stopped.stage is Stage.SECRETS_MISSING:
+            click.echo(f"error: {stopped.message}", err=True)
+            sys.exit(EXIT_ERROR)
         assert plan is not None
         color = use_color(options["no_color"])
         if pair is not None:
@@ -286,8 +291,9 @@ def plan_command(path: Path, out: Path | None, **options: Any) -> None:
 @click.option("--lease-seconds", type=click.FloatRange(1), default=DEFAULT_LEASE_SECONDS, show_default=True,
               help="The site's lease, taken before the site is read and renewed while this apply runs, lapses this "
                    "long after this process stops renewing it (if it dies).")
+@actor_option
 def apply_command(path: Path, dry_run: bool, wait_for_content: bool, content_timeout: float, yes: bool,
-                  lease_seconds: float, **options: Any) -> None:
+                  lease_seconds: float, actor: str | None, **options: Any) -> None:
     """Plan the changes that make the site equal to the manifests under PATH, then apply them.
 
     PATH may also be a plan saved with 'reconcile plan --out FILE': that exact plan is applied, after checking
@@ -302,7 +308,7 @@ def apply_command(path: Path, dry_run: bool, wait_for_content: bool, content_tim
     apply = ApplyOptions(wait_for_content=content_timeout if wait_for_content else None,
                          progress=_progress_printer(), notice=lambda message: click.echo(message, err=True))
     if path.is_file() and path.suffix.lower() not in (".yaml", ".yml"):
-        _apply_saved(read_saved_plan(path), options, apply, yes, lease_seconds)
+        _apply_saved(read_saved_plan(path), options, apply, yes, lease_seconds, resolve_actor(actor), path)
     if options["base"] or options["head"]:
         raise click.UsageError("a pull request plan (--base, --head) is a dry run: use 'reconcile plan'")
     output = options["output"]
@@ -314,7 +320,8 @@ def apply_command(path: Path, dry_run: bool, wait_for_content: bool, content_tim
     workspace = open_for(target, options["state_path"], options["new_state"], options=reach)
     keeper = LeaseKeeper(workspace.state, workspace.site.site_code, "apply", lease_seconds)
     try:
-        step = Pass(workspace.site, workspace.state, settings, _secrets_base(path), keeper)
+        step = Pass(workspace.site, workspace.state, settings, _secrets_base(path), keeper, actor=resolve_actor(actor),
+                    provenance=provenance)
         plan, stopped = step.plan(desired, _plan_options_of(options))
         if stopped is not None:
             if stopped.stage is Stage.INVALID:
@@ -336,6 +343,9 @@ def _show_and_apply(step: Pass, plan: Plan, provenance: Provenance, apply: Apply
                     options: dict[str, Any], site_code: str) -> None:
     """Print the plan (in text before asking; in JSON and Markdown with the result), confirm, apply, exit."""
     output = options["output"]
+    missing = step.preflight(plan) if plan.actions else None  # before anything is printed
+    if missing is not None:
+        _finish(missing, output, options["detailed_exitcode"], site_code)
     if not plan.actions or output == "text":
         _print_plan(plan, output, use_color(options["no_color"]))
     outcome = step.apply(plan, provenance, apply, _confirm(yes))
@@ -345,7 +355,7 @@ def _show_and_apply(step: Pass, plan: Plan, provenance: Provenance, apply: Apply
 
 
 def _apply_saved(saved: SavedPlan, options: dict[str, Any], apply: ApplyOptions, yes: bool,
-                 lease_seconds: float) -> None:
+                 lease_seconds: float, actor: Actor, file: Path) -> None:
     """Apply exactly a saved plan: refused when its manifests or anything it touches moved since it was made."""
     inputs = saved.inputs
     output = options["output"]
@@ -362,13 +372,13 @@ def _apply_saved(saved: SavedPlan, options: dict[str, Any], apply: ApplyOptions,
     workspace = open_for(target, options["state_path"], options["new_state"], options=reach)
     keeper = LeaseKeeper(workspace.state, workspace.site.site_code, "apply", lease_seconds)
     try:
-        step = Pass(workspace.site, workspace.state, settings, _secrets_base(path), keeper)
+        step = Pass(workspace.site, workspace.state, settings, _secrets_base(path), keeper, actor=actor,
+                    provenance=provenance, record={"saved_plan": {"file": str(file), "sha256": file_digest(file)}})
         plan = saved.plan
-        try:
-            step.lease_id = keeper.take().lease_id
-        except LeaseHeld as exc:
-            _finish(Outcome(Stage.LEASE_HELD, message=str(exc)), output, False, workspace.site.site_code)
-        check_saved(saved, desired, provenance, workspace.site)
+        held = step.take_lease()
+        if held is not None:
+            _finish(held, output, False, workspace.site.site_code)
+        step.check_saved(saved, desired, provenance)
         _show_and_apply(step, plan, provenance, apply, yes, options, workspace.site.site_code)
     finally:
         keeper.release()
