@@ -117,6 +117,11 @@ class Controller:
             log.exception("tick failed")
             result = TickResult("error", self.last_sha, error=f"{type(exc).__name__}: {exc}")
         result.duration = time.monotonic() - start
+        if result.outcome == "standby":
+            # Controllers of one site share its store (one PostgreSQL for several hosts): a standby's tick is kept
+            # under its own key, so that `reconcile status` and the web view keep showing what the writer did.
+            self.state.put_status(f"standby:{self.holder}", {**result.to_json(), "at": time.time()})
+            return result
         # Every tick, skipped or not, is when the site was last known to match (or not) the ref.
         self.state.put_status("checked", {"at": time.time(), "sha": result.sha, "outcome": result.outcome})
         if result.outcome != "skipped":
@@ -181,7 +186,10 @@ class Controller:
             # changed the site since it was read, so the plan is not applied.
             self.last_sha = None
             if self.state.lease_holder(self.site.site_code) is not None:
-                return self.standby(sha, actions=actions, objects=objects)
+                standby = self.standby(sha, actions=actions, objects=objects)
+                if outcome.message:  # the store refused a write of this writer (fencing): say so in the log
+                    standby.error = f"{outcome.message} ({standby.error})"
+                return standby
             return TickResult("error", sha, actions=actions, objects=objects,
                               error="the lease was lost while planning (unlocked, or it lapsed); nothing was "
                                     "applied; the next tick plans again")

@@ -31,7 +31,22 @@ def _holder_gone(holder: str) -> bool:
     return False
 
 
-_LEASE_COLUMNS = "site, lease_id, holder, kind, taken, renewed, expires"
+#: The same test for the PostgreSQL store's leases.
+holder_gone = _holder_gone
+
+
+def lost(token: int, held: int | None, granted: int | None) -> bool:
+    """Whether a writer whose lease had fencing token ``token`` lost it to another writer.
+
+    ``held`` is the token of the site's lease row (None when there is none), ``granted`` the last token the
+    site's lease was given with. A lease that lapsed, or was unlocked, with nobody taking it since is not lost:
+    no other writer wrote, so the writer's next check of its lease (before each action) decides.
+    """
+    if held is not None:
+        return held != token
+    return granted is not None and granted > token
+
+_LEASE_COLUMNS = "site, lease_id, holder, kind, taken, renewed, expires, token"
 
 
 class LeaseTable:
@@ -56,13 +71,28 @@ class LeaseTable:
         return Lease(*row) if row else None
 
     def _write(self, db: sqlite3.Connection, lease: Lease) -> None:
-        db.execute(f"INSERT OR REPLACE INTO lease ({_LEASE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                   (lease.site, lease.lease_id, lease.holder, lease.kind, lease.taken, lease.renewed, lease.expires))
+        db.execute(f"INSERT OR REPLACE INTO lease ({_LEASE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                   (lease.site, lease.lease_id, lease.holder, lease.kind, lease.taken, lease.renewed, lease.expires,
+                    lease.token))
+
+    @staticmethod
+    def granted(db: sqlite3.Connection, site: str) -> int | None:
+        """The last fencing token the site's lease was given with (kept when the lease is released)."""
+        row = db.execute("SELECT value FROM meta WHERE key = ?", (f"lease_token:{site}",)).fetchone()
+        return int(row[0]) if row else None
+
+    def _next_token(self, db: sqlite3.Connection, site: str) -> int:
+        """The fencing token of a new grant: one more than any given before for the site."""
+        highest = db.execute("SELECT COALESCE(MAX(token), 0) FROM lease WHERE site = ?", (site,)).fetchone()[0]
+        token = max(self.granted(db, site) or 0, int(highest)) + 1
+        db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (f"lease_token:{site}", str(token)))
+        return token
 
     def acquire(self, site: str, holder: str, ttl: float, kind: str) -> Lease | None:
         """Take the lease, or renew it when this holder has it; None while another holder's is in force.
 
-        A lease that lapsed (its holder stopped renewing for a whole TTL) is taken anew, with a new ID.
+        A lease that lapsed (its holder stopped renewing for a whole TTL) is taken anew, with a new ID and the
+        next fencing token.
         """
         now = time.time()
         with transaction(self._db) as db:
@@ -74,7 +104,7 @@ class LeaseTable:
                     return lease
                 if not _holder_gone(current.holder):
                     return None
-            lease = Lease(site, secrets.token_hex(6), holder, kind, now, now, now + ttl)
+            lease = Lease(site, secrets.token_hex(6), holder, kind, now, now, now + ttl, self._next_token(db, site))
             self._write(db, lease)
         return lease
 

@@ -12,13 +12,15 @@ import hmac
 import json
 import secrets
 import sqlite3
+import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from reconciler.state.errors import StateBusy, StateError
-from reconciler.state.leases import LeaseTable
+from reconciler.state.errors import LeaseLost, StateBusy, StateError
+from reconciler.state.leases import LeaseTable, lost
 from reconciler.state.records import (
     Applied,
     AuditEvent,
@@ -91,6 +93,11 @@ MIGRATIONS = [
     CREATE TABLE pause (site TEXT PRIMARY KEY, actor TEXT NOT NULL, at REAL NOT NULL,
         reason TEXT NOT NULL DEFAULT '')
     """,
+    # 7: the lease's fencing token: it grows with every new grant, and a writer whose token is no longer the
+    # lease's has its writes refused (meta 'lease_token' holds the last one given)
+    """
+    ALTER TABLE lease ADD COLUMN token INTEGER NOT NULL DEFAULT 0;
+    """,
 ]
 
 
@@ -112,6 +119,8 @@ class SQLiteStateStore:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fences: dict[str, int] = {}
+        self._fence_lock = threading.Lock()
         self._db = connect(self.path, self._damaged, check=True, busy=self._busy, unavailable=self._unavailable)
         try:
             self._migrate()
@@ -145,6 +154,19 @@ class SQLiteStateStore:
 
     def _tx(self) -> Any:
         return transaction(self._db)
+
+    @contextmanager
+    def _fenced(self) -> Iterator[sqlite3.Connection]:
+        """A write of ownership, last-applied records or the journal: refused (:class:`LeaseLost`) when this store
+        took a site's lease and its fencing token is no longer the lease's, checked under the write lock."""
+        with self._tx() as db:
+            with self._fence_lock:
+                fences = dict(self._fences)
+            for site, token in fences.items():
+                row = db.execute("SELECT token, holder FROM lease WHERE site = ?", (site,)).fetchone()
+                if lost(token, row[0] if row else None, LeaseTable.granted(db, site)):
+                    raise LeaseLost(site, token, row[1] if row else None, row[0] if row else None)
+            yield db
 
     def _ensure_salt(self) -> bytes:
         row = self._db.execute("SELECT value FROM meta WHERE key = 'salt'").fetchone()
@@ -215,11 +237,11 @@ class SQLiteStateStore:
         return row[0] if row else None
 
     def own(self, kind: str, name: str, live_id: str) -> None:
-        with self._tx() as db:
+        with self._fenced() as db:
             db.execute("INSERT OR REPLACE INTO ownership VALUES (?, ?, ?)", (kind, name, live_id))
 
     def disown(self, kind: str, name: str) -> None:
-        with self._tx() as db:
+        with self._fenced() as db:
             db.execute("DELETE FROM ownership WHERE kind = ? AND name = ?", (kind, name))
             db.execute("DELETE FROM applied WHERE kind = ? AND name = ?", (kind, name))
 
@@ -234,7 +256,7 @@ class SQLiteStateStore:
 
     def record_applied(self, kind: str, name: str, desired_fp: str, live_fp: str,
                        secret_hashes: dict[str, str] | None = None, extra: dict[str, Any] | None = None) -> None:
-        with self._tx() as db:
+        with self._fenced() as db:
             db.execute("INSERT OR REPLACE INTO applied VALUES (?, ?, ?, ?, ?, ?, ?)",
                        (kind, name, desired_fp, live_fp, json.dumps(secret_hashes or {}, sort_keys=True),
                         json.dumps(extra or {}, sort_keys=True), time.time()))
@@ -253,7 +275,7 @@ class SQLiteStateStore:
         now = time.time()
         detail = detail or {}
         recognise = {k: detail[k] for k in ("match", "existing") if k in detail}
-        with self._tx() as db:
+        with self._fenced() as db:
             cur = db.execute("INSERT INTO journal (plan_id, at, phase, action, object, detail, apply_id) "
                              "VALUES (?, ?, ?, ?, ?, ?, ?)",
                              (plan_id, now, "intent", action, obj, json.dumps(detail, sort_keys=True), apply_id))
@@ -292,7 +314,7 @@ class SQLiteStateStore:
         A run killed after this point leaves an intent that names its object exactly, so the next run takes
         over that object and no other.
         """
-        with self._tx() as db:
+        with self._fenced() as db:
             db.execute("INSERT INTO journal (plan_id, at, phase, action, object, detail, apply_id) "
                        "VALUES (?, ?, ?, ?, ?, ?, ?)",
                        (plan_id, time.time(), "created", action, obj, json.dumps({"live_id": made}), apply_id))
@@ -304,7 +326,7 @@ class SQLiteStateStore:
     def outcome(self, plan_id: str, action: str, obj: str, outcome: str, error: str | None = None,
                 detail: dict[str, Any] | None = None, *, apply_id: str | None = None) -> None:
         """Journal how an action ended. A skipped action never ran: an earlier unfinished intent stays pending."""
-        with self._tx() as db:
+        with self._fenced() as db:
             db.execute("INSERT INTO journal (plan_id, at, phase, action, object, detail, outcome, error, apply_id) "
                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                        (plan_id, time.time(), "outcome", action, obj, json.dumps(detail or {}, sort_keys=True),
@@ -318,7 +340,7 @@ class SQLiteStateStore:
         The outcome goes to the journal under the interrupted plan's ID, beside its intent. Only the intent
         that plan saw is resolved: one written since (another run took the object up again) is left alone.
         """
-        with self._tx() as db:
+        with self._fenced() as db:
             row = db.execute("SELECT plan_id, action FROM pending WHERE object = ?", (obj,)).fetchone()
             if row is None or row[0] != intent_plan:
                 return False
@@ -336,7 +358,7 @@ class SQLiteStateStore:
         (:meth:`audit_events`), where ``reconcile audit`` reads it.
         """
         now = time.time()
-        with self._tx() as db:
+        with self._fenced() as db:
             db.execute("INSERT INTO journal (plan_id, at, phase, action, object, detail, apply_id) "
                        "VALUES (?, ?, ?, ?, ?, ?, ?)",
                        (plan_id, now, "audit", "HighRiskDeployment", obj, json.dumps(detail, sort_keys=True),
@@ -357,7 +379,7 @@ class SQLiteStateStore:
         apply_id = apply_id or new_apply_id()
         record = {**(detail or {}), "provenance": provenance, "planned": planned, "outcome": outcome,
                   "who": actor or who()}
-        with self._tx() as db:
+        with self._fenced() as db:
             db.execute("INSERT INTO journal (plan_id, at, phase, action, object, detail, outcome, apply_id) "
                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                        (plan_id, time.time(), "apply", "Apply", provenance.get("source") or "", json.dumps(
@@ -452,11 +474,20 @@ class SQLiteStateStore:
                           owned=True)
 
     def acquire_lease(self, site: str, holder: str, ttl: float, kind: str = "writer") -> Lease | None:
-        """Take or renew the site's lease; None while another holder's lease has not expired."""
-        return self.leases.acquire(site, holder, ttl, kind)
+        """Take or renew the site's lease; None while another holder's lease has not expired.
+
+        From then on this store's writes are fenced by the lease's token (see :meth:`_fenced`).
+        """
+        lease = self.leases.acquire(site, holder, ttl, kind)
+        if lease is not None:
+            with self._fence_lock:
+                self._fences[site] = lease.token
+        return lease
 
     def release_lease(self, site: str, holder: str) -> None:
         self.leases.release(site, holder)
+        with self._fence_lock:
+            self._fences.pop(site, None)
 
     def lease_holder(self, site: str) -> Lease | None:
         """The lease in force: None when there is none, it expired, or its holder died on this host."""
