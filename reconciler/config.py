@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, ValidationError, field_validator
+from pydantic import BeforeValidator, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from reconciler.errors import ReconcilerError
@@ -196,6 +196,64 @@ class ScopeSection(Model):
         return values
 
 
+def _notify_url(value: Any) -> Any:
+    """A webhook URL as text (only for a webhook without credentials in it), or ``{valueFrom: …}``."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        return SecretRef.model_validate(value)
+    raise PydanticCustomError("notify_url", "must be an https:// URL or {valueFrom: {env: NAME}}")
+
+
+NotifyUrl = Annotated[Any, BeforeValidator(_notify_url)]
+
+
+class NotificationTarget(Model):
+    """One target of ``notifications.targets``: a webhook, Slack, Teams or e-mail."""
+
+    type: Literal["webhook", "slack", "teams", "email"]
+    url: NotifyUrl = Field(default=None, description="Webhook URL; Slack's and Teams' URLs are credentials, so only "
+                                                     "{valueFrom: …} for them and for any URL with a token.")
+    host: str | None = Field(default=None, min_length=1, max_length=253, description="SMTP server (email).")
+    port: int | None = Field(default=None, ge=1, le=65535, description="SMTP port (default 587, 465 for ssl, 25).")
+    tls: Literal["none", "starttls", "ssl"] = "starttls"
+    sender: str | None = Field(default=None, alias="from", description="Sender address (email).")
+    to: list[str] = Field(default_factory=list, description="Recipients (email).")
+    username: str | None = None
+    password: Credential = None
+    ca_bundle: str | None = Field(default=None, min_length=1, description="PEM file of the SMTP server's CA.")
+
+    @model_validator(mode="after")
+    def _complete(self) -> NotificationTarget:
+        if self.type == "email":
+            if not (self.host and self.sender and self.to):
+                raise PydanticCustomError("notify_email", "an email target needs host, from and to")
+            return self
+        if self.url is None:
+            raise PydanticCustomError("notify_url", "a {kind} target needs url", {"kind": self.type})
+        if isinstance(self.url, str):
+            from urllib.parse import urlsplit
+
+            parts = urlsplit(self.url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise PydanticCustomError("notify_url", "must be an http(s):// URL")
+            if self.type != "webhook" or parts.username or parts.password or parts.query:
+                raise PydanticCustomError(
+                    "plaintext_credential", "url holds a credential: a {kind} URL {why} is read from "
+                    "{valueFrom: {env: NAME}} or {valueFrom: {file: secrets/NAME}}, never written here",
+                    {"kind": self.type, "why": "(its path is the token)" if self.type != "webhook" else
+                     "with a user, a password or a query"})
+        return self
+
+
+class NotificationsSection(Model):
+    """``notifications``: where the controller says that something changed state."""
+
+    link: str | None = Field(default=None, description="Base URL of the web view a notice links to (default: the "
+                                                       "controller's --listen address).")
+    targets: list[NotificationTarget] = Field(default_factory=list)
+
+
 class ConfigFile(Model):
     """The schema of ``reconcile.yaml``."""
 
@@ -203,6 +261,7 @@ class ConfigFile(Model):
     limits: _LimitsSection = Field(default_factory=_LimitsSection)
     site: SiteSection | None = None
     scope: ScopeSection | None = None
+    notifications: NotificationsSection | None = None
 
 
 #: Environment variables of the tool's own settings: never a secret's source, whatever the allow-list says
@@ -316,6 +375,9 @@ class Config:
     site: SiteSettings | None = None
     #: the ``scope:`` section, or None when the file has none: the manifests may then touch anything
     scope: Scope | None = None
+    #: the ``notifications:`` section as written (URLs and passwords still references), and the file's lines
+    notifications: NotificationsSection | None = None
+    notification_lines: dict[str, int] = field(default_factory=dict)
 
 
 def manifests_root(path: Path) -> Path:
@@ -361,9 +423,21 @@ def load_config(root: Path, config_file: Path | None = None, secrets_dir: Path |
     policy = SecretsPolicy(_secrets_folder(root, parsed.secrets.folder, secrets_dir),
                            tuple(parsed.secrets.env.prefixes), frozenset(parsed.secrets.env.names),
                            Path(parsed.secrets.folder).as_posix(), _within(root, secrets_dir),
-                           _site_sources(parsed.site))
+                           _site_sources(parsed.site) | _notification_sources(parsed.notifications))
     site = SiteSettings(parsed.site, path, _site_lines(path, data)) if parsed.site is not None else None
-    return Config(policy, Limits(parsed.limits.max_manifest_bytes), path, site, _scope(parsed.scope, path, data))
+    notifications = parsed.notifications
+    lines = _lines(path, data, "notifications", ("link", "targets")) if notifications is not None else {}
+    return Config(policy, Limits(parsed.limits.max_manifest_bytes), path, site, _scope(parsed.scope, path, data),
+                  notifications, lines)
+
+
+def _notification_sources(section: NotificationsSection | None) -> frozenset[str]:
+    """The ``valueFrom`` sources of notification URLs and passwords: a manifest may not read them either (a
+    Slack webhook URL is as good as a password to whoever posts to it)."""
+    if section is None:
+        return frozenset()
+    refs = [r for t in section.targets for r in (t.url, t.password) if isinstance(r, SecretRef)]
+    return frozenset(reserved_name(ref.value_from.model_dump(exclude_none=True)) for ref in refs)
 
 
 def _scope(section: ScopeSection | None, path: Path, data: Any) -> Scope | None:

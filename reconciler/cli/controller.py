@@ -9,6 +9,7 @@ import click
 
 from reconciler.cli.app import cli
 from reconciler.cli.common import (
+    EXIT_ERROR,
     cache_folder,
     new_state_option,
     open_for,
@@ -22,6 +23,7 @@ from reconciler.controller.loop import Loop, LoopConfig, json_emitter, parse_dur
 from reconciler.controller.metrics import Metrics
 from reconciler.controller.metrics import serve as serve_metrics
 from reconciler.controller.tick import Controller, ControllerConfig
+from reconciler.notify import Notifier, NotifyError, notification_link, notification_targets
 from reconciler.plan.planner import MAX_DELETE_PERCENT
 from reconciler.site.options import SiteArguments
 
@@ -34,7 +36,8 @@ from reconciler.site.options import SiteArguments
 @click.option("--self-heal/--no-self-heal", default=True, show_default=True,
               help="Apply changes (and revert drift), or only report them.")
 @click.option("--prune", is_flag=True, help="Delete managed objects that no manifest describes any more.")
-@click.option("--max-delete", type=click.FloatRange(0, 100), default=MAX_DELETE_PERCENT, show_default=True)
+@click.option("--max-delete", type=click.FloatRange(0, 100), default=MAX_DELETE_PERCENT, show_default=True,
+              metavar="PERCENT", help="Block a plan that deletes more than this share of the managed objects.")
 @click.option("--watch", is_flag=True, help="Also tick when files change in the working copy of --repo.")
 @click.option("--refresh-secrets", is_flag=True,
               help="Every interval tick also reads the secrets the managed objects use and writes rotated ones.")
@@ -45,17 +48,23 @@ from reconciler.site.options import SiteArguments
 @click.option("--lease-seconds", type=click.FloatRange(1), default=30, show_default=True,
               help="How long the writer's lease lasts without renewal; a standby takes over after it expires.")
 @site_options
-@click.option("--state", "state_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
-@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--state", "state_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="State store (default: beside an embedded site; .reconcile/<host>.state.db for a URL).")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="One line per tick and per action, as text or JSON (secrets are never logged).")
 @click.option("--once", is_flag=True, help="Run one tick and exit.")
+@click.option("--notify", "notify_urls", multiple=True, metavar="URL",
+              help="Also notify changes of state here (repeatable): a webhook https:// URL (Slack and Teams "
+                   "webhooks are known by their host; slack+, teams+ or webhook+ in front says so), or "
+                   "smtp://host[:port]?from=A&to=B (smtp+starttls://, smtps://). See notifications in reconcile.yaml.")
 @new_state_option
 @settings_options
 def controller_command(repo: str, ref: str, manifests_path: str, interval: str, self_heal: bool, prune: bool,
                        max_delete: float, watch: bool, refresh_secrets: bool, commit_poll: str, listen: str | None,
                        lease_seconds: float,
                        site_path: Path | str | None, site_args: SiteArguments, state_path: Path | None,
-                       log_format: str, once: bool, new_state: bool, config_file: Path | None,
-                       secrets_dir: Path | None) -> None:
+                       log_format: str, once: bool, notify_urls: tuple[str, ...], new_state: bool,
+                       config_file: Path | None, secrets_dir: Path | None) -> None:
     """Keep the site equal to a Git branch: tick on an interval, on new commits and (--watch) on file changes.
 
     Settings (reconcile.yaml) and secrets are read from the local folder named by --path, never from Git.
@@ -66,6 +75,11 @@ def controller_command(repo: str, ref: str, manifests_path: str, interval: str, 
     except ValueError:
         raise click.BadParameter("use seconds or 30s, 5m, 1h", param_hint="--interval/--commit-poll") from None
     settings = settings_for(Path(manifests_path), config_file, secrets_dir)
+    try:
+        targets = notification_targets(settings, notify_urls)
+    except NotifyError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_ERROR)
     target, reach = site_for(site_args, settings)
     if self_heal:
         refuse_read_only(reach, target, "the controller with --self-heal (--no-self-heal only reports drift)")
@@ -76,6 +90,8 @@ def controller_command(repo: str, ref: str, manifests_path: str, interval: str, 
                               secrets_base=Path(manifests_path), cache_dir=cache_dir, refresh_secrets=refresh_secrets,
                               settings=settings)
     controller = Controller(config, workspace.site, workspace.state)
+    notifier = Notifier(targets)
+    controller.notifier, controller.link = notifier, notification_link(settings, listen)
     metrics = Metrics()
     server = None
     if listen:
@@ -90,6 +106,7 @@ def controller_command(repo: str, ref: str, manifests_path: str, interval: str, 
     finally:
         if server is not None:
             server.shutdown()
+        notifier.close()
         controller.close()
         workspace.close()
     sys.exit(code)

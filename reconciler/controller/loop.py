@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.controller.metrics import Metrics
-from reconciler.controller.tick import Controller, TickResult
+from reconciler.controller.tick import Controller, TickResult, change_fields
 from reconciler.errors import TransientError
 
 log = logging.getLogger("reconciler.controller")
@@ -77,6 +77,7 @@ class Loop:
     def _on_action(self, item: Any) -> None:
         self.metrics.action(item.action.verb.value, item.outcome)
         self.emit({"event": "action", "object": str(item.action.ref), "verb": item.action.verb.value,
+                   "reason": item.action.reason.value, "fields": ",".join(change_fields(item.action)),
                    "outcome": item.outcome, "message": item.message})
 
     def install_signals(self) -> None:
@@ -118,7 +119,10 @@ class Loop:
 
     def record(self, result: TickResult, trigger: str) -> None:
         self.metrics.tick(result)
+        # The tick's line names what it changed (or, without self-heal, found): objects and their fields.
+        changed = "; ".join(f"{key} {detail}" for key, detail in sorted(result.details.items()))
         self.emit({"event": "tick", "trigger": trigger, **result.to_json(),
+                   **({"changed": changed} if changed else {}),
                    **({"transient": True} if result.transient else {})})
 
     def _tick(self, force: bool) -> TickResult:

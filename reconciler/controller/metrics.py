@@ -35,7 +35,8 @@ class Metrics:
             if result.objects:
                 self.drifted.set(sum(1 for s in result.objects.values() if s == "drifted"))
                 self.blocked.set(sum(1 for s in result.objects.values() if s == "blocked"))
-            if result.outcome in ("ok", "skipped"):
+            # A tick that reported drift without reverting it (--no-self-heal) did all it was asked to: a success.
+            if result.outcome in ("ok", "skipped", "drift"):
                 self.last_success.set(time.time())
             if result.outcome != "skipped":
                 self.last = {**result.to_json(), "objects": result.objects or self.last.get("objects", {}),

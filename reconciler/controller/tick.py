@@ -18,8 +18,9 @@ from reconciler.apply.executor import ActionResult
 from reconciler.config import Config, SecretsPolicy, default_config, default_policy
 from reconciler.errors import ReconcilerError, TransientError
 from reconciler.lease import LeaseKeeper, held_by, holder_id
+from reconciler.notify import Notifier, notices_for
 from reconciler.pipeline import ApplyOptions, Outcome, Pass, PlanOptions, Stage
-from reconciler.plan.actions import Plan, Reason, Verb
+from reconciler.plan.actions import Action, Plan, Reason, Verb
 from reconciler.plan.planner import MAX_DELETE_PERCENT
 from reconciler.site import Site
 from reconciler.source.cache import ParseCache
@@ -60,6 +61,12 @@ class TickResult:
     failed: int = 0
     error: str | None = None
     objects: dict[str, str] = field(default_factory=dict)
+    #: per object with an action: what the action changes (verb and field paths), for the log and notices
+    details: dict[str, str] = field(default_factory=dict)
+    #: high-risk deployments this tick applied, as ``Kind/name: why``
+    high_risk: list[str] = field(default_factory=list)
+    #: objects this tick's plan found drifted (self-heal then reverts them, and ``objects`` says synced)
+    drifted: list[str] = field(default_factory=list)
     #: the tick failed on a TransientError (busy, timeout): the loop retries with back-off, at least retry_after
     transient: bool = False
     retry_after: float | None = None
@@ -82,6 +89,10 @@ class Controller:
         self.last_outcome: str | None = None
         self.stop_requested = False
         self.on_action: Callable[[ActionResult], None] = lambda item: None
+        #: where notices of changes of state go (``--notify``, ``notifications:``); None: nowhere
+        self.notifier: Notifier | None = None
+        #: the web view a notice links to
+        self.link: str | None = None
         self.cache = ParseCache(config.cache_dir / "parse-cache.db")
 
     def close(self) -> None:
@@ -117,6 +128,7 @@ class Controller:
             log.exception("tick failed")
             result = TickResult("error", self.last_sha, error=f"{type(exc).__name__}: {exc}")
         result.duration = time.monotonic() - start
+        self._notify(result)
         if result.outcome == "standby":
             # Controllers of one site share its store (one PostgreSQL for several hosts): a standby's tick is kept
             # under its own key, so that `reconcile status` and the web view keep showing what the writer did.
@@ -131,6 +143,21 @@ class Controller:
             if result.objects:
                 self.state.put_status("objects", result.objects)
         return result
+
+    def _notify(self, result: TickResult) -> None:
+        """Hand the changes of state since the last tick to the notifier (it never blocks); a notice is never
+        worth failing a tick for, so a store too busy to say what the last tick was is skipped."""
+        if self.notifier is None or result.outcome in ("skipped", "standby"):
+            return
+        try:
+            previous, objects = self.state.get_status("tick"), self.state.get_status("objects")
+        except TransientError as exc:
+            log.warning("notifications: the state store is busy (%s); this tick's changes are not notified", exc)
+            return
+        for notice in notices_for(previous, objects, result.outcome, result.objects, site=self.site.site_code,
+                                  ref=self.config.ref, commit=result.sha, error=result.error, details=result.details,
+                                  high_risk=result.high_risk, drifted=result.drifted, link=self.link):
+            self.notifier.notify(notice)
 
     def _tick(self, force: bool) -> TickResult:
         if self.config.self_heal and not self.has_lease():
@@ -162,17 +189,26 @@ class Controller:
             return self.standby(revision.sha)
         assert plan is not None
         objects = object_status(desired, plan)
+        details = object_details(plan)
+        drifted_keys = [key for key, status in objects.items() if status == "drifted"]
         if plan.blocked:
             first = plan.blocked[0]
-            return TickResult("blocked", revision.sha, actions=len(plan.actions), objects=objects,
+            return TickResult("blocked", revision.sha, actions=len(plan.actions), objects=objects, details=details,
+                              drifted=drifted_keys,
                               error=f"{len(plan.blocked)} blocked item(s): {first.ref}: {first.message}")
         if not self.config.self_heal:
             drifted = any(a.reason is Reason.DRIFT or a.verb is Verb.REDISTRIBUTE_CONTENT for a in plan.actions)
-            return TickResult("drift" if drifted else "ok", revision.sha, actions=len(plan.actions), objects=objects)
+            return TickResult("drift" if drifted else "ok", revision.sha, actions=len(plan.actions), objects=objects,
+                              details=details, drifted=drifted_keys)
         provenance = Provenance(self.config.ref, revision.sha, f"{self.config.repo}:{self.config.path}")
         outcome = step.apply(plan, provenance, ApplyOptions(progress=lambda item, index, total: self.on_action(item),
                                                             should_stop=lambda: self.stop_requested))
-        return self._result(outcome, revision.sha, objects)
+        result = self._result(outcome, revision.sha, objects)
+        result.details, result.drifted = details, drifted_keys
+        if outcome.result is not None:
+            result.high_risk = [f"{item.action.ref}: {risk_text(item.action)}" for item in outcome.result.results
+                                if item.outcome == "applied" and item.action.risk is not None]
+        return result
 
     def _result(self, outcome: Outcome, sha: str, objects: dict[str, str]) -> TickResult:
         """What a tick's pass came to, as the controller reports it."""
@@ -209,6 +245,28 @@ class Controller:
             error = (f"the lease was lost mid-apply (unlocked, or it lapsed); {actions - len(result.results)}"
                      " action(s) were left to the writer that holds it now")
         return TickResult(state, sha, actions=actions, applied=applied, failed=failed, objects=objects, error=error)
+
+
+def change_fields(action: Action) -> list[str]:
+    """The field paths an action changes, steps by their names: what a log line or a notice names."""
+    return [c.path for c in action.changes] + [f"step {s.display_path}" for s in action.step_changes]
+
+
+def object_details(plan: Plan) -> dict[str, str]:
+    """Per object with an action: ``UpdateTaskSequence (drift): description, step Configure > Record``."""
+    out: dict[str, str] = {}
+    for action in plan.actions:
+        fields = change_fields(action)
+        shown = ", ".join(fields[:8]) + (f", … {len(fields) - 8} more" if len(fields) > 8 else "")
+        out[str(action.ref)] = f"{action.verb.value} ({action.reason.value})" + (f": {shown}" if shown else "")
+    return out
+
+
+def risk_text(action: Action) -> str:
+    risk = action.risk
+    assert risk is not None
+    return (f"{'; '.join(risk.reasons)}; collection {risk.collection_name!r} ({risk.collection_id}), "
+            f"{risk.member_count} members")
 
 
 def object_status(desired: Any, plan: Plan) -> dict[str, str]:
