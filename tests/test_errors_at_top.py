@@ -23,6 +23,7 @@ from click.testing import CliRunner, Result
 import reconciler.cli.manifests
 import reconciler.render.site
 from reconciler.cli import cli
+from reconciler.state import MIGRATIONS
 
 INTERNAL = re.compile(r"^error: internal error \(KeyError\): 'boom \(no such key\)'; the full trace is in (\S+)$")
 
@@ -128,7 +129,8 @@ def test_a_newer_state_store_is_one_error_line_from_every_command(newer: Path, c
     assert result.exit_code == 1, result.output
     assert "Traceback" not in result.output
     assert result.stderr.splitlines() == [
-        "error: .reconcile/state.db has state schema version 99; this tool knows up to 5: upgrade the tool"]
+        f"error: .reconcile/state.db has state schema version 99; this tool knows up to {len(MIGRATIONS)}: upgrade the "
+        "tool"]
 
 
 def test_a_site_that_does_not_exist_is_an_error_line_not_a_usage_error(tmp_path: Path) -> None:

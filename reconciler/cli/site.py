@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -13,6 +14,7 @@ from reconciler.cli.common import (
     EXIT_ERROR,
     EXIT_OK,
     SiteParam,
+    cache_folder,
     config_option,
     open_for,
     open_site_for,
@@ -37,9 +39,11 @@ from reconciler.site.options import SiteArguments
 from reconciler.site.report import check_remote, embedded_report
 from reconciler.source.loader import load
 from reconciler.state import backup_state, check_state
+from reconciler.status import freshness, live_objects, load_source, status_source
+from reconciler.status import summary as status_summary
 from reconciler.storage import FileCheck
 from reconciler.validate import has_errors, validate
-from reconciler.workspace import DEFAULT_SITE, state_path_for
+from reconciler.workspace import DEFAULT_SITE, default_site, state_path_for
 
 
 @cli.group("site")
@@ -49,13 +53,18 @@ def site_group() -> None:
 
 @site_group.command("init")
 @click.option("--site", "site_path", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_SITE,
-              show_default=True)
+              show_default=True, help="Where to create the site file (its state store goes beside it).")
 @click.option("--site-code", default="PS1", show_default=True, help="Three letters or digits.")
 @click.option("--demo", is_flag=True, help="Add the inventory the example manifests reference.")
 def site_init(site_path: Path, site_code: str, demo: bool) -> None:
     """Create an embedded site (a SQLite file that behaves like a ConfigMgr primary site)."""
     if site_path.exists():
-        raise click.UsageError(f"{site_path} already exists")
+        state = state_path_for(site_path)
+        click.echo(f"error: {site_path} already exists; to replace it, keep a copy if it matters ('reconcile site "
+                   f"backup FILE --site {site_path}', 'reconcile state backup FILE --site {site_path}'), then delete "
+                   f"{site_path} and its state store {state} and run this again; or create another with --site PATH",
+                   err=True)
+        sys.exit(EXIT_ERROR)
     site = create_site(site_path, site_code=site_code, demo=demo)
     try:
         click.echo(f"created site {site.site_code} in {site_path}" + (" with the demo inventory" if demo else ""))
@@ -83,24 +92,58 @@ def vars_group() -> None:
 
 
 @cli.command("status")
+@click.argument("path", required=False, type=click.Path(path_type=Path))
+@click.option("--live", is_flag=True,
+              help="Plan against the site now (read-only, no lease) even when a controller checked it recently.")
+@click.option("--repo", default=None, metavar="PATH_OR_URL", help="Plan with PATH read from this Git repository.")
+@click.option("--ref", default=None, help="Branch, tag or commit to read with --repo (default HEAD).")
 @site_options
-@click.option("--state", "state_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--state", "state_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="State store (default: beside an embedded site; .reconcile/<host>.state.db for a URL).")
 @click.option("--output", "-o", type=click.Choice(["text", "json"]), default="text", show_default=True)
-@config_option
-def status_command(site_path: Path | str | None, site_args: SiteArguments, state_path: Path | None, output: str,
-                   config_file: Path | None) -> None:
-    """Per object: synced, out of sync, drifted, failed or blocked; the last tick and the last applied commit."""
-    target, reach = site_for(site_args, settings_near(config_file))
+@settings_options
+def status_command(path: Path | None, live: bool, repo: str | None, ref: str | None, site_path: Path | str | None,
+                   site_args: SiteArguments, state_path: Path | None, output: str, config_file: Path | None,
+                   secrets_dir: Path | None) -> None:
+    """Per object: synced, out of sync, drifted, failed or blocked; the last tick, the last apply, a pause.
+
+    While a controller checked the site recently (within twice its interval, 10 minutes when unknown, and no
+    apply since), its view is shown with its age. Otherwise, or with --live, status plans against the site now,
+    read-only and without the lease, with the manifests named (PATH, --repo/--ref), else the branch the
+    controller follows, else the folder or branch of the last apply, else manifests/.
+    """
+    settings = settings_for(path or Path("manifests"), config_file, secrets_dir)
+    target, reach = site_for(site_args, settings)
     workspace = open_for(target, state_path, read_only=True, options=reach)
     try:
-        document = {"tick": workspace.state.get_status("tick"), "checked": workspace.state.get_status("checked"),
-                    "objects": workspace.state.get_status("objects") or {},
-                    "lease": None}
-        lease = workspace.state.lease_holder(workspace.site.site_code)
+        state, site = workspace.state, workspace.site
+        fresh = freshness(state)
+        document: dict[str, Any] = {
+            "tick": state.get_status("tick"), "checked": state.get_status("checked"),
+            "objects": state.get_status("objects") or {}, "lease": None, "mode": "cached",
+            "cached_age_seconds": round(fresh.age, 1) if fresh.age is not None else None,
+            "why": fresh.reason, "source": None, "commit": None, "error": None}
+        lease = state.lease_holder(site.site_code)
         if lease is not None:
             document["lease"] = {**lease.to_json(), "describe": lease.describe()}
-        applies = workspace.state.applies(1)
+        applies = state.applies(1)
         document["last_applied"] = applies[0].detail.get("provenance") if applies else None
+        document["last_apply"] = ({"apply_id": applies[0].apply_id, "at": applies[0].at,
+                                   "who": applies[0].detail.get("who"), "outcome": applies[0].outcome}
+                                  if applies else None)
+        pause = state.paused(site.site_code)
+        document["paused"] = pause.to_json() if pause is not None else None
+        if live or not fresh.fresh or path is not None or repo or ref:
+            source = status_source(state, path, repo, ref)
+            document["mode"] = "live"
+            if source is None:
+                document["objects"], document["error"] = {}, ("no manifests to plan with: name them (PATH, or --repo "
+                                                              "and --ref); nothing was applied from here yet")
+            else:
+                desired, sha = load_source(source, settings, cache_folder(target))
+                document.update(live_objects(site, state, settings, desired))
+                document["source"], document["commit"] = {**source.to_json(), "describe": source.describe()}, sha
+        document["summary"] = status_summary(document["objects"])
     finally:
         workspace.close()
     if output == "json":
@@ -226,8 +269,8 @@ def site_settings(site_path: Path | None, default_size: int | None, maximum_size
 
 
 @site_group.command("serve")
-@click.option("--site", "site_path", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_SITE,
-              show_default=True, help="The embedded site to serve.")
+@click.option("--site", "site_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The embedded site to serve (default: .reconcile/site.db here or in the nearest folder above).")
 @click.option("--listen", default="127.0.0.1:8443", show_default=True, help="HOST:PORT (port 0: a free one).")
 @click.option("--tls-dir", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Where the CA (ca.pem, for clients' --ca-bundle) and the server certificate are kept.")
@@ -279,7 +322,7 @@ def _env_password(variable: str, option: str) -> str:
 
 
 def _state_file(site_path: Path | str | None, state_path: Path | None) -> Path:
-    return state_path or state_path_for(site_path or DEFAULT_SITE)
+    return state_path or state_path_for(site_path or default_site())
 
 
 def _report(what: str, check: FileCheck, advice: str, output: str) -> None:
@@ -345,7 +388,7 @@ def site_check(site_path: Path | str | None, site_args: SiteArguments, output: s
             render_report.render_text(report, sys.stdout)
             render_report.render_scope_text(scope, sys.stdout)
         sys.exit(EXIT_OK if report.ok else EXIT_ERROR)
-    path = target or DEFAULT_SITE
+    path = target or default_site()
     check = check_site(path)
     report = embedded_report(path, reach.read_only) if check.ok else None
     if output == "json":
@@ -364,11 +407,12 @@ def site_check(site_path: Path | str | None, site_args: SiteArguments, output: s
 
 @site_group.command("backup")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--site", "site_path", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_SITE,
-              show_default=True)
+@click.option("--site", "site_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The embedded site (default: .reconcile/site.db here or in the nearest folder above).")
 @click.option("--force", is_flag=True, help="Overwrite FILE if it exists.")
-def site_backup(file: Path, site_path: Path, force: bool) -> None:
+def site_backup(file: Path, site_path: Path | None, force: bool) -> None:
     """Copy the embedded site to FILE: a consistent snapshot, safe while it is written to."""
+    site_path = site_path or default_site()
     backup_site(site_path, file, force)
     click.echo(f"backed up {site_path} to {file}")
 

@@ -1,4 +1,5 @@
-"""``reconcile history``: applies, newest first, with the commit each came from."""
+"""``reconcile history``: applies, newest first, each with its apply ID (what ``reconcile rollback`` takes) and the
+commit it came from."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from reconciler.state import JournalEntry
 def render(entries: list[JournalEntry], out: TextIO, output: str = "text") -> None:
     rows = [{
         "time": datetime.fromtimestamp(e.at, UTC).isoformat(timespec="seconds"),
+        "apply_id": e.apply_id,
         "plan_id": e.plan_id,
         "ref": e.detail.get("provenance", {}).get("ref"),
         "sha": e.detail.get("provenance", {}).get("sha"),
@@ -21,6 +23,8 @@ def render(entries: list[JournalEntry], out: TextIO, output: str = "text") -> No
         "result": e.detail.get("outcome", {}),
         "outcome": e.outcome,
         "who": e.detail.get("who"),
+        "saved_plan": e.detail.get("saved_plan"),
+        "rollback_of": e.detail.get("rollback_of"),
     } for e in entries]
     if output == "json":
         json.dump(rows, out, indent=2)
@@ -33,6 +37,8 @@ def render(entries: list[JournalEntry], out: TextIO, output: str = "text") -> No
         sha = (row["sha"] or "")[:12] or "(not a Git commit)"
         dirty = " +uncommitted changes" if row["dirty"] else ""
         result = row["result"]
-        out.write(f"{row['time']}  {row['outcome']:<6}  {row['ref'] or '-'} @ {sha}{dirty}  "
+        rollback = f", rollback of {row['rollback_of']}" if row["rollback_of"] else ""
+        out.write(f"{row['time']}  {row['apply_id'] or '-':<13}  {row['outcome']:<6}  "
+                  f"{row['ref'] or '-'} @ {sha}{dirty}  "
                   f"{result.get('applied', 0)} applied, {result.get('failed', 0)} failed, "
-                  f"{result.get('skipped', 0)} skipped  (plan {row['plan_id']}, {row['who']})\n")
+                  f"{result.get('skipped', 0)} skipped  (plan {row['plan_id']}, {row['who']}{rollback})\n")
