@@ -292,7 +292,7 @@ def site_settings(site_path: Path | None, default_size: int | None, maximum_size
               help="Answer writes of AssignedSchedule with HTTP 500, as one site was seen to.")
 @click.option("--request-log", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Append each request (method, path, query, status, duration) as a JSON line.")
-def site_serve(site_path: Path, listen: str, tls_dir: Path, user: str, denied_user: str | None, hostname: str,
+def site_serve(site_path: Path | None, listen: str, tls_dir: Path, user: str, denied_user: str | None, hostname: str,
                hide: tuple[str, ...], hide_methods_file: Path | None, refuse_ntlm: bool, keytab: Path | None,
                no_channel_binding: bool, refuse_schedule_writes: bool, request_log: Path | None) -> None:
     """Serve an embedded site as an AdminService (HTTPS, Negotiate), for tests and demos only."""
@@ -304,7 +304,7 @@ def site_serve(site_path: Path, listen: str, tls_dir: Path, user: str, denied_us
                                                                        "--denied-user"), admin=False))
     host, port = serve.parse_listen(listen)
     hidden = frozenset(hide) | frozenset(serve.read_method_names(hide_methods_file) if hide_methods_file else ())
-    config = serve.ServeConfig(site=site_path, tls_dir=tls_dir, accounts=tuple(accounts), host=host, port=port,
+    config = serve.ServeConfig(site=site_path or default_site(), tls_dir=tls_dir, accounts=tuple(accounts), host=host, port=port,
                                hostname=hostname, hide_methods=hidden, refuse_ntlm=refuse_ntlm, keytab=keytab,
                                channel_binding=not no_channel_binding,
                                refuse_schedule_writes=refuse_schedule_writes, request_log=request_log)

@@ -261,8 +261,8 @@ class PostgresStateStore:
         return True
 
     @contextmanager
-    def _cursor(self) -> Iterator[Any]:
-        with self._pool.connection() as db, db.transaction(), db.cursor() as cur:
+    def _cursor(self, wait: float) -> Iterator[Any]:
+        with self._pool.connection(timeout=wait) as db, db.transaction(), db.cursor() as cur:
             yield cur
 
     def _call(self, work: Callable[[Any], T], fence: str | None = None) -> T:
@@ -278,7 +278,8 @@ class PostgresStateStore:
         attempt = 0
         while True:
             try:
-                with self._cursor() as cur:
+                wait = max(0.1, min(CONNECT_SECONDS, self.retry_seconds - (time.monotonic() - start)))
+                with self._cursor(wait) as cur:
                     if fence is not None:
                         self._check_fence(cur, fence)
                     return work(cur)
