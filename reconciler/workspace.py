@@ -1,7 +1,8 @@
 """Where the site and the state store live for a run, and opening them.
 
-Without ``--site`` the embedded site is ``.reconcile/site.db`` under the current folder, created
-with the demo inventory on first use, so the quickstart runs against something real. The state
+Without ``--site`` the embedded site is ``site.db`` in the nearest ``.reconcile/`` folder, found by walking up
+from the current folder as git finds a repository; only when there is none is ``.reconcile/site.db`` created
+here, with the demo inventory, so the quickstart runs against something real. The state
 store sits beside the site unless given.
 
 The state store is the only record of which live objects this tool owns, of the apply history and of
@@ -13,6 +14,7 @@ starts over on purpose.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,7 +25,32 @@ if TYPE_CHECKING:
     from reconciler.site.options import SiteOptions
 from reconciler.state import StateBackend, StateError, open_state
 
-DEFAULT_SITE = Path(".reconcile") / "site.db"
+#: The folder that holds a workspace's embedded site, state store and caches.
+WORKSPACE_FOLDER = ".reconcile"
+#: Where a new embedded site is created when no workspace is found (relative to the current folder).
+DEFAULT_SITE = Path(WORKSPACE_FOLDER) / "site.db"
+
+
+def find_workspace(start: Path | None = None) -> Path | None:
+    """The nearest ``.reconcile/`` folder in ``start`` (the current folder) or above it, as git finds ``.git``.
+
+    Run from a subfolder of a repository, a command uses the site at the repository's top instead of quietly
+    creating a new demo site where it stands.
+    """
+    here = Path(os.path.abspath(start or Path.cwd()))
+    for folder in (here, *here.parents):
+        if (folder / WORKSPACE_FOLDER).is_dir():
+            return folder / WORKSPACE_FOLDER
+    return None
+
+
+def default_site() -> Path:
+    """The embedded site without ``--site``: ``site.db`` of the nearest workspace, else ``.reconcile/site.db`` here
+    (created with the demo inventory on first use). Relative when the workspace is the current folder's own."""
+    found = find_workspace()
+    if found is None or found == Path(os.path.abspath(WORKSPACE_FOLDER)):
+        return DEFAULT_SITE
+    return found / "site.db"
 
 
 @dataclass
@@ -59,10 +86,11 @@ def open_site_alone(site_path: SiteTarget | None, *, create_demo: bool = True,
     """
     if site_path is not None:
         return open_site(site_path, read_only=read_only, options=options), False
-    created = not DEFAULT_SITE.exists()
+    path = default_site()
+    created = not path.exists()
     if created:
-        create_site(DEFAULT_SITE, demo=create_demo).close()
-    return open_site(DEFAULT_SITE, read_only=read_only, options=options), created
+        create_site(path, demo=create_demo).close()
+    return open_site(path, read_only=read_only, options=options), created
 
 
 def open_workspace(site_path: SiteTarget | None, state_path: Path | None = None, create_demo: bool = True,
@@ -74,7 +102,7 @@ def open_workspace(site_path: SiteTarget | None, state_path: Path | None = None,
     """
     site, created = open_site_alone(site_path, create_demo=create_demo, read_only=read_only, options=options)
     try:
-        path = state_path or state_path_for(site_path or DEFAULT_SITE)
+        path = state_path or state_path_for(site_path or default_site())
         if not new_state:
             refuse_lost_state(path, site)
         state = open_state(path)

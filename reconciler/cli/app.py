@@ -17,7 +17,10 @@ class _DefaultGroup(click.Group):
     """``reconcile [PATH] [OPTIONS]`` is the main job: anything that is not a sub-command runs ``apply``."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        if not args or (args[0] not in self.commands and args[0] not in ("-h", "--help", "--version")):
+        # While the shell completes (resilient parsing) with nothing typed before the word, the word is a command
+        # to complete: routing it to apply would complete apply's PATH, offering file names for "reconcile ex".
+        bare = not args and not ctx.resilient_parsing
+        if bare or (args and args[0] not in self.commands and args[0] not in ("-h", "--help", "--version")):
             args = ["apply", *args]
         return super().parse_args(ctx, args)
 
@@ -49,10 +52,15 @@ def cli() -> None:
       reconcile convert export.xml           turn task sequence XML into a manifest
       reconcile convert --to xml ts.yaml     turn a manifest into task sequence XML
       reconcile crds                         regenerate the JSON schemas and CRDs
+      reconcile completion bash|zsh|fish|powershell   print a shell completion script
 
-    Without --site, the embedded site in .reconcile/site.db under the current folder is used
-    (created with the demo inventory on first use). --log-level debug (anywhere on the command line)
-    or RECONCILE_LOG_LEVEL=debug prints diagnostics on stderr; secrets are never logged.
+    'reconcile apply [PATH]' (or just 'reconcile [PATH]') plans and applies; 'reconcile apply FILE' applies
+    a plan saved with 'reconcile plan --out FILE'.
+
+    Without --site, the embedded site in the nearest .reconcile/ folder (here or above, as git finds a
+    repository) is used; with none, .reconcile/site.db is created here with the demo inventory.
+    --log-level debug (anywhere on the command line) or RECONCILE_LOG_LEVEL=debug prints diagnostics on
+    stderr; secrets are never logged.
     """
 
 

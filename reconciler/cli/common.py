@@ -14,7 +14,7 @@ from reconciler.config import Config, ConfigError, load_config, manifests_root
 from reconciler.errors import ReconcilerError
 from reconciler.site import Site, SiteTarget
 from reconciler.site.options import Auth, SiteArguments, SiteOptions, resolve_site_options
-from reconciler.workspace import Workspace, open_site_alone, open_workspace
+from reconciler.workspace import Workspace, default_site, open_site_alone, open_workspace
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 #: A bug in the tool (sysexits' EX_SOFTWARE): an exception it did not raise on purpose; the trace is in a file.
@@ -73,8 +73,8 @@ def open_site_for(site_path: SiteTarget | None, read_only: bool = True, options:
 
 
 def announce_created(site: Site) -> None:
-    click.echo(f"created the embedded site {site.location} (site {site.site_code}) with the demo inventory; use "
-               "--site to choose another", err=True)
+    click.echo(f"created the embedded site {site.location} (site {site.site_code}) with the demo inventory, as no "
+               f".reconcile/ folder was found in {Path.cwd()} or above it; use --site to choose another", err=True)
 
 
 actor_option = click.option(
@@ -176,4 +176,4 @@ def cache_folder(target: SiteTarget | None) -> Path:
     """Where a run keeps its caches (Git clones, parse cache): beside an embedded site, else ``.reconcile/``."""
     if isinstance(target, Path):
         return target.parent
-    return Path(".reconcile")
+    return default_site().parent

@@ -304,9 +304,9 @@ def site_serve(site_path: Path | None, listen: str, tls_dir: Path, user: str, de
                                                                        "--denied-user"), admin=False))
     host, port = serve.parse_listen(listen)
     hidden = frozenset(hide) | frozenset(serve.read_method_names(hide_methods_file) if hide_methods_file else ())
-    config = serve.ServeConfig(site=site_path or default_site(), tls_dir=tls_dir, accounts=tuple(accounts), host=host, port=port,
-                               hostname=hostname, hide_methods=hidden, refuse_ntlm=refuse_ntlm, keytab=keytab,
-                               channel_binding=not no_channel_binding,
+    config = serve.ServeConfig(site=site_path or default_site(), tls_dir=tls_dir, accounts=tuple(accounts),
+                               host=host, port=port, hostname=hostname, hide_methods=hidden, refuse_ntlm=refuse_ntlm,
+                               keytab=keytab, channel_binding=not no_channel_binding,
                                refuse_schedule_writes=refuse_schedule_writes, request_log=request_log)
     serve.run(config, lambda line: click.echo(line), lambda line: click.echo(line, err=True))
 
