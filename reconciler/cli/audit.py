@@ -21,7 +21,8 @@ from reconciler.site.options import SiteArguments
 @click.option("--object", "obj", default=None, metavar="KIND/NAME",
               help="Only events about this object (and the applies that touched it).")
 @click.option("--limit", type=click.IntRange(1), default=None, help="Only the newest this many events.")
-@click.option("--output", "-o", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--output", "-o", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="text for people, or json for tools (a versioned document: format_version).")
 @site_options
 @click.option("--state", "state_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="State store (default: beside an embedded site; .reconcile/<host>.state.db for a URL).")

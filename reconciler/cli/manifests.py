@@ -35,7 +35,8 @@ from reconciler.validate import has_errors, validate
 
 @cli.command("validate")
 @click.argument("path", default="manifests", type=click.Path(path_type=Path))
-@click.option("--output", "-o", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--output", "-o", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="text for people, or json for tools (a versioned document: format_version).")
 @click.option("--no-color", is_flag=True, help="No colours (also when NO_COLOR is set).")
 @settings_options
 def validate_command(path: Path, output: str, no_color: bool, config_file: Path | None,
@@ -96,7 +97,7 @@ def convert_command(file: Path, target: str | None, name: str | None) -> None:
 
 @cli.command("crds")
 @click.option("--out", "out_dir", default="crds", type=click.Path(file_okay=False, path_type=Path),
-              show_default=True)
+              show_default=True, help="Folder to write the schemas and CRDs to.")
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 when the files on disk are stale.")
 def crds_command(out_dir: Path, check: bool) -> None:
     """Write JSON Schemas and Kubernetes CRDs of the manifest kinds, generated from the models."""
@@ -120,7 +121,8 @@ def crds_command(out_dir: Path, check: bool) -> None:
               help="Instead, write a console-compatible export ZIP of one task sequence (--name).")
 @click.option("--name", "console_name", default=None, help="Console name of the task sequence for --zip.")
 @site_options
-@click.option("--state", "state_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--state", "state_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="State store (default: beside an embedded site; .reconcile/<host>.state.db for a URL).")
 @click.option("--kind", "kinds", multiple=True, type=click.Choice(list(KINDS)), help="Only these kinds.")
 @click.option("--name-filter", default=None, metavar="GLOB", help="Only objects whose console name matches.")
 @config_option
@@ -166,7 +168,7 @@ def export_command(out_dir: Path | None, zip_path: Path | None, console_name: st
 @cli.command("import")
 @click.argument("archive", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("manifests"),
-              show_default=True)
+              show_default=True, help="Folder to write the manifests to.")
 @click.option("--on-conflict", type=click.Choice(["ignore", "overwrite", "new"]), default="ignore",
               show_default=True, help="A manifest of the same name exists: keep it, replace it, or write a copy.")
 def import_command(archive: Path, out_dir: Path, on_conflict: str) -> None:

@@ -22,7 +22,8 @@ from reconciler.site.options import SiteArguments
 @click.option("--dp", "source_dp", default=None, metavar="SOURCE_DP",
               help="Distribution point to take the content from (default: the first that holds all of it).")
 @click.option("--force", is_flag=True, help="Overwrite the listing file if it exists (embedded site).")
-@click.option("--output", "-o", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--output", "-o", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="text for people, or json for tools (a versioned document: format_version).")
 @site_options
 @config_option
 def prestage_command(task_sequence: str, out: str, source_dp: str | None, force: bool, output: str,

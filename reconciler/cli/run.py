@@ -77,7 +77,8 @@ def _plan_options(command: Callable[..., None]) -> Callable[..., None]:
                           "last apply, so a rotated password behind an unchanged valueFrom is updated. Without it a "
                           "plan never reads a secret."),
         click.option("--output", "-o", type=click.Choice(["text", "json", "markdown"]), default="text",
-                     show_default=True),
+                     show_default=True, help="text for people, json for tools (format_version, crds/plan.schema.json) "
+                                             "or markdown for a pull request comment."),
         click.option("--detailed-exitcode", is_flag=True, help="Exit 0 with no changes, 2 with changes, 1 on error."),
         click.option("--repo", default=None, metavar="PATH_OR_URL",
                      help="Read PATH from this Git repository instead of the file system (no checkout)."),

@@ -74,7 +74,8 @@ def site_init(site_path: Path, site_code: str, demo: bool) -> None:
 
 @site_group.command("show")
 @site_options
-@click.option("--output", "-o", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--output", "-o", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="text for people, or json for tools (a versioned document: format_version).")
 @config_option
 def site_show(site_path: Path | str | None, site_args: SiteArguments, output: str, config_file: Path | None) -> None:
     """Print the live objects of the site (masked variable values are never shown)."""
@@ -100,7 +101,8 @@ def vars_group() -> None:
 @site_options
 @click.option("--state", "state_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="State store (default: beside an embedded site; .reconcile/<host>.state.db for a URL).")
-@click.option("--output", "-o", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--output", "-o", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="text for people, or json for tools (a versioned document: format_version).")
 @settings_options
 def status_command(path: Path | None, live: bool, repo: str | None, ref: str | None, site_path: Path | str | None,
                    site_args: SiteArguments, state_path: Path | None, output: str, config_file: Path | None,
@@ -155,7 +157,8 @@ def status_command(path: Path | None, live: bool, repo: str | None, ref: str | N
 @cli.command("unlock")
 @click.argument("lease_id")
 @site_options
-@click.option("--state", "state_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--state", "state_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="State store (default: beside an embedded site; .reconcile/<host>.state.db for a URL).")
 @click.option("--yes", "-y", is_flag=True, help="Release without asking.")
 @config_option
 def unlock_command(lease_id: str, site_path: Path | str | None, site_args: SiteArguments, state_path: Path | None,
@@ -193,9 +196,12 @@ def _confirm_unlock(yes: bool) -> Callable[[str], bool]:
 
 @cli.command("history")
 @site_options
-@click.option("--state", "state_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
-@click.option("--output", "-o", type=click.Choice(["text", "json"]), default="text", show_default=True)
-@click.option("--limit", type=click.IntRange(1), default=50, show_default=True)
+@click.option("--state", "state_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="State store (default: beside an embedded site; .reconcile/<host>.state.db for a URL).")
+@click.option("--output", "-o", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="text for people, or json for tools (a versioned document: format_version).")
+@click.option("--limit", type=click.IntRange(1), default=50, show_default=True,
+              help="Only the newest this many applies.")
 @config_option
 def history_command(site_path: Path | str | None, site_args: SiteArguments, state_path: Path | None, output: str,
                     limit: int, config_file: Path | None) -> None:
@@ -213,7 +219,8 @@ def history_command(site_path: Path | str | None, site_args: SiteArguments, stat
 @click.option("--computer", required=True, help="Device name (or a ResourceID).")
 @click.argument("path", default="manifests", type=click.Path(path_type=Path))
 @site_options
-@click.option("--output", "-o", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--output", "-o", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="text for people, or json for tools (a versioned document: format_version).")
 @settings_options
 def vars_effective(computer: str, path: Path, site_path: Path | str | None, site_args: SiteArguments, output: str,
                    config_file: Path | None, secrets_dir: Path | None) -> None:
@@ -242,7 +249,8 @@ def vars_effective(computer: str, path: Path, site_path: Path | str | None, site
 
 
 @site_group.command("settings")
-@click.option("--site", "site_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--site", "site_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The embedded site (default: .reconcile/site.db here or in the nearest folder above).")
 @click.option("--default-size", type=click.IntRange(0), default=None,
               help="High-risk deployments to larger collections need acknowledgement (0: off).")
 @click.option("--maximum-size", type=click.IntRange(0), default=None,
@@ -342,8 +350,10 @@ def state_group() -> None:
 @click.option("--site", "site_path", type=SiteParam(), default=None,
               help="The state store is the one of this site: beside a site file (default .reconcile/site.db), or "
                    ".reconcile/<host>.state.db for a site URL.")
-@click.option("--state", "state_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
-@click.option("--output", "-o", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--state", "state_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="State store (default: beside an embedded site; .reconcile/<host>.state.db for a URL).")
+@click.option("--output", "-o", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="text for people, or json for tools (a versioned document: format_version).")
 def state_check(site_path: Path | str | None, state_path: Path | None, output: str) -> None:
     """Check the state store's integrity (read-only): schema version, owned objects, journal, unfinished actions.
 
@@ -356,8 +366,11 @@ def state_check(site_path: Path | str | None, state_path: Path | None, output: s
 
 @state_group.command("backup")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--site", "site_path", type=SiteParam(), default=None)
-@click.option("--state", "state_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--site", "site_path", type=SiteParam(), default=None,
+              help="The state store is the one of this site: beside a site file, or .reconcile/<host>.state.db "
+                   "for a site URL.")
+@click.option("--state", "state_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="State store (default: beside an embedded site; .reconcile/<host>.state.db for a URL).")
 @click.option("--force", is_flag=True, help="Overwrite FILE if it exists.")
 def state_backup(file: Path, site_path: Path | str | None, state_path: Path | None, force: bool) -> None:
     """Copy the state store to FILE: a consistent snapshot, safe while a controller writes (SQLite's backup API)."""
@@ -368,7 +381,8 @@ def state_backup(file: Path, site_path: Path | str | None, state_path: Path | No
 
 @site_group.command("check")
 @site_options
-@click.option("--output", "-o", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--output", "-o", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="text for people, or json for tools (a versioned document: format_version).")
 @config_option
 def site_check(site_path: Path | str | None, site_args: SiteArguments, output: str, config_file: Path | None) -> None:
     """First contact with a site, read-only: who you are to it, its code and version, what its $metadata offers,
