@@ -82,7 +82,7 @@ def _credential(value: Any) -> Any:
             "plaintext_credential",
             "holds a plaintext credential; reconcile.yaml names where it is read from: write "
             "{valueFrom: {env: NAME}} or {valueFrom: {file: secrets/NAME}}, or set it in the environment "
-            "(RECONCILE_SITE_PASSWORD, RECONCILE_SITE_TOKEN, RECONCILE_WINRM_PASSWORD)")
+            "(RECONCILE_SITE_PASSWORD, RECONCILE_SITE_TOKEN, RECONCILE_WINRM_PASSWORD, RECONCILE_STATE_PASSWORD)")
     return value
 
 
@@ -254,6 +254,28 @@ class NotificationsSection(Model):
     targets: list[NotificationTarget] = Field(default_factory=list)
 
 
+class StateSection(Model):
+    """``state``: a state store shared by the controllers of several hosts (PostgreSQL); ``--state`` wins."""
+
+    url: str = Field(description="postgresql://USER@HOST:5432/DATABASE (no password in it; sslmode and other libpq "
+                                 "settings as query parameters).")
+    password: Credential = None
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        from reconciler.state import StateError
+        from reconciler.state.postgres import check_url, is_postgres_url
+
+        if not is_postgres_url(value):
+            raise ValueError("must be a postgresql:// URL (a state file is named with --state PATH)")
+        try:
+            check_url(value)
+        except StateError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+
 class ConfigFile(Model):
     """The schema of ``reconcile.yaml``."""
 
@@ -262,13 +284,15 @@ class ConfigFile(Model):
     site: SiteSection | None = None
     scope: ScopeSection | None = None
     notifications: NotificationsSection | None = None
+    state: StateSection | None = None
 
 
 #: Environment variables of the tool's own settings: never a secret's source, whatever the allow-list says
 #: (``RECONCILE_SECRET_HASH_KEY`` starts with an allowed prefix, and a manifest must not copy it into a site).
 RESERVED_ENV_NAMES = frozenset({"RECONCILE_SECRET_HASH_KEY", "RECONCILE_SECRETS_DIR", "RECONCILE_SITE_USERNAME",
                                 "RECONCILE_SITE_PASSWORD", "RECONCILE_SITE_TOKEN", "RECONCILE_WINRM_USERNAME",
-                                "RECONCILE_WINRM_PASSWORD", "RECONCILE_SERVE_PASSWORD"})
+                                "RECONCILE_WINRM_PASSWORD", "RECONCILE_SERVE_PASSWORD",
+                                "RECONCILE_STATE_PASSWORD"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -378,6 +402,9 @@ class Config:
     #: the ``notifications:`` section as written (URLs and passwords still references), and the file's lines
     notifications: NotificationsSection | None = None
     notification_lines: dict[str, int] = field(default_factory=dict)
+    #: the ``state:`` section (a shared PostgreSQL store) as written, its password still a reference
+    state: StateSection | None = None
+    state_lines: dict[str, int] = field(default_factory=dict)
 
 
 def manifests_root(path: Path) -> Path:
@@ -423,12 +450,21 @@ def load_config(root: Path, config_file: Path | None = None, secrets_dir: Path |
     policy = SecretsPolicy(_secrets_folder(root, parsed.secrets.folder, secrets_dir),
                            tuple(parsed.secrets.env.prefixes), frozenset(parsed.secrets.env.names),
                            Path(parsed.secrets.folder).as_posix(), _within(root, secrets_dir),
-                           _site_sources(parsed.site) | _notification_sources(parsed.notifications))
+                           _site_sources(parsed.site) | _notification_sources(parsed.notifications)
+                           | _state_sources(parsed.state))
     site = SiteSettings(parsed.site, path, _site_lines(path, data)) if parsed.site is not None else None
     notifications = parsed.notifications
     lines = _lines(path, data, "notifications", ("link", "targets")) if notifications is not None else {}
     return Config(policy, Limits(parsed.limits.max_manifest_bytes), path, site, _scope(parsed.scope, path, data),
-                  notifications, lines)
+                  notifications, lines, parsed.state,
+                  _lines(path, data, "state", ("url", "password", "password.valueFrom")) if parsed.state else {})
+
+
+def _state_sources(section: StateSection | None) -> frozenset[str]:
+    """The ``valueFrom`` source of the state store's password: a manifest may never read it."""
+    if section is None or not isinstance(section.password, SecretRef):
+        return frozenset()
+    return frozenset({reserved_name(section.password.value_from.model_dump(exclude_none=True))})
 
 
 def _notification_sources(section: NotificationsSection | None) -> frozenset[str]:
@@ -549,6 +585,7 @@ def _describe(path: Path, data: Any, exc: ValidationError) -> str:
                        "caBundle, auth, readOnly, restUnproven, username, password, token, winrm: host, port, ssl, "
                        "auth, username, password, caBundle, configurationManagerModule, siteCode, providerHost), "
                        "scope (folders, collections, distributionPoints, distributionPointGroups), notifications "
-                       "(link, targets: type, url, to, from, host, port, username, password, tls)")
+                       "(link, targets: type, url, to, from, host, port, username, password, tls), state (url, "
+                       "password)")
         lines.append(f"{at}: {format_path(loc)}: {message}{allowed}")
     return "\n".join(lines)

@@ -23,7 +23,7 @@ from reconciler.site import Site, SiteTarget, create_site, is_url, open_site
 
 if TYPE_CHECKING:
     from reconciler.site.options import SiteOptions
-from reconciler.state import StateBackend, StateError, open_state
+from reconciler.state import StateBackend, StateError, StateMissing, is_state_url, open_state
 
 #: The folder that holds a workspace's embedded site, state store and caches.
 WORKSPACE_FOLDER = ".reconcile"
@@ -93,16 +93,20 @@ def open_site_alone(site_path: SiteTarget | None, *, create_demo: bool = True,
     return open_site(path, read_only=read_only, options=options), created
 
 
-def open_workspace(site_path: SiteTarget | None, state_path: Path | None = None, create_demo: bool = True,
+def open_workspace(site_path: SiteTarget | None, state_path: Path | str | None = None, create_demo: bool = True,
                    new_state: bool = False, read_only: bool = False,
-                   options: SiteOptions | None = None) -> Workspace:
+                   options: SiteOptions | None = None, state_password: str | None = None) -> Workspace:
     """The site and its state store; refuses a lost state store beside a site with objects unless ``new_state``.
 
     ``read_only`` opens the site for reading only (the state store is written as usual: status, journal).
+    ``state_path`` may be a ``postgresql://`` URL (``state_password`` its password): the site's rows there.
     """
     site, created = open_site_alone(site_path, create_demo=create_demo, read_only=read_only, options=options)
     try:
-        path = state_path or state_path_for(site_path or default_site())
+        if is_state_url(state_path):
+            state = open_shared_state(str(state_path), site, state_password, new_state)
+            return Workspace(site, state, created)
+        path = Path(state_path) if state_path else state_path_for(site_path or default_site())
         if not new_state:
             refuse_lost_state(path, site)
         state = open_state(path)
@@ -112,6 +116,17 @@ def open_workspace(site_path: SiteTarget | None, state_path: Path | None = None,
     return Workspace(site, state, created)
 
 
+def open_shared_state(url: str, site: Site, password: str | None, new_state: bool) -> StateBackend:
+    """The site's rows in a database store. A database that holds nothing for this site, while the site holds
+    objects this tool could manage, is refused as a missing state file is (unless ``new_state``)."""
+    found = {what: number for what, number in site.manageable().items() if number}
+    try:
+        return open_state(url, site=site.site_code, password=password, create=new_state or not found)
+    except StateMissing as exc:
+        _refuse_lost(exc.location, f"holds nothing for site {site.site_code}", site, found)
+        raise  # not reached
+
+
 def refuse_lost_state(path: Path, site: Site) -> None:
     """Raise when the state store is missing or empty while the site holds objects this tool could manage."""
     if path.exists() and path.stat().st_size > 0:
@@ -119,10 +134,13 @@ def refuse_lost_state(path: Path, site: Site) -> None:
     found = {what: number for what, number in site.manageable().items() if number}
     if not found:
         return  # a new site, or one with inventory only: nothing could have been owned yet
-    what = "is empty (0 bytes)" if path.exists() else "does not exist"
+    _refuse_lost(str(path), "is empty (0 bytes)" if path.exists() else "does not exist", site, found)
+
+
+def _refuse_lost(where: str, what: str, site: Site, found: dict[str, int]) -> None:
     listing = ", ".join(f"{number} {kind}" for kind, number in found.items())
     raise StateError(
-        f"state store {path} {what}, but site {site.site_code} ({site.location}) has {listing} that this tool may "
+        f"state store {where} {what}, but site {site.site_code} ({site.location}) has {listing} that this tool may "
         "manage. The state store records which objects this tool owns, the apply history and the hashes of the "
         "secrets it wrote: if it was lost, restore it from a backup; to start over (or on a first run against "
         "this site) pass --new-state, then take existing objects over with --adopt or 'reconcile export'")

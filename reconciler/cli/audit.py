@@ -9,7 +9,7 @@ import click
 
 from reconciler.audit import parse_object, parse_since, read_audit
 from reconciler.cli.app import cli
-from reconciler.cli.common import config_option, open_for, settings_near, site_for, site_options
+from reconciler.cli.common import StateParam, config_option, open_for, settings_near, site_for, site_options
 from reconciler.render import audit as render_audit
 from reconciler.site.options import SiteArguments
 
@@ -24,7 +24,7 @@ from reconciler.site.options import SiteArguments
 @click.option("--output", "-o", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="text for people, or json for tools (a versioned document: format_version).")
 @site_options
-@click.option("--state", "state_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--state", "state_path", type=StateParam(), default=None,
               help="State store (default: beside an embedded site; .reconcile/<host>.state.db for a URL).")
 @config_option
 def audit_command(since: str | None, obj: str | None, limit: int | None, output: str, site_path: Path | str | None,
@@ -37,8 +37,9 @@ def audit_command(since: str | None, obj: str | None, limit: int | None, output:
     """
     since_at = parse_since(since) if since else None
     key = parse_object(obj) if obj else None
-    target, reach = site_for(site_args, settings_near(config_file))
-    workspace = open_for(target, state_path, read_only=True, options=reach)
+    settings = settings_near(config_file)
+    target, reach = site_for(site_args, settings)
+    workspace = open_for(target, state_path, read_only=True, options=reach, settings=settings)
     try:
         events = read_audit(workspace.state, since_at, key, limit)
     finally:

@@ -14,6 +14,8 @@ from reconciler.config import Config, ConfigError, load_config, manifests_root
 from reconciler.errors import ReconcilerError
 from reconciler.site import Site, SiteTarget
 from reconciler.site.options import Auth, SiteArguments, SiteOptions, resolve_site_options
+from reconciler.state import is_state_url
+from reconciler.state.target import StateTarget, resolve_state
 from reconciler.workspace import Workspace, default_site, open_site_alone, open_workspace
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
@@ -51,14 +53,17 @@ def echo_errors(exc: ReconcilerError, file: Path | None = None) -> None:
         click.echo(f"error: {line}" if named else f"error: {file}: {line}", err=True)
 
 
-def open_for(site: SiteTarget | None, state: Path | None, new_state: bool = False, read_only: bool = False,
-             options: SiteOptions | None = None) -> Workspace:
+def open_for(site: SiteTarget | None, state: StateTarget | None, new_state: bool = False, read_only: bool = False,
+             options: SiteOptions | None = None, settings: Config | None = None) -> Workspace:
     """The site and its state store (``read_only``: this command never writes to the site).
 
-    A site or state store that cannot be opened raises its typed error, which the top of the CLI prints
-    as one ``error:`` line (exit 1; never a usage error, whose exit code 2 means "changes" to a CI job).
+    ``state`` is ``--state`` (a file or a ``postgresql://`` URL); without it, ``state.url`` of the settings, else
+    the file beside the site. A site or state store that cannot be opened raises its typed error, which the top
+    of the CLI prints as one ``error:`` line (exit 1; never a usage error, whose exit code 2 means "changes").
     """
-    workspace = open_workspace(site, state, new_state=new_state, read_only=read_only, options=options)
+    target, password = resolve_state(state, settings)
+    workspace = open_workspace(site, target, new_state=new_state, read_only=read_only, options=options,
+                               state_password=password)
     if workspace.created:
         announce_created(workspace.site)
     return workspace
@@ -89,6 +94,18 @@ new_state_option = click.option(
          "(they must then be taken over again with --adopt or 'reconcile export'). Without it that is an error.")
 
 
+
+
+class StateParam(click.ParamType):
+    """``--state``: a state file (a path) or a PostgreSQL URL (kept as text: a Path would fold ``//``)."""
+
+    name = "FILE|URL"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> StateTarget:
+        if isinstance(value, Path):
+            return value
+        text = str(value)
+        return text if is_state_url(text) else Path(text)
 
 
 class SiteParam(click.ParamType):

@@ -10,6 +10,7 @@ import click
 from reconciler.cli.app import cli
 from reconciler.cli.common import (
     EXIT_ERROR,
+    StateParam,
     cache_folder,
     new_state_option,
     open_for,
@@ -48,7 +49,7 @@ from reconciler.site.options import SiteArguments
 @click.option("--lease-seconds", type=click.FloatRange(1), default=30, show_default=True,
               help="How long the writer's lease lasts without renewal; a standby takes over after it expires.")
 @site_options
-@click.option("--state", "state_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--state", "state_path", type=StateParam(), default=None,
               help="State store (default: beside an embedded site; .reconcile/<host>.state.db for a URL).")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="One line per tick and per action, as text or JSON (secrets are never logged).")
@@ -83,7 +84,7 @@ def controller_command(repo: str, ref: str, manifests_path: str, interval: str, 
     target, reach = site_for(site_args, settings)
     if self_heal:
         refuse_read_only(reach, target, "the controller with --self-heal (--no-self-heal only reports drift)")
-    workspace = open_for(target, state_path, new_state, options=reach)
+    workspace = open_for(target, state_path, new_state, options=reach, settings=settings)
     cache_dir = cache_folder(target)
     config = ControllerConfig(repo=repo, ref=ref, path=manifests_path, self_heal=self_heal, prune=prune,
                               max_delete=max_delete, lease_seconds=lease_seconds,

@@ -11,6 +11,7 @@ from reconciler.cli.app import cli
 from reconciler.cli.common import (
     EXIT_ERROR,
     EXIT_OK,
+    StateParam,
     config_option,
     echo_errors,
     open_for,
@@ -121,7 +122,7 @@ def crds_command(out_dir: Path, check: bool) -> None:
               help="Instead, write a console-compatible export ZIP of one task sequence (--name).")
 @click.option("--name", "console_name", default=None, help="Console name of the task sequence for --zip.")
 @site_options
-@click.option("--state", "state_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--state", "state_path", type=StateParam(), default=None,
               help="State store (default: beside an embedded site; .reconcile/<host>.state.db for a URL).")
 @click.option("--kind", "kinds", multiple=True, type=click.Choice(list(KINDS)), help="Only these kinds.")
 @click.option("--name-filter", default=None, metavar="GLOB", help="Only objects whose console name matches.")
@@ -132,7 +133,8 @@ def export_command(out_dir: Path | None, zip_path: Path | None, console_name: st
     """Export the site to manifests (and adopt what was exported), or one task sequence to a console ZIP."""
     if (out_dir is None) == (zip_path is None):
         raise click.UsageError("give either --out DIR or --zip FILE.zip --name NAME")
-    target, reach = site_for(site_args, settings_near(config_file))
+    settings = settings_near(config_file)
+    target, reach = site_for(site_args, settings)
     if zip_path is not None:
         if not console_name:
             raise click.UsageError("--zip needs --name (the task sequence's console name)")
@@ -145,7 +147,7 @@ def export_command(out_dir: Path | None, zip_path: Path | None, console_name: st
         return
     # Exporting adopts what it writes: it is how a site is taken over, also after the state store was lost.
     workspace = open_for(target, state_path, new_state=True, read_only=True,  # adopting writes the store only
-                         options=reach)
+                         options=reach, settings=settings)
     try:
         assert out_dir is not None
         result = export_site(workspace.site.read(), workspace.state, out_dir, set(kinds) or None, name_filter)

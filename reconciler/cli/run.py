@@ -23,6 +23,7 @@ from reconciler.cli.common import (
     EXIT_CHANGES,
     EXIT_ERROR,
     EXIT_OK,
+    StateParam,
     actor_option,
     cache_folder,
     new_state_option,
@@ -64,7 +65,7 @@ def _plan_options(command: Callable[..., None]) -> Callable[..., None]:
     options = [
         click.argument("path", default="manifests", type=click.Path(path_type=Path)),
         site_options,
-        click.option("--state", "state_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+        click.option("--state", "state_path", type=StateParam(), default=None,
                      help="State store (default: beside an embedded site; .reconcile/<host>.state.db for a URL)."),
         click.option("--target", "targets", multiple=True, metavar="KIND/NAME",
                      help="Only these objects (repeatable)."),
@@ -217,7 +218,8 @@ def _plan_only(path: Path, options: dict[str, Any], out: Path | None) -> None:
     target, reach = site_for(options["site_args"], settings)
     desired, provenance, pair = _load(path, options["repo"], options["ref"], options["base"], options["head"],
                                       settings, cache_folder(target), output)
-    workspace = open_for(target, options["state_path"], options["new_state"], read_only=True, options=reach)
+    workspace = open_for(target, options["state_path"], options["new_state"], read_only=True, options=reach,
+                         settings=settings)
     try:
         step = Pass(workspace.site, workspace.state, settings, _secrets_base(path))
         plan, stopped = step.plan(desired, _plan_options_of(options))
@@ -318,7 +320,7 @@ def apply_command(path: Path, dry_run: bool, wait_for_content: bool, content_tim
     refuse_read_only(reach, target, "'reconcile apply'")
     desired, provenance, _ = _load(path, options["repo"], options["ref"], None, None, settings, cache_folder(target),
                                    output)
-    workspace = open_for(target, options["state_path"], options["new_state"], options=reach)
+    workspace = open_for(target, options["state_path"], options["new_state"], options=reach, settings=settings)
     keeper = LeaseKeeper(workspace.state, workspace.site.site_code, "apply", lease_seconds)
     try:
         step = Pass(workspace.site, workspace.state, settings, _secrets_base(path), keeper, actor=resolve_actor(actor),
@@ -370,7 +372,7 @@ def _apply_saved(saved: SavedPlan, options: dict[str, Any], apply: ApplyOptions,
     refuse_read_only(reach, target, "'reconcile apply' of a saved plan")
     desired, provenance, _ = _load(path, inputs.repo, inputs.ref if inputs.repo else None, None, None, settings,
                                    cache_folder(target), output)
-    workspace = open_for(target, options["state_path"], options["new_state"], options=reach)
+    workspace = open_for(target, options["state_path"], options["new_state"], options=reach, settings=settings)
     keeper = LeaseKeeper(workspace.state, workspace.site.site_code, "apply", lease_seconds)
     try:
         step = Pass(workspace.site, workspace.state, settings, _secrets_base(path), keeper, actor=actor,

@@ -13,6 +13,7 @@ import click
 from reconciler.cli.app import cli
 from reconciler.cli.common import (
     EXIT_ERROR,
+    StateParam,
     cache_folder,
     open_for,
     settings_for,
@@ -45,7 +46,7 @@ def listen_access(listen: str, token: str | None, *, strict: bool = False) -> tu
 @cli.command("serve")
 @click.argument("path", default="manifests", type=click.Path(path_type=Path))
 @site_options
-@click.option("--state", "state_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--state", "state_path", type=StateParam(), default=None,
               help="State store (default: beside an embedded site; .reconcile/<host>.state.db for a URL).")
 @click.option("--repo", default=None, metavar="PATH_OR_URL",
               help="Read PATH from this Git repository instead of the file system (no checkout).")
@@ -74,7 +75,8 @@ def serve_command(path: Path, site_path: Path | str | None, site_args: SiteArgum
     settings = settings_for(path, config_file, secrets_dir)
     target, reach = site_for(site_args, settings)
     source = manifests_source(path, repo, ref, cache_folder(target), settings.limits.max_manifest_bytes)
-    view = WebView(lambda: open_for(target, state_path, read_only=True, options=reach), source, settings,
+    view = WebView(lambda: open_for(target, state_path, read_only=True, options=reach,
+                                    settings=settings), source, settings,
                    path.parent if path.is_file() else path, access, refresh=every).start()
     stop = threading.Event()
 

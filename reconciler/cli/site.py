@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -14,6 +15,7 @@ from reconciler.cli.common import (
     EXIT_ERROR,
     EXIT_OK,
     SiteParam,
+    StateParam,
     cache_folder,
     config_option,
     open_for,
@@ -39,6 +41,7 @@ from reconciler.site.options import SiteArguments
 from reconciler.site.report import check_remote, embedded_report
 from reconciler.source.loader import load
 from reconciler.state import backup_state, check_state
+from reconciler.state.target import ENV_STATE_PASSWORD
 from reconciler.status import freshness, live_objects, load_source, status_source
 from reconciler.status import summary as status_summary
 from reconciler.storage import FileCheck
@@ -79,7 +82,8 @@ def site_init(site_path: Path, site_code: str, demo: bool) -> None:
 @config_option
 def site_show(site_path: Path | str | None, site_args: SiteArguments, output: str, config_file: Path | None) -> None:
     """Print the live objects of the site (masked variable values are never shown)."""
-    target, reach = site_for(site_args, settings_near(config_file))
+    settings = settings_near(config_file)
+    target, reach = site_for(site_args, settings)
     site = open_site_for(target, options=reach)
     try:
         render_site.render(site.read(), sys.stdout, output)
@@ -99,7 +103,7 @@ def vars_group() -> None:
 @click.option("--repo", default=None, metavar="PATH_OR_URL", help="Plan with PATH read from this Git repository.")
 @click.option("--ref", default=None, help="Branch, tag or commit to read with --repo (default HEAD).")
 @site_options
-@click.option("--state", "state_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--state", "state_path", type=StateParam(), default=None,
               help="State store (default: beside an embedded site; .reconcile/<host>.state.db for a URL).")
 @click.option("--output", "-o", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="text for people, or json for tools (a versioned document: format_version).")
@@ -116,7 +120,7 @@ def status_command(path: Path | None, live: bool, repo: str | None, ref: str | N
     """
     settings = settings_for(path or Path("manifests"), config_file, secrets_dir)
     target, reach = site_for(site_args, settings)
-    workspace = open_for(target, state_path, read_only=True, options=reach)
+    workspace = open_for(target, state_path, read_only=True, options=reach, settings=settings)
     try:
         state, site = workspace.state, workspace.site
         fresh = freshness(state)
@@ -157,7 +161,7 @@ def status_command(path: Path | None, live: bool, repo: str | None, ref: str | N
 @cli.command("unlock")
 @click.argument("lease_id")
 @site_options
-@click.option("--state", "state_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--state", "state_path", type=StateParam(), default=None,
               help="State store (default: beside an embedded site; .reconcile/<host>.state.db for a URL).")
 @click.option("--yes", "-y", is_flag=True, help="Release without asking.")
 @config_option
@@ -168,8 +172,9 @@ def unlock_command(lease_id: str, site_path: Path | str | None, site_args: SiteA
     The ID is in every "being reconciled by" message and in 'reconcile status'. Only release a lease
     whose holder is dead: a live holder would go on writing beside the next writer.
     """
-    target, reach = site_for(site_args, settings_near(config_file))
-    workspace = open_for(target, state_path, read_only=True, options=reach)
+    settings = settings_near(config_file)
+    target, reach = site_for(site_args, settings)
+    workspace = open_for(target, state_path, read_only=True, options=reach, settings=settings)
     try:
         site = workspace.site.site_code
         try:
@@ -196,7 +201,7 @@ def _confirm_unlock(yes: bool) -> Callable[[str], bool]:
 
 @cli.command("history")
 @site_options
-@click.option("--state", "state_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--state", "state_path", type=StateParam(), default=None,
               help="State store (default: beside an embedded site; .reconcile/<host>.state.db for a URL).")
 @click.option("--output", "-o", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="text for people, or json for tools (a versioned document: format_version).")
@@ -206,8 +211,9 @@ def _confirm_unlock(yes: bool) -> Callable[[str], bool]:
 def history_command(site_path: Path | str | None, site_args: SiteArguments, state_path: Path | None, output: str,
                     limit: int, config_file: Path | None) -> None:
     """List applies, newest first: time, ref, commit, counts and outcome."""
-    target, reach = site_for(site_args, settings_near(config_file))
-    workspace = open_for(target, state_path, read_only=True, options=reach)
+    settings = settings_near(config_file)
+    target, reach = site_for(site_args, settings)
+    workspace = open_for(target, state_path, read_only=True, options=reach, settings=settings)
     try:
         entries = workspace.state.applies(limit)
     finally:
@@ -329,7 +335,7 @@ def _env_password(variable: str, option: str) -> str:
     return value
 
 
-def _state_file(site_path: Path | str | None, state_path: Path | None) -> Path:
+def _state_file(site_path: Path | str | None, state_path: Path | str | None) -> Path | str:
     return state_path or state_path_for(site_path or default_site())
 
 
@@ -350,7 +356,7 @@ def state_group() -> None:
 @click.option("--site", "site_path", type=SiteParam(), default=None,
               help="The state store is the one of this site: beside a site file (default .reconcile/site.db), or "
                    ".reconcile/<host>.state.db for a site URL.")
-@click.option("--state", "state_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--state", "state_path", type=StateParam(), default=None,
               help="State store (default: beside an embedded site; .reconcile/<host>.state.db for a URL).")
 @click.option("--output", "-o", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="text for people, or json for tools (a versioned document: format_version).")
@@ -360,7 +366,8 @@ def state_check(site_path: Path | str | None, state_path: Path | None, output: s
     Exit 0 when intact, 1 when damaged, missing or empty.
     """
     path = _state_file(site_path, state_path)
-    _report("state store", check_state(path), "Restore it from a backup ('reconcile state backup FILE' makes one), "
+    check = check_state(path, os.environ.get(ENV_STATE_PASSWORD))
+    _report("state store", check, "Restore it from a backup ('reconcile state backup FILE' makes one), "
             "or pass --new-state to a plan to start over (objects must then be taken over again)", output)
 
 
@@ -369,7 +376,7 @@ def state_check(site_path: Path | str | None, state_path: Path | None, output: s
 @click.option("--site", "site_path", type=SiteParam(), default=None,
               help="The state store is the one of this site: beside a site file, or .reconcile/<host>.state.db "
                    "for a site URL.")
-@click.option("--state", "state_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--state", "state_path", type=StateParam(), default=None,
               help="State store (default: beside an embedded site; .reconcile/<host>.state.db for a URL).")
 @click.option("--force", is_flag=True, help="Overwrite FILE if it exists.")
 def state_backup(file: Path, site_path: Path | str | None, state_path: Path | None, force: bool) -> None:

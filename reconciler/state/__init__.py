@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from reconciler.state.errors import LeaseLost, StateBusy, StateError, StateUnreachable
+from reconciler.state.errors import LeaseLost, StateBusy, StateError, StateMissing, StateUnreachable
 from reconciler.state.leases import LeaseTable
 from reconciler.state.postgres import is_postgres_url
 from reconciler.state.protocol import LeaseStore, StateBackend
@@ -63,7 +63,7 @@ def open_state(target: str | os.PathLike[str], *, site: str | None = None, passw
         store = PostgresStateStore(str(target), site or "", password, create=create)
         if store.new and not create:
             store.close()
-            raise StateError(f"state store {store.location} holds nothing for site {site}")
+            raise StateMissing(store.location, site or "")
         return store
     return SQLiteStateStore(Path(target))
 
@@ -85,6 +85,7 @@ __all__ = [
     "StateBackend",
     "StateBusy",
     "StateError",
+    "StateMissing",
     "StateStore",
     "StateUnreachable",
     "backup_state",

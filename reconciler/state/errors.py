@@ -13,6 +13,15 @@ class StateBusy(TransientError, StateError):
     """Another process kept the state store locked past the busy timeout: trying again later may work."""
 
 
+class StateMissing(StateError):
+    """A database store holds nothing for this site (a first run, or its rows were lost)."""
+
+    def __init__(self, location: str, site: str) -> None:
+        super().__init__(f"state store {location} holds nothing for site {site}")
+        self.location = location
+        self.site = site
+
+
 class StateUnreachable(TransientError, StateError):
     """The database of the state store cannot be reached or dropped the connection, and retrying did not help
     within the store's retry time: a controller tries again later (the database may be restarting)."""

@@ -55,6 +55,7 @@ from reconciler.state.records import (
     new_apply_id,
     who,
 )
+from reconciler.storage import FileCheck
 
 log = logging.getLogger("reconciler.state")
 
@@ -707,3 +708,33 @@ class PostgresLeaseTable:
             cur.execute("DELETE FROM reconcile_lease WHERE site = %s AND lease_id = %s", (site, lease_id))
             return current
         return self._store._call(work)
+
+
+def check_database(url: str, password: str | None) -> FileCheck:
+    """``reconcile state check`` of a database store, read-only: its schema version and, per site, what it holds."""
+    import psycopg
+
+    check_url(url)
+    where = redact(url)
+    try:
+        with psycopg.connect(url, password=password, autocommit=True, connect_timeout=CONNECT_SECONDS) as db:
+            try:
+                row = db.execute("SELECT version FROM reconcile_schema").fetchone()
+            except psycopg.errors.UndefinedTable:
+                return FileCheck(where, ("the database holds no state store (no reconcile_schema table)",),  # type: ignore[arg-type]
+                                 known_version=len(MIGRATIONS), missing=True)
+            version = int(row[0]) if row else 0
+            if version > len(MIGRATIONS):
+                return FileCheck(where, (f"its schema version {version} is newer than this tool knows "  # type: ignore[arg-type]
+                                         f"({len(MIGRATIONS)}): upgrade the tool",), version, len(MIGRATIONS))
+            counts: dict[str, int] = {}
+            for site, kind, number in db.execute("SELECT site, kind, COUNT(*) FROM reconcile_ownership "
+                                                 "GROUP BY site, kind ORDER BY site, kind"):
+                counts[f"{site} owned:{kind}"] = int(number)
+            for table, key in (("reconcile_journal", "journal entries"),
+                               ("reconcile_pending", "unfinished actions (pending)")):
+                for site, number in db.execute(f"SELECT site, COUNT(*) FROM {table} GROUP BY site ORDER BY site"):
+                    counts[f"{site} {key}"] = int(number)
+    except psycopg.Error as exc:
+        return FileCheck(where, (f"cannot be read: {_said(exc)}",), known_version=len(MIGRATIONS))  # type: ignore[arg-type]
+    return FileCheck(where, (), version, len(MIGRATIONS), counts)  # type: ignore[arg-type]

@@ -539,16 +539,27 @@ def _state_counts(db: sqlite3.Connection) -> dict[str, int]:
     return counts
 
 
-def check_state(path: Path) -> FileCheck:
+def check_state(path: Path | str, password: str | None = None) -> FileCheck:
     """``reconcile state check``: integrity, schema version and what the store holds, read-only.
 
-    Works on a damaged, truncated or missing file (which it reports, and never creates).
+    Works on a damaged, truncated or missing file (which it reports, and never creates); a ``postgresql://`` URL
+    is checked as a database (``password`` its password).
     """
-    return check_file(path, len(MIGRATIONS), _state_counts)
+    from reconciler.state.postgres import check_database, is_postgres_url
+
+    if is_postgres_url(path):
+        return check_database(str(path), password)
+    return check_file(Path(path), len(MIGRATIONS), _state_counts)
 
 
-def backup_state(path: Path, target: Path, force: bool = False) -> None:
+def backup_state(path: Path | str, target: Path, force: bool = False) -> None:
     """``reconcile state backup``: a consistent copy, safe while a controller writes (SQLite's backup API)."""
+    from reconciler.state.postgres import is_postgres_url, redact
+
+    if is_postgres_url(path):
+        raise StateError(f"state store {redact(str(path))} is a database: back it up with the database's own tools, "
+                         "for example pg_dump --table 'reconcile_*' --format custom (a copy of every site it holds)")
+    path = Path(path)
     backup_file(path, target, force, lambda detail: StateError(damaged_message(path, detail)), StateError)
 
 
