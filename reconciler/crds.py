@@ -343,8 +343,12 @@ def render_files() -> dict[str, str]:
             crd(kind), sort_keys=False, allow_unicode=True, width=110
         )
     from reconciler.render.document import plan_schema
+    from reconciler.render.schemas import DOCUMENTS, document_schema
 
     files[PLAN_SCHEMA_FILE] = json.dumps(plan_schema(), indent=2, ensure_ascii=False) + "\n"
+    # The other commands' JSON documents (validate, status, history, audit, site show, site check, ...).
+    for name in DOCUMENTS:
+        files[name] = json.dumps(document_schema(name), indent=2, ensure_ascii=False) + "\n"
     return files
 
 

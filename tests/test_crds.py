@@ -15,6 +15,7 @@ import yaml
 
 from reconciler.crds import crd, json_schema, render_files, write_crds
 from reconciler.models import KINDS
+from reconciler.render.schemas import DOCUMENTS
 
 REPO = Path(__file__).resolve().parent.parent
 MANIFESTS = sorted((REPO / "manifests").rglob("*.yaml"))
@@ -265,7 +266,7 @@ def test_rendering_is_deterministic_and_in_the_promised_formats() -> None:
     files = render_files()
     assert files == render_files()
     assert sorted(files) == sorted([f"{k.lower()}.schema.json" for k in KINDS] + [f"{k.lower()}.yaml" for k in KINDS]
-                                   + ["plan.schema.json"])
+                                   + ["plan.schema.json", *DOCUMENTS])
     for name, text in files.items():
         assert text.endswith("\n") and not text.endswith("\n\n"), name
         if name.endswith(".json"):

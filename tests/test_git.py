@@ -183,7 +183,7 @@ def test_apply_records_the_commit_and_history_lists_it(repo: git.Repo, tmp_path:
     edit(root / "manifests" / "deployments.yaml", "rerun: Always", "rerun: Never")
     second = commit(repo, "second")
     assert reconcile(tmp_path, "manifests", "--repo", str(root), "--ref", "main", "--yes").returncode == 0
-    history = json.loads(reconcile(tmp_path, "history", "--output", "json").stdout)
+    history = json.loads(reconcile(tmp_path, "history", "--output", "json").stdout)["applies"]
     assert [h["sha"] for h in history] == [second, sha]
     assert history[0]["ref"] == "main" and history[0]["outcome"] == "ok" and history[0]["result"]["applied"] == 1
     text = reconcile(tmp_path, "history").stdout

@@ -64,7 +64,7 @@ def test_by_package_id_with_a_chosen_dp_and_json_output(work: Path) -> None:
                      "--output", "json", cwd=work)
     assert result.returncode == 0, result
     document = json.loads(result.stdout)
-    assert document["sourceDistributionPoint"] == "DP01.corp.contoso.com" and document["listing"] is True
+    assert document["source_distribution_point"] == "DP01.corp.contoso.com" and document["listing"] is True
     assert document["files"] == ["x.PKGX"] and document["fetch"] is None
 
 

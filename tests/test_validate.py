@@ -248,7 +248,7 @@ def test_findings_render_as_json(tmp_path: Path) -> None:
     out = StringIO()
     render_json(state, validate(state), out)
     doc = json.loads(out.getvalue())
-    assert doc["version"] == 1 and doc["valid"] is False
+    assert doc["format_version"] == "2" and doc["valid"] is False
     assert doc["findings"][0]["line"] == 10 and doc["findings"][0]["path"] == "spec.steps[0].settings.indx"
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import TextIO
 
+from reconciler.render.schemas import SITE_CHECK_FORMAT_VERSION
 from reconciler.storage import FileCheck
 
 
@@ -30,7 +31,8 @@ def render_text(what: str, check: FileCheck, advice: str, out: TextIO) -> None:
 
 
 def render_json(check: FileCheck, out: TextIO) -> None:
-    json.dump({"path": str(check.path), "ok": check.ok, "missing": check.missing, "problems": list(check.problems),
+    json.dump({"format_version": SITE_CHECK_FORMAT_VERSION, "path": str(check.path), "ok": check.ok,
+               "missing": check.missing, "problems": list(check.problems),
                "schema_version": check.schema_version, "known_version": check.known_version,
                "counts": check.counts}, out, indent=2)
     out.write("\n")

@@ -6,12 +6,14 @@ import json
 from typing import TextIO
 
 from reconciler.effective import EffectiveVariable
+from reconciler.render.schemas import VARS_FORMAT_VERSION
 from reconciler.site.records import Computer
 
 
 def render(computer: Computer, variables: list[EffectiveVariable], out: TextIO, output: str = "text") -> None:
     if output == "json":
-        json.dump({"computer": computer.name, "resourceId": computer.resource_id, "variables": [
+        json.dump({"format_version": VARS_FORMAT_VERSION, "computer": computer.name,
+                   "resource_id": computer.resource_id, "variables": [
             {"name": v.name, "value": v.value, "from": v.winner.to_json(),
              "overrides": [o.to_json() for o in v.overridden]} for v in variables]}, out, indent=2)
         out.write("\n")

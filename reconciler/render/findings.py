@@ -8,9 +8,11 @@ from typing import TextIO
 
 from reconciler.errors import Finding, Severity
 from reconciler.render.plan import MARKDOWN_LIMIT, MARKER
+from reconciler.render.schemas import VALIDATE_FORMAT_VERSION
 from reconciler.source.loader import DesiredState
 
-FINDINGS_SCHEMA_VERSION = 1
+#: The document's version (crds/validate.schema.json); 1 named it ``version``.
+FINDINGS_SCHEMA_VERSION = VALIDATE_FORMAT_VERSION
 
 
 def summary(findings: list[Finding]) -> Counter[Severity]:
@@ -35,7 +37,7 @@ def render_text(state: DesiredState, findings: list[Finding], out: TextIO, color
 def render_json(state: DesiredState, findings: list[Finding], out: TextIO) -> None:
     counts = summary(findings)
     document = {
-        "version": FINDINGS_SCHEMA_VERSION,
+        "format_version": FINDINGS_SCHEMA_VERSION,
         "valid": not counts[Severity.ERROR],
         "files": state.files,
         "documents": state.documents,

@@ -7,6 +7,7 @@ import json
 from datetime import UTC, datetime
 from typing import TextIO
 
+from reconciler.render.schemas import HISTORY_FORMAT_VERSION
 from reconciler.state import JournalEntry
 
 
@@ -27,7 +28,7 @@ def render(entries: list[JournalEntry], out: TextIO, output: str = "text") -> No
         "rollback_of": e.detail.get("rollback_of"),
     } for e in entries]
     if output == "json":
-        json.dump(rows, out, indent=2)
+        json.dump({"format_version": HISTORY_FORMAT_VERSION, "applies": rows}, out, indent=2)
         out.write("\n")
         return
     if not rows:

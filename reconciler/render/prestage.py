@@ -7,6 +7,7 @@ from pathlib import PureWindowsPath
 from typing import Any, TextIO
 
 from reconciler.prestage import LISTING_NOTE, PrestageResult
+from reconciler.render.schemas import PRESTAGE_FORMAT_VERSION
 
 
 def fetch_hint(host: str, path: str) -> str:
@@ -26,13 +27,14 @@ def fetch_hint(host: str, path: str) -> str:
 def document(result: PrestageResult) -> dict[str, Any]:
     plan = result.plan
     return {
-        "taskSequence": {"id": plan.task_sequence.id, "name": plan.task_sequence.name},
-        "childSequences": [{"id": c.id, "name": c.name} for c in plan.children],
-        "sourceDistributionPoint": plan.source_dp,
-        "content": [{"id": i.package_id, "name": i.name, "type": i.kind, "sourceVersion": i.source_version,
-                     "referencedBy": list(i.referenced_by)} for i in plan.items],
+        "format_version": PRESTAGE_FORMAT_VERSION,
+        "task_sequence": {"id": plan.task_sequence.id, "name": plan.task_sequence.name},
+        "child_sequences": [{"id": c.id, "name": c.name} for c in plan.children],
+        "source_distribution_point": plan.source_dp,
+        "content": [{"id": i.package_id, "name": i.name, "type": i.kind, "source_version": i.source_version,
+                     "referenced_by": list(i.referenced_by)} for i in plan.items],
         "files": result.files,
-        "writtenOn": result.written_on,
+        "written_on": result.written_on,
         "listing": result.listing,
         "note": LISTING_NOTE if result.listing else None,
         "fetch": None if result.listing else [fetch_hint(result.written_on, f) for f in result.files],

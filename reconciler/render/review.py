@@ -8,6 +8,7 @@ from io import StringIO
 from typing import Any, TextIO
 
 from reconciler.render.plan import MARKDOWN_LIMIT, MARKER, _change_line, plan_document, render_text, risk_line
+from reconciler.render.schemas import REVIEW_FORMAT_VERSION
 from reconciler.review import Review
 
 _STATUS = {"added": "+", "modified": "~", "removed": "-"}
@@ -24,6 +25,7 @@ def _untouched_line(review: Review) -> str:
 
 def review_document(review: Review) -> dict[str, Any]:
     return {
+        "format_version": REVIEW_FORMAT_VERSION,
         "base": review.base,
         "head": review.head,
         "manifest_changes": [

@@ -6,6 +6,7 @@ import json
 from dataclasses import asdict
 from typing import Any, TextIO
 
+from reconciler.render.schemas import SITE_SHOW_FORMAT_VERSION
 from reconciler.site.records import LiveState
 
 
@@ -14,20 +15,21 @@ def site_document(live: LiveState) -> dict[str, Any]:
         return [{"name": v.name, "value": "(sensitive)" if v.masked else v.value, "masked": v.masked} for v in items]
 
     return {
+        "format_version": SITE_SHOW_FORMAT_VERSION,
         "site": live.site_code,
         "collections": [asdict(c) for c in sorted(live.collections.values(), key=lambda c: c.id)],
-        "distributionPoints": sorted(live.distribution_points),
-        "distributionPointGroups": [asdict(g) for g in live.dp_groups.values()],
+        "distribution_points": sorted(live.distribution_points),
+        "distribution_point_groups": [asdict(g) for g in live.dp_groups.values()],
         "packages": [{**asdict(p), "type": p.type.value} for p in sorted(live.packages.values(), key=lambda p: p.id)],
         "content": [{"package": s.package_id, "dp": s.dp, "state": s.state.name,
-                     "installedVersion": s.installed_version}
+                     "installed_version": s.installed_version}
                     for s in sorted(live.content.values(), key=lambda s: (s.package_id, s.dp))],
-        "taskSequences": [{k: v for k, v in asdict(t).items() if k != "sequence"}
+        "task_sequences": [{k: v for k, v in asdict(t).items() if k != "sequence"}
                           for t in sorted(live.task_sequences.values(), key=lambda t: t.id or "")],
         "deployments": [asdict(d) for d in sorted(live.deployments.values(), key=lambda d: d.id or "")],
-        "collectionVariables": [{"collection": s.collection_id, "precedence": s.precedence,
+        "collection_variables": [{"collection": s.collection_id, "precedence": s.precedence,
                                  "variables": variables(s.variables)} for s in live.collection_settings.values()],
-        "computerVariables": [{"resourceId": m.resource_id, "computer": live.computers[m.resource_id].name,
+        "computer_variables": [{"resource_id": m.resource_id, "computer": live.computers[m.resource_id].name,
                                "variables": variables(m.variables)} for m in live.machine_settings.values()],
     }
 
@@ -44,15 +46,15 @@ def render(live: LiveState, out: TextIO, output: str = "text") -> None:
         flags = " built-in" if c["built_in"] else ""
         flags += " contains site systems" if c["has_site_systems"] else ""
         out.write(f"  {c['id']}  {c['name']}  ({c['member_count']} members{',' + flags if flags else ''})\n")
-    out.write(f"\nDistribution points ({len(doc['distributionPoints'])}): {', '.join(doc['distributionPoints'])}\n")
-    for g in doc["distributionPointGroups"]:
+    out.write(f"\nDistribution points ({len(doc['distribution_points'])}): {', '.join(doc['distribution_points'])}\n")
+    for g in doc["distribution_point_groups"]:
         out.write(f"  group {g['name']}: {', '.join(g['members'])}\n")
     out.write(f"\nPackages ({len(doc['packages'])}):\n")
     for p in doc["packages"]:
         share = ", package share" if p["share_enabled"] else ""
         out.write(f"  {p['id']}  {p['type']:<30} {p['name']}  (version {p['source_version']}{share})\n")
-    out.write(f"\nTask sequences ({len(doc['taskSequences'])}):\n")
-    for t in doc["taskSequences"]:
+    out.write(f"\nTask sequences ({len(doc['task_sequences'])}):\n")
+    for t in doc["task_sequences"]:
         state = "enabled" if t["enabled"] else "disabled"
         kind = t["ts_type"] or "type kept by the site"
         out.write(f"  {t['id']}  {t['name']}  [{kind}, {state}, folder {t['folder'] or '(root)'}]\n")
@@ -62,12 +64,12 @@ def render(live: LiveState, out: TextIO, output: str = "text") -> None:
         out.write(f"  {d['id']}  {d['name']}  ({purpose}, {d['package_id']} → {d['collection_id']})\n")
     out.write(f"\nContent ({len(doc['content'])} package/DP pairs):\n")
     for s in doc["content"]:
-        out.write(f"  {s['package']} on {s['dp']}: {s['state'].lower()} (version {s['installedVersion']})\n")
-    for cv in doc["collectionVariables"]:
+        out.write(f"  {s['package']} on {s['dp']}: {s['state'].lower()} (version {s['installed_version']})\n")
+    for cv in doc["collection_variables"]:
         out.write(f"\nVariables of collection {cv['collection']} (priority {cv['precedence']}):\n")
         for v in cv["variables"]:
             out.write(f"  {v['name']} = {v['value']}\n")
-    for mv in doc["computerVariables"]:
-        out.write(f"\nVariables of computer {mv['computer']} ({mv['resourceId']}):\n")
+    for mv in doc["computer_variables"]:
+        out.write(f"\nVariables of computer {mv['computer']} ({mv['resource_id']}):\n")
         for v in mv["variables"]:
             out.write(f"  {v['name']} = {v['value']}\n")

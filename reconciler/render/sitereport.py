@@ -6,6 +6,7 @@ import json
 from typing import Any, TextIO
 
 from reconciler.plan.scope import describe_scope
+from reconciler.render.schemas import SITE_CHECK_FORMAT_VERSION
 from reconciler.site.report import SiteReport
 from reconciler.storage import FileCheck
 
@@ -63,11 +64,12 @@ def render_json(report: SiteReport, out: TextIO, check: FileCheck | None = None,
                 scope: dict[str, Any] | None = None) -> None:
     """The report; for an embedded site, the integrity check's document as before, with the report under
     ``report``; ``scope`` (the plan document's form) at the top."""
-    document: dict[str, Any] = report.to_json()
+    document: dict[str, Any] = {"format_version": SITE_CHECK_FORMAT_VERSION, **report.to_json()}
     if check is not None:
-        document = {"path": str(check.path), "ok": check.ok, "missing": check.missing, "problems": list(check.problems),
+        document = {"format_version": SITE_CHECK_FORMAT_VERSION, "path": str(check.path), "ok": check.ok,
+                    "missing": check.missing, "problems": list(check.problems),
                     "schema_version": check.schema_version, "known_version": check.known_version,
-                    "counts": check.counts, "report": document}
+                    "counts": check.counts, "report": report.to_json()}
     if scope is not None:
         document["scope"] = scope
     json.dump(document, out, indent=2, ensure_ascii=False)

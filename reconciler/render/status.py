@@ -6,13 +6,15 @@ import json
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from reconciler.render.schemas import STATUS_FORMAT_VERSION
+
 
 def _when(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def render_json(document: dict[str, Any], out: TextIO) -> None:
-    json.dump(document, out, indent=2, default=str)
+    json.dump({"format_version": STATUS_FORMAT_VERSION, **document}, out, indent=2, default=str)
     out.write("\n")
 
 
