@@ -16,16 +16,14 @@ import re
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from functools import cache
 from pathlib import Path
 from typing import Any
-
-from pydantic import TypeAdapter
 
 from reconciler.actor import Actor
 from reconciler.diff.changes import FieldChange, StepChange
 from reconciler.errors import ReconcilerError
 from reconciler.plan.actions import Action, Plan
+from reconciler.plan.document import plan_sha256
 from reconciler.state import AuditEvent, AuditQuery, StateBackend
 
 SENSITIVE = "(sensitive)"
@@ -74,16 +72,9 @@ def location(source: str, sha: str | None) -> dict[str, str]:
     return found
 
 
-@cache
-def _plan_adapter() -> TypeAdapter[Plan]:
-    return TypeAdapter(Plan)
-
-
 def plan_digest(plan: Plan) -> str:
-    """The whole SHA-256 of the plan's content, as its ID is made (the ID keeps 12 digits of it for people)."""
-    data = _plan_adapter().dump_python(plan, mode="json", exclude={"plan_id"})
-    text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    """The whole SHA-256 of the plan's content; its ID is the first 12 digits, kept short for people."""
+    return plan_sha256(plan)
 
 
 def file_digest(path: Path) -> str:

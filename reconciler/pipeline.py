@@ -208,6 +208,7 @@ class Pass:
             return Outcome(Stage.LEASE_LOST, plan=plan, message=message)
         keeper = self.keeper
         apply_id = new_apply_id()
+        digest = plan_digest(plan)  # the plan as confirmed, before apply fills in what it learns
 
         def stop() -> bool:
             return bool(options.should_stop and options.should_stop()) or not keeper.check(lease_id)
@@ -223,16 +224,18 @@ class Pass:
         except LeaseLost as exc:  # the store refused a journal write: another writer took the site over
             return Outcome(Stage.LEASE_LOST, plan=plan, message=str(exc))
         try:
-            self.record_applied(apply_id, plan, provenance, result)
+            self.record_applied(apply_id, plan, provenance, result, digest)
         except LeaseLost as exc:
             return Outcome(Stage.LEASE_LOST, plan=plan, result=result, message=str(exc))
         return Outcome(Stage.APPLIED, plan=plan, result=result, apply_id=apply_id)
 
-    def record_applied(self, apply_id: str, plan: Plan, provenance: Provenance, result: ApplyResult) -> None:
+    def record_applied(self, apply_id: str, plan: Plan, provenance: Provenance, result: ApplyResult,
+                       digest: str) -> None:
         """The apply record (history) and its audit events: who, from which commit and plan, each action's changes."""
         applied, failed, skipped = (len(result.of(o)) for o in ("applied", "failed", "skipped"))
-        detail = {**self.record, "plan_digest": plan_digest(plan),
-                  "location": location(provenance.source, provenance.sha)}
+        detail = {**self.record, "plan_digest": digest,
+                  "location": location(provenance.source, provenance.sha),
+                  "options": {"adopt": plan.adopt, "prune": plan.prune, "targets": list(plan.targets)}}
         self.state.record_apply(plan.plan_id, provenance.to_json(), plan.counts(),
                                 {"applied": applied, "failed": failed, "skipped": skipped}, apply_id=apply_id,
                                 actor=str(self.actor), detail=detail)

@@ -5,7 +5,19 @@ Each module holds the commands of one concern; importing them here registers the
 
 from __future__ import annotations
 
-from reconciler.cli import audit, completion, console, controller, manifests, pause, prestage, run, serve, site  # noqa: F401 - registers the commands
+from reconciler.cli import (  # noqa: F401 - registers the commands
+    audit,
+    completion,
+    console,
+    controller,
+    manifests,
+    pause,
+    prestage,
+    rollback,
+    run,
+    serve,
+    site,
+)
 from reconciler.cli.app import cli, main
 from reconciler.cli.common import EXIT_CHANGES, EXIT_ERROR, EXIT_INTERNAL, EXIT_OK
 

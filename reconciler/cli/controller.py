@@ -29,8 +29,9 @@ from reconciler.plan.planner import MAX_DELETE_PERCENT
 from reconciler.site.options import SiteArguments
 
 
-@cli.command("controller")
-@click.option("--repo", required=True, metavar="PATH_OR_URL", help="Git repository to follow.")
+@cli.group("controller", invoke_without_command=True)
+@click.option("--repo", default=None, metavar="PATH_OR_URL",
+              help="Git repository to follow (required to run the controller; not for pause and resume).")
 @click.option("--ref", default="main", show_default=True, help="Branch (or tag, commit) to keep the site equal to.")
 @click.option("--path", "manifests_path", default="manifests", show_default=True, help="Folder inside the repository.")
 @click.option("--interval", default="5m", show_default=True, help="Time between ticks: 30s, 5m, 1h.")
@@ -60,16 +61,23 @@ from reconciler.site.options import SiteArguments
                    "smtp://host[:port]?from=A&to=B (smtp+starttls://, smtps://). See notifications in reconcile.yaml.")
 @new_state_option
 @settings_options
-def controller_command(repo: str, ref: str, manifests_path: str, interval: str, self_heal: bool, prune: bool,
-                       max_delete: float, watch: bool, refresh_secrets: bool, commit_poll: str, listen: str | None,
-                       lease_seconds: float,
+@click.pass_context
+def controller_command(ctx: click.Context, repo: str | None, ref: str, manifests_path: str, interval: str,
+                       self_heal: bool, prune: bool, max_delete: float, watch: bool, refresh_secrets: bool,
+                       commit_poll: str, listen: str | None, lease_seconds: float,
                        site_path: Path | str | None, site_args: SiteArguments, state_path: Path | None,
                        log_format: str, once: bool, notify_urls: tuple[str, ...], new_state: bool,
                        config_file: Path | None, secrets_dir: Path | None) -> None:
     """Keep the site equal to a Git branch: tick on an interval, on new commits and (--watch) on file changes.
 
     Settings (reconcile.yaml) and secrets are read from the local folder named by --path, never from Git.
+    'reconcile controller pause' stops every controller of the site from applying (they go on reporting drift)
+    until 'reconcile controller resume'.
     """
+    if ctx.invoked_subcommand is not None:
+        return
+    if repo is None:
+        raise click.UsageError("Missing option '--repo' (the Git repository the controller follows).")
     try:
         seconds = parse_duration(interval)
         poll = parse_duration(commit_poll)

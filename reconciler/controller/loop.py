@@ -72,6 +72,7 @@ class Loop:
         self.wake = threading.Event()
         self.signals = 0
         self.rng = random.Random()
+        self._started: dict[str, Any] = {}
         controller.on_action = self._on_action
 
     def _on_action(self, item: Any) -> None:
@@ -144,6 +145,15 @@ class Loop:
 
     def run(self) -> int:
         observer = self.start_watch()
+        # What `reconcile status` needs to tell a recent tick from a stale one, and which branch it follows.
+        config = self.controller.config
+        self._started = {"started_at": time.time(), "holder": self.controller.holder, "interval": self.config.interval,
+                         "repo": str(Path(config.repo).resolve()) if Path(config.repo).exists() else config.repo,
+                         "ref": config.ref, "path": config.path, "self_heal": config.self_heal}
+        try:
+            self.controller.state.put_status("controller", self._started)
+        except TransientError as exc:  # status says less until the next start: not worth failing to start
+            log.warning("starting: %s", exc)
         code = 0
         failures = 0
         next_tick = 0.0
@@ -153,7 +163,7 @@ class Loop:
         try:
             while not self.controller.stop_requested:
                 now = time.monotonic()
-                if self.controller.config.self_heal and now - renewed >= lease / 3:
+                if self.controller.config.self_heal and self.controller.paused is None and now - renewed >= lease / 3:
                     # The writer keeps its lease alive between ticks, however long the interval.
                     renewed = now
                     if self.controller.last_outcome != "standby" and self._has_lease() is False:
@@ -194,7 +204,7 @@ class Loop:
             if observer is not None:
                 observer.stop()
             try:
-                self.controller.state.put_status("controller", {"stopped_at": time.time(),
+                self.controller.state.put_status("controller", {**self._started, "stopped_at": time.time(),
                                                                 "holder": self.controller.holder})
             except TransientError as exc:  # the status still says the last tick
                 log.warning("stopping: %s", exc)

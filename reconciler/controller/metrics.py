@@ -23,6 +23,8 @@ class Metrics:
         self.drifted = Gauge("reconcile_drifted_objects", "Objects whose live state moved away from Git.",
                              registry=self.registry)
         self.blocked = Gauge("reconcile_blocked_objects", "Objects with blocked items.", registry=self.registry)
+        self.paused = Gauge("reconcile_paused", "1 while the controller is paused (it reports drift, applies nothing).",
+                            registry=self.registry)
         self.last_success = Gauge("reconcile_last_success_timestamp_seconds",
                                   "Unix time of the last successful sync.", registry=self.registry)
         self.last: dict[str, Any] = {}
@@ -31,6 +33,8 @@ class Metrics:
     def tick(self, result: Any) -> None:
         with self.lock:
             self.ticks.labels(result.outcome).inc()
+            if result.outcome != "standby":
+                self.paused.set(1 if result.paused else 0)
             self.duration.observe(result.duration)
             if result.objects:
                 self.drifted.set(sum(1 for s in result.objects.values() if s == "drifted"))

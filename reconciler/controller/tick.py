@@ -26,7 +26,7 @@ from reconciler.site import Site
 from reconciler.source.cache import ParseCache
 from reconciler.source.git import GitRepository, load_revision
 from reconciler.source.select import Provenance
-from reconciler.state import StateStore
+from reconciler.state import Pause, StateStore
 
 log = logging.getLogger("reconciler.controller")
 
@@ -70,10 +70,13 @@ class TickResult:
     #: the tick failed on a TransientError (busy, timeout): the loop retries with back-off, at least retry_after
     transient: bool = False
     retry_after: float | None = None
+    #: the pause in force (who, when, why): the tick reported and applied nothing
+    paused: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {"outcome": self.outcome, "sha": self.sha, "duration": round(self.duration, 4),
-                "actions": self.actions, "applied": self.applied, "failed": self.failed, "error": self.error}
+                "actions": self.actions, "applied": self.applied, "failed": self.failed, "error": self.error,
+                "paused": self.paused}
 
 
 class Controller:
@@ -93,6 +96,8 @@ class Controller:
         self.notifier: Notifier | None = None
         #: the web view a notice links to
         self.link: str | None = None
+        #: the pause read at the last tick (``reconcile controller pause``): while set, ticks apply nothing
+        self.paused: Pause | None = None
         self.cache = ParseCache(config.cache_dir / "parse-cache.db")
 
     def close(self) -> None:
@@ -128,6 +133,8 @@ class Controller:
             log.exception("tick failed")
             result = TickResult("error", self.last_sha, error=f"{type(exc).__name__}: {exc}")
         result.duration = time.monotonic() - start
+        if self.paused is not None and result.paused is None:
+            result.paused = self.paused.to_json()
         self._notify(result)
         if result.outcome == "standby":
             # Controllers of one site share its store (one PostgreSQL for several hosts): a standby's tick is kept
@@ -160,7 +167,15 @@ class Controller:
             self.notifier.notify(notice)
 
     def _tick(self, force: bool) -> TickResult:
-        if self.config.self_heal and not self.has_lease():
+        pause = self.state.paused(self.site.site_code)
+        if (pause is None) != (self.paused is None):
+            force = True  # paused or resumed since the last tick: what was only reported may now be applied
+        self.paused = pause
+        if pause is not None and self.keeper.lease is not None:
+            # A paused controller leaves the site to a person: a one-shot apply or a rollback can take the lease.
+            self.keeper.release()
+        heal = self.config.self_heal and pause is None
+        if heal and not self.has_lease():
             # A standby does nothing but wait for the writer's lease to expire. The lease is taken before the
             # site is read, so a one-shot apply and a tick never both plan to apply at once.
             self.last_sha = None
@@ -173,8 +188,7 @@ class Controller:
         settings = self.config.settings or default_config(self.config.secrets_base)
         desired = load_revision(repo, revision, self.config.path, self.cache,
                                 max_file_bytes=settings.limits.max_manifest_bytes)
-        step = Pass(self.site, self.state, settings, self.config.secrets_base,
-                    self.keeper if self.config.self_heal else None)
+        step = Pass(self.site, self.state, settings, self.config.secrets_base, self.keeper if heal else None)
         plan, stopped = step.plan(desired, PlanOptions(prune=self.config.prune, max_delete=self.config.max_delete,
                                                        refresh_secrets=self.config.refresh_secrets))
         self.last_sha = revision.sha
@@ -196,10 +210,11 @@ class Controller:
             return TickResult("blocked", revision.sha, actions=len(plan.actions), objects=objects, details=details,
                               drifted=drifted_keys,
                               error=f"{len(plan.blocked)} blocked item(s): {first.ref}: {first.message}")
-        if not self.config.self_heal:
+        if not heal:
             drifted = any(a.reason is Reason.DRIFT or a.verb is Verb.REDISTRIBUTE_CONTENT for a in plan.actions)
             return TickResult("drift" if drifted else "ok", revision.sha, actions=len(plan.actions), objects=objects,
-                              details=details, drifted=drifted_keys)
+                              details=details, drifted=drifted_keys,
+                              paused=pause.to_json() if pause is not None else None)
         provenance = Provenance(self.config.ref, revision.sha, f"{self.config.repo}:{self.config.path}")
         outcome = step.apply(plan, provenance, ApplyOptions(progress=lambda item, index, total: self.on_action(item),
                                                             should_stop=lambda: self.stop_requested))

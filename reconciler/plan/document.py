@@ -69,11 +69,16 @@ def _saved_adapter() -> TypeAdapter[SavedPlan]:
 
 def plan_digest(plan: Plan) -> str:
     """The plan's ID: a digest of everything it would do and refuse, so equal inputs give equal IDs."""
+    return plan_sha256(plan)[:12]
+
+
+def plan_sha256(plan: Plan) -> str:
+    """The whole SHA-256 the plan's ID is the first 12 digits of (the audit keeps it beside the ID)."""
     # The scope is the header's note of what was checked; what it blocked is in ``blocked``, and a plan saved
     # before plans carried it keeps its ID.
     data = _plan_adapter().dump_python(plan, mode="json", exclude={"plan_id", "scope"})
     text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def write_saved_plan(saved: SavedPlan, path: Path) -> None:
