@@ -39,7 +39,8 @@ from reconciler.source.select import Provenance, load_ref
 @click.option("--prune", is_flag=True,
               help="Also delete managed objects that the apply's manifests did not describe (made by later applies).")
 @click.option("--yes", "-y", is_flag=True, help="Apply without asking.")
-@click.option("--output", "-o", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
+@click.option("--output", "-o", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True,
+              help="How the rollback's plan is shown: text, json (the plan document) or markdown.")
 @click.option("--no-color", is_flag=True, help="No colours (also when NO_COLOR is set).")
 @click.option("--lease-seconds", type=click.FloatRange(1), default=DEFAULT_LEASE_SECONDS, show_default=True,
               help="The site's lease lapses this long after this process stops renewing it (if it dies).")
