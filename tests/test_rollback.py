@@ -17,7 +17,7 @@ from reconciler.controller.metrics import Metrics
 from reconciler.controller.tick import TickResult
 from reconciler.site import open_site
 from reconciler.state import AuditQuery, StateStore
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO, CliRun, run_cli
 
 ESTATE = REPO / "tests" / "data" / "estate"
 ENV = {"OSD_TEST_LOCAL_ADMIN_PASSWORD": "rollback-secret", "NO_COLOR": "1", "RECONCILE_ACTOR": None,
@@ -50,7 +50,7 @@ class World:
         self.repo.index.commit(description or "estate")
         return self.repo.head.commit.hexsha
 
-    def cli(self, *args: str, env: dict | None = None):  # noqa: ANN201 - a CliRun
+    def cli(self, *args: str, env: dict | None = None) -> CliRun:
         return run_cli(*args, cwd=self.work, env={**ENV, **(env or {})})
 
     def apply(self) -> str:
