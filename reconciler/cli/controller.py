@@ -20,13 +20,17 @@ from reconciler.cli.common import (
     site_for,
     site_options,
 )
+from reconciler.cli.serve import listen_access, web_token_option
 from reconciler.controller.loop import Loop, LoopConfig, json_emitter, parse_duration, text_emitter
 from reconciler.controller.metrics import Metrics
 from reconciler.controller.metrics import serve as serve_metrics
 from reconciler.controller.tick import Controller, ControllerConfig
 from reconciler.notify import Notifier, NotifyError, notification_link, notification_targets
+from reconciler.pipeline import PlanOptions
 from reconciler.plan.planner import MAX_DELETE_PERCENT
 from reconciler.site.options import SiteArguments
+from reconciler.web.access import TOKEN_ENV
+from reconciler.web.view import controller_view
 
 
 @cli.group("controller", invoke_without_command=True)
@@ -46,7 +50,9 @@ from reconciler.site.options import SiteArguments
 @click.option("--commit-poll", default="2s", show_default=True,
               help="How often to look for a new commit on the ref (0 turns it off: interval and --watch only).")
 @click.option("--listen", default=None, metavar="HOST:PORT",
-              help="Serve /healthz, /readyz, /status and /metrics (Prometheus), for example 127.0.0.1:9180.")
+              help="Serve /healthz, /readyz, /status, /metrics (Prometheus) and the read-only web view (at /), for "
+                   "example 127.0.0.1:9180. On another address than loopback the web view needs --web-token.")
+@web_token_option
 @click.option("--lease-seconds", type=click.FloatRange(1), default=30, show_default=True,
               help="How long the writer's lease lasts without renewal; a standby takes over after it expires.")
 @site_options
@@ -67,7 +73,7 @@ def controller_command(ctx: click.Context, repo: str | None, ref: str, manifests
                        commit_poll: str, listen: str | None, lease_seconds: float,
                        site_path: Path | str | None, site_args: SiteArguments, state_path: Path | None,
                        log_format: str, once: bool, notify_urls: tuple[str, ...], new_state: bool,
-                       config_file: Path | None, secrets_dir: Path | None) -> None:
+                       config_file: Path | None, secrets_dir: Path | None, web_token: str | None) -> None:
     """Keep the site equal to a Git branch: tick on an interval, on new commits and (--watch) on file changes.
 
     Settings (reconcile.yaml) and secrets are read from the local folder named by --path, never from Git.
@@ -102,10 +108,19 @@ def controller_command(ctx: click.Context, repo: str | None, ref: str, manifests
     notifier = Notifier(targets)
     controller.notifier, controller.link = notifier, notification_link(settings, listen)
     metrics = Metrics()
-    server = None
+    server = view = None
     if listen:
-        host, _, port = listen.rpartition(":")
-        server = serve_metrics(metrics, host or "127.0.0.1", int(port))
+        host, port, access = listen_access(listen, web_token)
+        if access.refused:
+            click.echo(f"the web view is off on {host}: it needs --web-token (or {TOKEN_ENV}) on an address other "
+                       "than loopback; /healthz, /readyz, /status and /metrics are served", err=True)
+        else:
+            view = controller_view(lambda: open_for(target, state_path, read_only=True, options=reach,
+                                                    settings=settings), repo, ref,
+                                   manifests_path, cache_dir, settings, access,
+                                   PlanOptions(prune=prune, max_delete=max_delete), controller.holder,
+                                   self_heal).start(wait=None)
+        server = serve_metrics(metrics, host, port, web=view)
     emit = json_emitter(sys.stdout) if log_format == "json" else text_emitter(sys.stdout)
     loop = Loop(controller, LoopConfig(interval=seconds, poll=min(poll, seconds), watch=Path(repo) if watch else None,
                                        once=once), metrics, emit)
@@ -115,6 +130,8 @@ def controller_command(ctx: click.Context, repo: str | None, ref: str, manifests
     finally:
         if server is not None:
             server.shutdown()
+        if view is not None:
+            view.close()
         notifier.close()
         controller.close()
         workspace.close()

@@ -23,6 +23,7 @@ from reconciler.cli.common import (
 )
 from reconciler.controller.loop import parse_duration
 from reconciler.site.options import SiteArguments
+from reconciler.state.target import StateTarget
 from reconciler.web import Access, WebAccessError, WebServer, WebView, access_for, parse_listen
 from reconciler.web.access import TOKEN_ENV
 from reconciler.web.view import manifests_source
@@ -58,7 +59,7 @@ def listen_access(listen: str, token: str | None, *, strict: bool = False) -> tu
               help="How often to look at the site for changes made there (the manifests and a controller's ticks "
                    "are looked at every second): 10s, 1m.")
 @settings_options
-def serve_command(path: Path, site_path: Path | str | None, site_args: SiteArguments, state_path: Path | None,
+def serve_command(path: Path, site_path: Path | str | None, site_args: SiteArguments, state_path: StateTarget | None,
                   repo: str | None, ref: str | None, listen: str, web_token: str | None, refresh: str,
                   config_file: Path | None, secrets_dir: Path | None) -> None:
     """Serve the read-only web view of the site against the manifests under PATH, until stopped.

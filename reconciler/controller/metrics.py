@@ -70,7 +70,10 @@ class Metrics:
         return self.readiness()[0]
 
 
-def serve(metrics: Metrics, host: str, port: int) -> ThreadingHTTPServer:
+def serve(metrics: Metrics, host: str, port: int, web: Any = None) -> ThreadingHTTPServer:
+    """The listener: the probes and metrics here, every other path (the web view) to ``web`` when given (an object
+    with ``dispatch(handler)``, :class:`reconciler.web.WebView`), else 404."""
+
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, format: str, *args: Any) -> None:
             return
@@ -92,6 +95,14 @@ def serve(metrics: Metrics, host: str, port: int) -> ThreadingHTTPServer:
                 self.send(200, json.dumps(metrics.last, default=str).encode(), "application/json")
             elif self.path == "/metrics":
                 self.send(200, generate_latest(metrics.registry), CONTENT_TYPE_LATEST)
+            elif web is not None:
+                web.dispatch(self)
+            else:
+                self.send(404, b"not found\n", "text/plain")
+
+        def do_POST(self) -> None:  # the web view's sign-in form; nothing else takes a POST
+            if web is not None:
+                web.dispatch(self)
             else:
                 self.send(404, b"not found\n", "text/plain")
 

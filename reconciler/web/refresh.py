@@ -232,26 +232,34 @@ class Refresher:
         last_pulse: object = None
         last_marker: object = None
         last_probe = time.monotonic()
+        failed = False
+        logged = ""
         while not self._stop.is_set():
             try:
                 meta, pulse = self._meta(workspace.state, workspace.site.site_code)
                 marker = self._marker(source)
                 now = time.monotonic()
+                due = now - last_probe >= self.refresh
                 tick_moved = last_pulse is None or pulse[0] != last_pulse[0]  # type: ignore[index]
-                full = self.snapshot is None or self._force or tick_moved or marker != last_marker
-                if not full and now - last_probe >= self.refresh:
+                full = self._force or tick_moved or marker != last_marker or (failed and due)
+                pulse_moved = pulse != last_pulse
+                # Taken before the refresh: one that fails is tried again when something moves, or after a while,
+                # not at every poll.
+                last_pulse, last_marker = pulse, marker
+                if not full and due:
                     last_probe = now
                     full = workspace.site.changed_since_read()
                 if full:
-                    self._force = False
+                    self._force, failed, last_probe = False, True, now
                     self._publish_full(workspace, source, meta)
+                    failed, logged = False, ""
                     workspace.site.changed_since_read()  # what the next probe compares with
-                    last_probe = time.monotonic()
-                elif pulse != last_pulse and self.snapshot is not None:
+                elif pulse_moved and self.snapshot is not None:
                     self._publish(replace(self.snapshot, meta=meta))
-                last_pulse, last_marker = pulse, marker
             except Exception as exc:  # a refresh that failed is shown on the page, never a dead view
-                log.warning("web view: refresh failed: %s", exc, exc_info=not isinstance(exc, ReconcilerError))
+                if str(exc) != logged:
+                    logged = str(exc)
+                    log.warning("web view: refresh failed: %s", exc, exc_info=not isinstance(exc, ReconcilerError))
                 self._publish_error(exc)
             self._ready.set()
             self._wake.wait(self.poll)

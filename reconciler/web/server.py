@@ -61,7 +61,8 @@ class WebServer:
         server_class = _IPv6Server if ":" in host else ThreadingHTTPServer
         self.httpd = server_class((host, port), Handler)
         self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, name="web-server", daemon=True)
+        # Polled every 50 ms for a shutdown request, so stopping takes no longer than that.
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), name="web-server", daemon=True)
         self.thread.start()
 
     @property
