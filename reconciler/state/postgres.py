@@ -33,8 +33,10 @@ import hashlib
 import hmac
 import json
 import logging
+import os
 import random
 import secrets
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -170,7 +172,7 @@ class PostgresStateStore:
     """
 
     def __init__(self, url: str, site: str, password: str | None = None, *, create: bool = True,
-                 retry_seconds: float = RETRY_SECONDS, application: str = "reconcile") -> None:
+                 retry_seconds: float = RETRY_SECONDS, application: str | None = None) -> None:
         import psycopg
         from psycopg_pool import ConnectionPool
 
@@ -183,6 +185,8 @@ class PostgresStateStore:
         self._psycopg = psycopg
         self._fences: dict[str, int] = {}
         self._fence_lock = threading.Lock()
+        # pg_stat_activity names the process (host:pid, as the lease does): an operator sees which controller it is
+        application = application or f"reconcile {socket.gethostname()}:{os.getpid()}"
         self._kwargs: dict[str, Any] = {"autocommit": True, "application_name": application[:63],
                                         "connect_timeout": CONNECT_SECONDS}
         if password:
