@@ -282,3 +282,20 @@ def test_this_suite_calls_every_member_of_the_protocol() -> None:
                for name in vars(cls) if not name.startswith("_")}
     called = {node.attr for node in ast.walk(ast.parse(Path(__file__).read_text())) if isinstance(node, ast.Attribute)}
     assert members - called == set(), "add these StateBackend members to the store suite"
+
+
+def test_every_store_implements_the_protocol_with_the_same_parameters() -> None:
+    import inspect
+
+    from reconciler.state.postgres import PostgresStateStore
+
+    members = {name for cls in StateBackend.__mro__ if cls.__module__ == "reconciler.state.protocol"
+               for name in vars(cls) if not name.startswith("_")}
+    for store in (SQLiteStateStore, PostgresStateStore):
+        for name in members:
+            declared, implemented = getattr(StateBackend, name), getattr(store, name)
+            if isinstance(declared, property):
+                assert isinstance(implemented, property), (store.__name__, name)
+                continue
+            assert list(inspect.signature(implemented).parameters) == list(inspect.signature(declared).parameters), \
+                (store.__name__, name)
