@@ -54,11 +54,14 @@ class Estate:
         done = run_cli("--yes", "manifests", cwd=self.root, env=ENV)
         assert done.returncode == 0, done
 
-    def view(self, access: Access | None = None, refresh: float = 30.0, poll: float = 0.1) -> WebView:
-        settings = load_config(manifests_root(self.manifests), None, None)
-        return WebView(lambda: open_workspace(self.site, read_only=True),
-                       lambda workspace: FolderSource(self.manifests, settings.limits.max_manifest_bytes),
-                       settings, self.manifests, access or Access(), refresh=refresh, poll=poll).start()
+    def view(self, access: Access | None = None, refresh: float = 30.0, poll: float = 0.1,
+             relative: bool = False) -> WebView:
+        """The view of this estate (``relative``: named as a person in its folder would, for pictures)."""
+        manifests, site = (Path("manifests"), Path(".reconcile/site.db")) if relative else (self.manifests, self.site)
+        settings = load_config(manifests_root(manifests), None, None)
+        return WebView(lambda: open_workspace(site, read_only=True),
+                       lambda workspace: FolderSource(manifests, settings.limits.max_manifest_bytes),
+                       settings, manifests, access or Access(), refresh=refresh, poll=poll).start()
 
 
 def make_estate(root: Path) -> Estate:

@@ -152,6 +152,8 @@ def _properties(desired: dict[str, Any], live: dict[str, Any] | None, changed: s
         want = value_text(desired.get(path)) if path in desired else ""
         have = value_text(live.get(path)) if live is not None and path in live else ""
         differs = path in changed or (live is not None and path in desired and path in live and want != have)
+        if not (want or have or differs):
+            continue  # unset on both sides
         out.append(Property(path, want, have if live is not None else "(not on the site)", differs))
     return out
 

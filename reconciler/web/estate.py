@@ -238,9 +238,10 @@ def _shown_id(kind: str, live_id: str | None) -> str:
     return live_id
 
 
-def _action_reason(actions: list[Action]) -> str:
-    return "; ".join(f"{a.verb.value} ({a.reason.value})" + (f": {a.summary}" if a.summary else "")
-                     for a in actions)
+def _action_reason(actions: list[Action], console: str = "") -> str:
+    """``UpdateTaskSequence (changed)``, with the action's summary unless it only repeats the console name."""
+    return "; ".join(f"{a.verb.value} ({a.reason.value})" + (f": {a.summary}" if a.summary and a.summary != console
+                                                               else "") for a in actions)
 
 
 def build_rows(desired: DesiredState | None, live: LiveState | None, plan: Plan | None,
@@ -290,13 +291,13 @@ def build_rows(desired: DesiredState | None, live: LiveState | None, plan: Plan 
                       "it")
         elif planned and (tick_objects.get(key) == "failed" or (last is not None and last.outcome == "failed")):
             status = "failed"
-            reason = failure or _action_reason(planned)
+            reason = failure or _action_reason(planned, console)
         elif planned:
             status = base.get(key) or ("drifted" if any(a.reason.value == "drift" for a in planned)
                                        else "out of sync")
             if status not in ("drifted", "out of sync"):
                 status = "out of sync"
-            reason = _action_reason(planned)
+            reason = _action_reason(planned, console)
         return Row(kind, name, console, _shown_id(kind, live_id), status, reason,
                    changed.at if changed is not None else None, changed.sha if changed is not None else "", source)
 

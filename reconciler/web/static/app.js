@@ -29,16 +29,20 @@
     if (doc.title) { document.title = doc.title; }
   }
 
+  var latest = 0;
+
   function load(url, remember) {
+    var mine = ++latest;
     busy = true;
     return fetch(url, { credentials: "same-origin", headers: { "Accept": "text/html" } })
       .then(function (response) { return response.text(); })
       .then(function (html) {
+        if (mine !== latest) { return; }  // a later request (the next keystroke) answers instead
         swap(html);
         if (remember) { history.replaceState(null, "", url); }
       })
       .catch(function () { /* the next poll tries again */ })
-      .then(function () { busy = false; });
+      .then(function () { if (mine === latest) { busy = false; } });
   }
 
   function check() {
