@@ -1,7 +1,8 @@
 """The state store protocol: everything the product asks of the store of ownership, history and leases.
 
-SQLite implements it today (:class:`~reconciler.state.sqlite.SQLiteStateStore`); PostgreSQL, for
-controllers on several hosts, will implement the same. What every implementation must guarantee:
+SQLite implements it (:class:`~reconciler.state.sqlite.SQLiteStateStore`, the default), and PostgreSQL for
+controllers on several hosts (:class:`~reconciler.state.postgres.PostgresStateStore`, keyed by site); one test
+suite runs against both (tests/test_state_backends.py). What every implementation must guarantee:
 
 - **No caching between calls.** Every read answers from the store as it is now: a second process (a
   controller) sees an adoption, an apply or an unlock made by another at once. A caller that wants one
@@ -11,6 +12,10 @@ controllers on several hosts, will implement the same. What every implementation
 - **Typed errors.** :class:`~reconciler.state.errors.StateBusy` (transient) when another process held
   the store past its busy timeout; :class:`~reconciler.state.errors.StateError` when the store cannot
   be used as it is (damaged, newer schema, lost, cannot be opened), naming it and what to do.
+- **Fencing.** A store that took a site's lease (:meth:`StateBackend.acquire_lease`) remembers the lease's
+  fencing token; once the lease was granted to another writer, its writes of ownership, last-applied records
+  and the journal raise :class:`~reconciler.state.errors.LeaseLost` and write nothing (status, audit events
+  and pauses are not fenced: a standby and a person write those).
 - **No secret in clear.** Secrets are kept only as keyed hashes (:meth:`StateBackend.secret_hash`), with
   the key kept elsewhere.
 """
