@@ -217,3 +217,23 @@ def test_audit_since_and_object_are_checked_and_old_entries_are_kept(world: Worl
     future = world.cli("audit", "--since", "2999-01-01", "--output", "json")
     assert json.loads(future.stdout)["events"] == []
     assert "apply ap-" in world.cli("audit", "--since", "2020-01-01T00:00Z").stdout
+
+
+def test_a_blocked_plan_and_a_held_lease_are_recorded_as_refused_attempts(world: World) -> None:
+    shutil.copytree(world.repo_dir / "manifests", world.work / "manifests", dirs_exist_ok=True)
+    deployments = world.work / "manifests" / "deployments.yaml"
+    deployments.write_text(deployments.read_text().replace("OSD Lab", "No Such Collection"))
+    blocked = world.cli("manifests", "--yes")
+    assert blocked.returncode == 1 and "nothing was applied" in blocked.stderr
+    with world.state() as state:
+        lease = state.acquire_lease("PS1", "other-host.example.org:9", 3600, "apply")
+        assert lease is not None
+    held = world.cli("manifests", "--yes", "--actor", "sam")
+    assert held.returncode == 1 and "being reconciled by" in held.stderr
+    audit = json.loads(world.cli("audit", "--output", "json").stdout)["events"]
+    refused = [(e["detail"]["reason"], e["actor"].split(" (")[0]) for e in audit if e["event"] == "refused"]
+    assert refused == [("blocked", "octocat"), ("lease", "sam")]
+    first = next(e for e in audit if e["event"] == "refused")
+    assert first["detail"]["blocked"][0]["object"].startswith("TaskSequenceDeployment/")
+    text = world.cli("audit").stdout
+    assert "refused (blocked) by octocat (GITHUB_ACTOR" in text and "refused (lease) by sam (--actor" in text
