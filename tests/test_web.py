@@ -169,6 +169,8 @@ def test_filter_and_sort_on_the_server(served: Served) -> None:
     assert keys("kind=<script>") == keys("")  # an unknown kind is no filter, never echoed
     paged = served.get("/?per=50&page=9").text
     assert "21 of 21 object(s)" in paged
+    assert served.get("/?page=" + "9" * 5000 + "&per=" + "1" * 5000).status_code == 200
+    assert served.get("/?" + "&".join(f"f{i}=1" for i in range(30))).status_code == 400
 
 
 def test_pages_large_tables(estate: Estate) -> None:

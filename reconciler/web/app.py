@@ -25,7 +25,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from reconciler.render.plan import render_text
 from reconciler.web.access import COOKIE, Access
-from reconciler.web.details import Line, _line_mark, masked, object_page, value_text
+from reconciler.web.details import Line, line_mark, masked, object_page, value_text
 from reconciler.web.estate import STATUSES, Row, Snapshot
 
 #: Content-Security-Policy of every answer: this origin only, no inline script or style, no frames.
@@ -114,7 +114,10 @@ class WebApp:
     def handle(self, method: str, target: str, headers: Mapping[str, str], body: bytes = b"") -> Response:
         parts = urlsplit(target)
         path = parts.path
-        query = {k: v[0] for k, v in parse_qs(parts.query, max_num_fields=20).items() if v}
+        try:
+            query = {k: v[0] for k, v in parse_qs(parts.query, max_num_fields=20).items() if v}
+        except ValueError:
+            return self._plain(400, "too many query parameters\n")
         root = "./" if path.count("/") <= 1 else "../" * (path.count("/") - 1)
         if path == "/login":
             return self._login(method, root, body, headers)
@@ -165,7 +168,7 @@ class WebApp:
         sort = sort if sort in COLUMNS else ""
         descending = query.get("dir") == "desc"
         per_text = query.get("per", "")
-        per = 0 if per_text == "all" else int(per_text) if per_text.isdigit() and int(per_text) in PAGE_SIZES \
+        per = 0 if per_text == "all" else int(per_text) if per_text in {str(p) for p in PAGE_SIZES} \
             else DEFAULT_PAGE_SIZE
         rows: list[Row] | tuple[Row, ...] = snapshot.rows
         if kind:
@@ -180,7 +183,7 @@ class WebApp:
         total = len(rows)
         pages = max(1, -(-total // per)) if per else 1
         page_text = query.get("page", "1")
-        page = min(max(int(page_text), 1), pages) if page_text.isdigit() else 1
+        page = min(max(int(page_text), 1), pages) if page_text.isdigit() and len(page_text) <= 9 else 1
         shown = rows[(page - 1) * per: page * per] if per else rows
         kept = {"kind": kind, "status": status, "q": text, "sort": sort, "dir": "desc" if descending else "",
                 "per": per_text if per_text == "all" or per != DEFAULT_PAGE_SIZE else ""}
@@ -254,4 +257,4 @@ def _plan_mark(text: str) -> str:
         return "change"
     if stripped.startswith("⚠"):
         return "remove"
-    return _line_mark(text) if text.startswith("  ") else ""
+    return line_mark(text) if text.startswith("  ") else ""

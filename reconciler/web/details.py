@@ -163,7 +163,8 @@ def _properties(desired: dict[str, Any], live: dict[str, Any] | None, changed: s
 _MARKS = {"+": "add", "-": "remove", "~": "change", ">": "move", "⇅": "change", "-/+": "remove", "=": "move"}
 
 
-def _line_mark(text: str) -> str:
+def line_mark(text: str) -> str:
+    """The colour of one line of the text plan: by the mark it starts with (``+``, ``-``, ``~``, ``>``…)."""
     stripped = text.lstrip()
     head = stripped.split(" ", 1)[0]
     if head in _MARKS and stripped.startswith(head + " ") and (text == stripped or text.startswith("  ")):
@@ -173,7 +174,7 @@ def _line_mark(text: str) -> str:
 
 def action_view(action: Action) -> ActionView:
     """An action as the text plan prints it (the same lines), for one object's page."""
-    lines = tuple(Line(text, _line_mark(text)) for text in action_lines(action))
+    lines = tuple(Line(text, line_mark(text)) for text in action_lines(action))
     return ActionView(action.symbol, action.verb.value, action.reason.value, action.summary, action.path,
                       risk_line(action) if action.risk is not None else None, lines)
 
@@ -276,7 +277,7 @@ def _ts_page(page: ObjectPage, snapshot: Snapshot, manifest: Any, changed: set[s
     if manifest is not None:
         steps = manifest.spec.model_dump(by_alias=True, exclude_none=True, mode="json").get("steps") or []
         page.steps = step_nodes(steps, live, marks=_marks(step_changes))
-    page.removed_steps = [Line(text, _line_mark(text)) for c in step_changes if c.op is StepOp.REMOVED
+    page.removed_steps = [Line(text, line_mark(text)) for c in step_changes if c.op is StepOp.REMOVED
                           for text in _step_head(c)]
     if record_live is not None and live is not None:
         page.live_steps = step_nodes(present_references(ts_canonical(record_live).get("steps") or [], live), live,

@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from reconciler.web.app import SECURITY_HEADERS, Response, WebApp
+
+log = logging.getLogger("reconciler.web")
 
 #: The largest request body read (the sign-in form): anything larger is refused unread.
 MAX_BODY = 4096
@@ -23,7 +26,12 @@ def dispatch(app: WebApp, handler: BaseHTTPRequestHandler) -> None:
             send(handler, Response(413, b"request body too large\n", "text/plain; charset=utf-8"))
             return
         body = handler.rfile.read(int(length))
-    send(handler, app.handle(handler.command, handler.path, handler.headers, body))
+    try:
+        response = app.handle(handler.command, handler.path, handler.headers, body)
+    except Exception:  # a bug: one request fails, in the log with its trace; the view goes on serving
+        log.exception("web view: %s %s", handler.command, handler.path[:200])
+        response = Response(500, b"internal error: the trace is in the log\n", "text/plain; charset=utf-8")
+    send(handler, response)
 
 
 def send(handler: BaseHTTPRequestHandler, response: Response) -> None:
