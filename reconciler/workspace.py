@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from reconciler.site import Site, SiteTarget, create_site, is_url, open_site
 
@@ -124,7 +124,6 @@ def open_shared_state(url: str, site: Site, password: str | None, new_state: boo
         return open_state(url, site=site.site_code, password=password, create=new_state or not found)
     except StateMissing as exc:
         _refuse_lost(exc.location, f"holds nothing for site {site.site_code}", site, found)
-        raise  # not reached
 
 
 def refuse_lost_state(path: Path, site: Site) -> None:
@@ -137,7 +136,7 @@ def refuse_lost_state(path: Path, site: Site) -> None:
     _refuse_lost(str(path), "is empty (0 bytes)" if path.exists() else "does not exist", site, found)
 
 
-def _refuse_lost(where: str, what: str, site: Site, found: dict[str, int]) -> None:
+def _refuse_lost(where: str, what: str, site: Site, found: dict[str, int]) -> NoReturn:
     listing = ", ".join(f"{number} {kind}" for kind, number in found.items())
     raise StateError(
         f"state store {where} {what}, but site {site.site_code} ({site.location}) has {listing} that this tool may "
