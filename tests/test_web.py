@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import git
@@ -416,3 +417,49 @@ def test_a_refresh_that_fails_is_shown_and_the_rows_read_before_are_kept(estate:
         assert len(re.findall(r'<tr data-key="', html)) == 21  # what was read before
     finally:
         running.close()
+
+
+def test_pending_and_failed_come_from_the_state_store(estate: Estate) -> None:
+    """An apply killed mid-action leaves the object pending; an action that failed and is still planned is failed."""
+    from reconciler.state import AuditEvent, StateStore
+
+    with open_site(estate.site) as site:
+        vhd = next(t for t in site.read().task_sequences.values() if t.name == "Windows 11 23H2 - VHD")
+        site.set_task_sequence_enabled(vhd.id, True)  # planned again: DisableTaskSequence (drift)
+    state = StateStore(estate.root / ".reconcile" / "state.db")
+    try:
+        state.intent("0123456789ab", "UpdateTaskSequence", "TaskSequence/windows-11-upgrade")
+        state.record_audit([AuditEvent(at=time.time(), event="action", actor="osd@example", apply_id="a1",
+                                       plan_id="0123456789ab", object="TaskSequence/windows-11-vhd", outcome="failed",
+                                       detail={"verb": "DisableTaskSequence", "reason": "drift",
+                                               "message": "the site refused: locked by the console"})])
+    finally:
+        state.close()
+    running = Served(estate.view())
+    try:
+        html = running.get("/").text
+        assert re.search(r'data-key="TaskSequence/windows-11-upgrade" data-status="pending"', html)
+        assert "an apply stopped during UpdateTaskSequence (plan 0123456789ab)" in html
+        assert re.search(r'data-key="TaskSequence/windows-11-vhd" data-status="failed"', html)
+        assert "the site refused: locked by the console" in html
+        page = running.get("/objects/TaskSequence/windows-11-vhd").text
+        assert "DisableTaskSequence (drift)" in page and 'o-failed">failed' in page and "osd@example" in page
+    finally:
+        running.close()
+
+
+def test_conditions_read_as_the_console_says_them() -> None:
+    from reconciler.web.conditions import condition_text
+
+    assert condition_text(None) == ""
+    assert condition_text({"variable": {"name": "_SMSTSInWinPE", "operator": "equals", "value": "true"}}) == \
+        '_SMSTSInWinPE equals "true"'
+    assert condition_text([{"variable": {"name": "A", "operator": "exists"}},
+                           {"or": [{"wmi": {"namespace": "root\\cimv2", "query": "SELECT * FROM Win32_Battery"}},
+                                   {"not": [{"folder": {"path": "C:\\Keep"}}]}]}]) == \
+        'A exists and any of (WMI query in root\\cimv2: SELECT * FROM Win32_Battery; not (folder C:\\Keep exists))'
+    assert condition_text({"registry": {"keyPath": "HKLM\\SOFTWARE\\Contoso", "value": "Ring", "operator": "equals",
+                                        "data": "Pilot"}}) == 'registry HKLM\\SOFTWARE\\Contoso\\Ring equals "Pilot"'
+    assert condition_text({"software": {"productName": "Contoso Agent", "operator": "greaterEqual",
+                                        "version": "2.0"}}) == 'software "Contoso Agent" installed version ' \
+                                                               'greaterEqual 2.0'
