@@ -12,6 +12,7 @@ from reconciler.actor import resolve_actor
 from reconciler.cli.app import cli
 from reconciler.cli.common import (
     EXIT_ERROR,
+    StateParam,
     actor_option,
     cache_folder,
     open_for,
@@ -46,12 +47,12 @@ from reconciler.source.select import Provenance, load_ref
               help="The site's lease lapses this long after this process stops renewing it (if it dies).")
 @actor_option
 @site_options
-@click.option("--state", "state_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--state", "state_path", type=StateParam(), default=None,
               help="State store (default: beside an embedded site; .reconcile/<host>.state.db for a URL).")
 @settings_options
 def rollback_command(apply_id: str, repo: str | None, prune: bool, yes: bool, output: str, no_color: bool,
                      lease_seconds: float, actor: str | None, site_path: Path | str | None, site_args: SiteArguments,
-                     state_path: Path | None, config_file: Path | None, secrets_dir: Path | None) -> None:
+                     state_path: Path | str | None, config_file: Path | None, secrets_dir: Path | None) -> None:
     """Plan the site back to what apply APPLY_ID wrote (an ID from 'reconcile history'), show the plan, and apply it
     after confirmation (--yes without a terminal).
 
