@@ -79,6 +79,9 @@ def secret_file(path_text: str, policy: SecretsPolicy) -> Path:
     """
     shown = _shown(path_text)
     where = f"the secrets folder {policy.relative}/"
+    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in path_text):
+        raise SecretRefused(f"file {shown} holds a control character (a NUL or a line break); a file secret is "
+                            f"named by a plain path inside {where}, such as {_example(policy, 'NAME')}")
     pure = PurePosixPath(path_text)
     if pure.is_absolute() or path_text.startswith("~") or (len(path_text) > 1 and path_text[1] == ":"):
         raise SecretRefused(f"file {shown} is an absolute path; a file secret is a path relative to the manifests "
@@ -168,6 +171,12 @@ def value_problem(value: str) -> str | None:
     return None
 
 
+def _kind(mode: int) -> str:
+    return ("a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else
+            "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode) else
+            "a special file")
+
+
 def _read_file(path: Path, policy: SecretsPolicy, shown: str) -> str:
     real = _inside(path, policy, shown)
     try:
@@ -175,10 +184,12 @@ def _read_file(path: Path, policy: SecretsPolicy, shown: str) -> str:
         fd = os.open(real, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
     except OSError as exc:
         raise SecretUnavailable(f"secret file {shown} cannot be read ({exc.strerror or exc})") from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):  # checked before fdopen, which refuses a folder with its own error
+        os.close(fd)
+        raise SecretRefused(f"secret file {shown} is {_kind(info.st_mode)}, not a regular file; a secret is a file "
+                            "of text")
     with os.fdopen(fd, "rb") as handle:
-        info = os.fstat(handle.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise SecretRefused(f"secret file {shown} is not a regular file; a secret is a file of text")
         if info.st_size > _FILE_READ_LIMIT:
             raise SecretUnusable(f"secret file {shown} is {info.st_size:,} bytes; a secret holds at most "
                                  f"{VALUE_LIMIT:,} characters")
@@ -196,13 +207,16 @@ def _read_file(path: Path, policy: SecretsPolicy, shown: str) -> str:
 def read_secret(source: Mapping[str, Any], policy: SecretsPolicy) -> str:
     """The value of a source, if the policy allows it and ConfigMgr can store it."""
     ref = describe(source)
+    if not ref.isprintable():  # a NUL or a line break in a name would break the one-line message
+        ref = repr(ref)
     problem = source_problem(source, policy, look=False)
     if problem:
         raise SecretRefused(f"{problem} (valueFrom {ref})")
     if source.get("env"):
         name = source["env"]
         if name not in os.environ:
-            raise SecretUnavailable(f"environment variable {name} is not set (valueFrom: {{env: {name}}})")
+            shown = name if name.isprintable() else repr(name)
+            raise SecretUnavailable(f"environment variable {shown} is not set (valueFrom: {{env: {shown}}})")
         value = os.environ[name]
     else:
         value = _read_file(secret_file(str(source["file"]), policy), policy, _shown(str(source["file"])))

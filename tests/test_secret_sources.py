@@ -206,6 +206,27 @@ def test_special_and_oversized_files_are_refused_unread(tmp_path: Path) -> None:
     assert read_secret({"file": "secrets/ok.txt"}, policy) == "pass-word"
 
 
+def test_a_folder_or_a_path_with_a_control_character_is_refused_with_its_reference(tmp_path: Path) -> None:
+    manifests = tmp_path / "manifests"
+    (manifests / "secrets" / "folder").mkdir(parents=True)
+    policy = SecretsPolicy(manifests / "secrets", within=manifests)
+    with pytest.raises(SecretRefused, match="'secrets/folder' is a folder, not a regular file"):
+        read_secret({"file": "secrets/folder"}, policy)
+    for path in ("secrets/a\0b", "secrets/a\nb"):
+        with pytest.raises(SecretRefused, match="holds a control character") as refused:
+            read_secret({"file": path}, policy)
+        assert "\n" not in str(refused.value) and "\0" not in str(refused.value)
+
+    (manifests / "vars.yaml").write_text(computer_vars(r'{name: A, valueFrom: {file: "secrets/a\0b"}}',
+                                                       "{name: B, valueFrom: {file: secrets/folder}}"))
+    checked = invoke(tmp_path, "validate", "manifests")
+    assert checked.exit_code == 1 and "vars.yaml:7:" in checked.output and "control character" in checked.output
+    (manifests / "vars.yaml").write_text(computer_vars("{name: B, valueFrom: {file: secrets/folder}}"))
+    applied = invoke(tmp_path, "manifests", "--yes", "--new-state")
+    assert applied.exit_code == 1 and "internal error" not in applied.output, applied.output
+    assert "'secrets/folder' is a folder" in applied.stderr and "nothing was applied" in applied.stderr
+
+
 def test_a_secrets_folder_that_links_out_of_the_manifests_is_refused(tmp_path: Path) -> None:
     (tmp_path / "elsewhere").mkdir()
     (tmp_path / "elsewhere" / "hostname").write_text("host-value\n")
